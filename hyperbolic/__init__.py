@@ -1,1 +1,39 @@
-"""Hyperbolic geometry: the manifold protocol, float models, MCF half-space, reference, io, layers."""
+"""Hyperbolic geometry: the manifold protocol, float models, the mpmath reference, io and layers.
+
+Public models (curvature -1 by default, any negative curvature as an argument):
+
+* :class:`Lorentz` — the hyperboloid, the hub chart;
+* :class:`PoincareBall` — the Poincaré ball;
+* :class:`HalfSpace` — the upper half-space.
+"""
+
+import torch
+
+from . import numerics, reference, registry
+from .halfspace import HalfSpace
+from .lorentz import Lorentz
+from .manifold import (
+    HyperbolicManifold,
+    OffManifoldError,
+    PrecisionContract,
+    PrecisionError,
+)
+from .numerics import NonFiniteError
+from .poincare import PoincareBall
+
+__all__ = [
+    "HyperbolicManifold",
+    "PrecisionContract",
+    "PrecisionError",
+    "OffManifoldError",
+    "NonFiniteError",
+    "Lorentz",
+    "PoincareBall",
+    "HalfSpace",
+    "numerics",
+    "reference",
+    "registry",
+]
+
+for _label, _cls in (("lorentz", Lorentz), ("poincare", PoincareBall), ("halfspace", HalfSpace)):
+    registry.register(_label, _cls, dtypes=(torch.float64, torch.float32))

@@ -1,0 +1,144 @@
+r"""The upper half-space :math:`\{(x, y) : x \in \mathbb{R}^{n-1},\ y > 0\}` at curvature -1.
+
+Storage ``(x1, ..., x_{n-1}, y)``: height last. Metric :math:`(\lVert dx\rVert^2 + dy^2)/y^2`; origin
+``(0, ..., 0, 1)``. The frame :math:`e_i = y\,\partial_i` is orthonormal, and frame coordinates of a tangent
+vector ``u`` are ``u / y``.
+
+Distance (overflow- and underflow-safe at every radius whose heights are normal floats):
+
+.. math::
+
+    \sinh\frac{d}{2} = \frac{\rho}{2\sqrt{y_1}\sqrt{y_2}},
+    \qquad \rho = \lVert (x_1 - x_2,\ y_1 - y_2) \rVert ,
+
+with :math:`\rho` computed by a scaled norm, so neither the squares nor :math:`y_1 y_2` under/overflow
+(the textbook :math:`\cosh d = 1 + \rho^2/(2y_1y_2)` gives 0/0 past radius 355).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..numerics import scaled_norm, sinhc, sinhc_inverse, tanhc
+
+__all__ = [
+    "split",
+    "join",
+    "dist",
+    "dist_from_difference",
+    "expmap_frame",
+    "logmap_frame",
+    "to_lorentz",
+    "from_lorentz",
+]
+
+
+def split(p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` views of a storage tensor; ``y`` keeps a trailing axis of size 1."""
+    return p[..., :-1], p[..., -1:]
+
+
+def join(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, y], dim=-1)
+
+
+def dist_from_difference(
+    delta: torch.Tensor, eta: torch.Tensor, y1: torch.Tensor, y2: torch.Tensor
+) -> torch.Tensor:
+    """Distance from the horizontal difference ``delta``, the height difference ``eta`` and the heights.
+
+    All arguments keep a trailing axis (``eta``, ``y1``, ``y2`` of size 1); so does the result. Shared
+    with models that store ``x`` more precisely than one float and form ``delta`` exactly.
+    """
+    rho = scaled_norm(torch.cat([delta, eta], dim=-1), keepdim=True)
+    return 2 * torch.asinh(rho / torch.sqrt(y1) / (2 * torch.sqrt(y2)))
+
+
+def dist(p: torch.Tensor, q: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
+    x1, y1 = split(p)
+    x2, y2 = split(q)
+    d = dist_from_difference(x1 - x2, y1 - y2, y1, y2)
+    return d if keepdim else d.squeeze(-1)
+
+
+def expmap_frame(
+    y: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Exponential map in the orthonormal frame, cancellation-free in each branch.
+
+    For the frame vector :math:`v = (v_x, v_y)` at height ``y`` (the tangent vector is :math:`y\,v`) and
+    :math:`s = \lVert v\rVert`, returns the horizontal increment :math:`\Delta x` and the new height
+    :math:`y'`, so that the end point is :math:`(x + \Delta x, y')`:
+
+    * :math:`v_y \le 0` or :math:`s < 1/2`:
+      :math:`\Delta x = y\,v_x/(s\coth s - v_y)`, :math:`y' = y/(\cosh s - v_y\sinh(s)/s)`;
+    * otherwise (the first branch times its conjugate):
+      :math:`\Delta x = y\,(s\coth s + v_y)\,v_x/((s/\sinh s)^2 + \lVert v_x\rVert^2)`,
+      :math:`y' = y\,s\,(s + v_y\tanh s)/(\cosh s\,(\lVert v_x\rVert^2 + (v_y/\cosh s)^2))`.
+
+    For :math:`s < 1/2` every combined term of the first branch is bounded away from cancellation
+    (:math:`s\coth s \ge 1 > 2v_y`), which keeps the second branch away from :math:`s \to 0`.
+    """
+    vx, vy = v[..., :-1], v[..., -1:]
+    s = scaled_norm(v, keepdim=True)
+    vx2 = vx.square().sum(-1, keepdim=True)
+    s_coth_s = 1 / tanhc(s)
+    first = (vy <= 0) | (s < 0.5)
+
+    dx_first = vx / (s_coth_s - vy)
+    y_first = 1 / (torch.cosh(s) - vy * sinhc(s))
+
+    s_big = torch.where(first, torch.ones_like(s), s)
+    cosh_big = torch.cosh(s_big)
+    dx_second = (s_big / torch.tanh(s_big) + vy) / (sinhc_inverse(s_big).square() + vx2) * vx
+    y_second = (
+        s_big * (s_big + vy * torch.tanh(s_big)) / (cosh_big * (vx2 + (vy / cosh_big).square()))
+    )
+    dx = y * torch.where(first, dx_first, dx_second)
+    y_new = y * torch.where(first, y_first, y_second)
+    return dx, y_new
+
+
+def logmap_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    r"""Frame coordinates of :math:`\log_p(q)`.
+
+    Move ``p`` to the origin by the isometry :math:`z \mapsto (z - x_p)/y_p`; there the chart differential
+    to the hyperboloid is the identity, and :math:`\log_O(Q) = \frac{d}{\sinh d}\,(Q_1..Q_n)` gives
+
+    .. math::
+
+        v_x = \frac{d}{\sinh d}\,\frac{\delta}{h}, \qquad
+        v_y = \frac{d}{\sinh d}\,\frac{\lVert\delta\rVert^2 + (h - 1)(h + 1)}{2h},
+
+    with :math:`\delta = (x_q - x_p)/y_p`, :math:`h = y_q/y_p` and :math:`h - 1 = (y_q - y_p)/y_p` formed
+    without cancellation.
+    """
+    xp, yp = split(p)
+    xq, yq = split(q)
+    delta = (xq - xp) / yp
+    h = yq / yp
+    h_minus_one = (yq - yp) / yp
+    factor = sinhc_inverse(dist(p, q, keepdim=True))
+    vx = factor * delta / h
+    vy = factor * (delta.square().sum(-1, keepdim=True) + h_minus_one * (h + 1)) / (2 * h)
+    return torch.cat([vx, vy], dim=-1)
+
+
+def to_lorentz(p: torch.Tensor) -> torch.Tensor:
+    r""":math:`X_0 = \frac{1 + \lVert x\rVert^2 + y^2}{2y}`, :math:`X_i = x_i/y`, :math:`X_n = \frac{\lVert x\rVert^2 + y^2 - 1}{2y}`."""
+    x, y = split(p)
+    x2 = x.square().sum(-1, keepdim=True)
+    # (x2 + y^2 - 1) written as x2 + (y - 1)(y + 1) avoids cancellation near the origin.
+    return torch.cat([(1 + x2 + y.square()) / (2 * y), x / y, (x2 + (y - 1) * (y + 1)) / (2 * y)], -1)
+
+
+def from_lorentz(X: torch.Tensor) -> torch.Tensor:
+    r""":math:`y = 1/(X_0 - X_n)`, :math:`x_i = X_i\,y`.
+
+    When :math:`X_n > 0`, :math:`X_0 - X_n = (1 + \sum_{0<i<n} X_i^2)/(X_0 + X_n)` avoids cancellation.
+    """
+    x0, middle, xn = X[..., :1], X[..., 1:-1], X[..., -1:]
+    gap_direct = x0 - xn
+    gap_conjugate = (1 + middle.square().sum(-1, keepdim=True)) / (x0 + xn.clamp_min(0))
+    y = 1 / torch.where(xn > 0, gap_conjugate, gap_direct)
+    return torch.cat([middle * y, y], dim=-1)
