@@ -143,14 +143,14 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         return {
             "name": self.name,
             "dim": self.dim,
-            "curvature": float(self.curvature),
+            "curvature": float(self.curvature.detach()),
             "learnable": self.learnable,
             "storage_dim": self.storage_dim,
             "format_version": FORMAT_VERSION,
         }
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, curvature={float(self.curvature):.6g}" + (
+        return f"dim={self.dim}, curvature={float(self.curvature.detach()):.6g}" + (
             ", learnable=True" if self.learnable else ""
         )
 
