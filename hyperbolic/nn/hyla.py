@@ -63,6 +63,7 @@ import geoopt
 import mpmath
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .. import reference
 from ..halfspace import HalfSpace
@@ -100,6 +101,20 @@ def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     b_virtual = s - a
     a_virtual = s - b_virtual
     return s, (a - a_virtual) + (b - b_virtual)
+
+
+def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``k`` float tensors as if computed in ``k``-fold precision, then rounded (SumK of
+    Ogita, Rump and Oishi: ``k - 1`` error-free Two-Sum sweeps, then an ordinary sum). Exact cancellation
+    of up to ``(k - 1) p`` bits between the terms costs no accuracy."""
+    terms = list(terms)
+    for _ in range(len(terms) - 1):
+        for i in range(len(terms) - 1):
+            terms[i + 1], terms[i] = _two_sum(terms[i], terms[i + 1])
+    errors = terms[0]
+    for term in terms[1:-1]:
+        errors = errors + term
+    return terms[-1] + errors
 
 
 def _two_square(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,13 +157,14 @@ def _pairwise_log_squared_distance(
     points: torch.Tensor,
     omega: torch.Tensor,
     exact_difference: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    pairs: list | None = None,
 ) -> torch.Tensor:
     r""":math:`\log\lVert a_i - \omega_k\rVert^2` for all pairs: ``(N, n) x (D, n) -> (N, D)``.
 
     ``points`` holds the (rounded) rows :math:`a_i` for the fast Gram form;
     ``exact_difference(i, k)`` returns the rows :math:`a_i - \omega_k` for index vectors ``i, k``, formed as
     accurately as the representation allows, and is called only for the pairs the Gram form cannot
-    resolve (cancellation, overflow or underflow).
+    resolve (cancellation, overflow or underflow); their indices are appended to ``pairs`` when given.
     """
     g = guards(points.dtype)
     a2 = points.square().sum(-1, keepdim=True)
@@ -163,6 +179,8 @@ def _pairwise_log_squared_distance(
     if rows.numel():
         norm = scaled_norm(exact_difference(rows, cols), dim=-1)
         log_sq = log_sq.index_put((rows, cols), 2 * torch.log(norm.clamp_min(g.tiny)))
+        if pairs is not None:
+            pairs.extend((rows, cols))
     return log_sq
 
 
@@ -176,7 +194,7 @@ def _check_omega(omega: torch.Tensor, width: int, what: str) -> None:
         raise ValueError(f"{what} must have shape (n_features, {width}), got {tuple(omega.shape)}")
 
 
-def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
+def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor, *, analytic_gradient: bool = True) -> torch.Tensor:
     r"""Log Poisson kernel on the unit Poincaré ball.
 
     .. math:: h_k(x) = \log(1 - \lVert x\rVert^2) - \log\lVert x - \omega_k\rVert^2
@@ -188,6 +206,11 @@ def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     omega : Tensor ``(D, n)``
         Unit boundary directions.
 
+    analytic_gradient : bool
+        Backpropagate with the closed-form gradient of :class:`_BallLogPoisson` (one saved ``(N, D)``
+        tensor; first derivatives only). ``False`` records the plain autograd graph, which also gives
+        higher derivatives (e.g. Laplacians).
+
     Returns
     -------
     Tensor ``(..., D)``
@@ -198,9 +221,60 @@ def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
     _check_omega(omega, n, "omega")
     flat = _flatten(x, n)
     omega = omega.to(flat)
+    if analytic_gradient and flat.requires_grad and torch.is_grad_enabled() and not omega.requires_grad:
+        h = _BallLogPoisson.apply(flat, omega)
+    else:
+        h = _ball_log_poisson(flat, omega)[0]
+    return h.reshape(*x.shape[:-1], omega.shape[0])
+
+
+def _ball_log_poisson(flat: torch.Tensor, omega: torch.Tensor):
+    """``h`` ``(N, D)`` and what its analytic gradient needs: ``1 - ‖x‖²``, ``1/‖x - ω‖²`` and the
+    pairs recomputed from explicit differences."""
     gap = _one_minus_squared_norm(flat).clamp_min(guards(flat.dtype).tiny)
-    log_sq = _pairwise_log_squared_distance(flat, omega, lambda i, k: flat[i] - omega[k])
-    return (torch.log(gap) - log_sq).reshape(*x.shape[:-1], omega.shape[0])
+    pairs: list = []
+    log_sq = _pairwise_log_squared_distance(flat, omega, lambda i, k: flat[i] - omega[k], pairs)
+    return torch.log(gap) - log_sq, gap, log_sq, pairs
+
+
+class _BallLogPoisson(torch.autograd.Function):
+    r""":math:`h_k(x) = \log(1 - \lVert x\rVert^2) - \log\lVert x - \omega_k\rVert^2` with the analytic gradient
+
+    .. math::
+
+        \nabla_x \sum_k G_k h_k = -\frac{2x}{1 - \lVert x\rVert^2}\sum_k G_k
+        - 2\sum_k \frac{G_k}{\lVert x - \omega_k\rVert^2}(x - \omega_k),
+
+    the last sum as :math:`x\sum_k g_k - g\,\Omega` over the pairs the Gram form resolves (no cancellation
+    there) plus explicit differences over the others. It saves one ``(N, D)`` tensor instead of the
+    dozen an autograd graph of the same computation keeps. ``omega`` gets no gradient; the backward is
+    not itself differentiable (use ``analytic_gradient=False`` for higher derivatives).
+    """
+
+    @staticmethod
+    def forward(ctx, x, omega):
+        with torch.no_grad():
+            h, gap, log_sq, pairs = _ball_log_poisson(x, omega)
+        inverse = torch.exp(-log_sq)
+        rows, cols = pairs if pairs else (None, None)
+        ctx.save_for_backward(x, omega, gap, inverse, *((rows, cols) if pairs else ()))
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h):
+        x, omega, gap, inverse, *pairs = ctx.saved_tensors
+        weights = grad_h * inverse
+        if pairs:
+            rows, cols = pairs
+            exact = weights[rows, cols]
+            weights = weights.index_put((rows, cols), torch.zeros_like(exact))
+        sum_g = grad_h.sum(-1, keepdim=True)
+        sum_w = weights.sum(-1, keepdim=True)
+        grad_x = -2 * x * (sum_g / gap) - 2 * (x * sum_w - weights @ omega)
+        if pairs:
+            grad_x = grad_x.index_add(0, rows, -2 * exact.unsqueeze(-1) * (x[rows] - omega[cols]))
+        return grad_x, None
 
 
 def log_poisson_lorentz(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
@@ -386,9 +460,10 @@ def log_poisson_halfspace_mcf(
     :math:`x = \sum_j x^{(j)}` (largest component first) and ``y`` one float. The pairs where
     :math:`x \approx \omega` use the exact difference
 
-    .. math:: x - \omega = s + \big(e + \textstyle\sum_{j \ge 2} x^{(j)}\big), \qquad (s, e) = \text{Two-Sum}(x^{(1)}, -\omega),
+    .. math:: x - \omega = s + e + \textstyle\sum_{j \ge 2} x^{(j)}, \qquad (s, e) = \text{Two-Sum}(x^{(1)}, -\omega),
 
-    rounded once, so :math:`\lVert x - \omega\rVert` has full relative accuracy however close ``x`` is to
+    summed in ``m + 1``-fold precision (:func:`_accurate_sum`) and rounded once, so
+    :math:`\lVert x - \omega\rVert` has full relative accuracy however close ``x`` is to
     :math:`\omega`, and ``h`` is accurate at every radius the expansion represents (while ``y`` and
     :math:`\lVert x - \omega\rVert` are normal floats: radius about 708 in float64).
 
@@ -430,7 +505,7 @@ def log_poisson_halfspace_mcf(
 
     def exact_difference(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         s, e = _two_sum(parts[0][i], -omega[k])
-        return s + (e + tail[i])
+        return _accurate_sum([s, e, *(part[i] for part in parts[1:])])
 
     h = _halfspace_core(rounded, torch.log(y), omega, at_infinity, exact_difference)
     return h.reshape(*x.shape[:-1], omega.shape[0])
