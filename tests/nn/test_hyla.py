@@ -27,6 +27,15 @@ from hyperbolic.nn.hyla import (
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: thread start-up costs more than it saves on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------- mpmath oracle
 def ref_h(point, omega_hat):
     """h = -log(-<x, (1, ω)>_L) for an exact Lorentz point and an exact unit direction."""
