@@ -224,57 +224,124 @@ def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor, *, analytic_gradient:
     if analytic_gradient and flat.requires_grad and torch.is_grad_enabled() and not omega.requires_grad:
         h = _BallLogPoisson.apply(flat, omega)
     else:
-        h = _ball_log_poisson(flat, omega)[0]
+        h = _ball_log_poisson(flat, omega)
     return h.reshape(*x.shape[:-1], omega.shape[0])
 
 
 def _ball_log_poisson(flat: torch.Tensor, omega: torch.Tensor):
-    """``h`` ``(N, D)`` and what its analytic gradient needs: ``1 - ‖x‖²``, ``1/‖x - ω‖²`` and the
-    pairs recomputed from explicit differences."""
+    """``h`` ``(N, D)`` by differentiable torch operations (any order of derivatives)."""
     gap = _one_minus_squared_norm(flat).clamp_min(guards(flat.dtype).tiny)
-    pairs: list = []
-    log_sq = _pairwise_log_squared_distance(flat, omega, lambda i, k: flat[i] - omega[k], pairs)
-    return torch.log(gap) - log_sq, gap, log_sq, pairs
+    log_sq = _pairwise_log_squared_distance(flat, omega, lambda i, k: flat[i] - omega[k])
+    return torch.log(gap) - log_sq
+
+
+def _ball_squared_distances(x: torch.Tensor, omega: torch.Tensor):
+    r""":math:`q_{ik} = \lVert x_i - \omega_k\rVert^2` ``(N, D)`` for ball rows and unit directions (no grad).
+
+    The Gram form :math:`\lVert x\rVert^2 + \lVert\omega\rVert^2 - 2\langle x, \omega\rangle` is at least half
+    of :math:`\lVert x\rVert^2 + \lVert\omega\rVert^2` (so accurate to a few ulp) wherever
+    :math:`\langle x, \omega\rangle \le (\lVert x\rVert^2 + \min\lVert\omega\rVert^2)/4`; the other pairs,
+    returned as ``(rows, cols)``, are recomputed from explicit differences.
+    """
+    tiny = guards(x.dtype).tiny
+    a2 = x.square().sum(-1, keepdim=True)
+    w2 = omega.square().sum(-1)
+    q = x @ omega.transpose(0, 1)
+    rows, cols = torch.nonzero(q > (a2 + w2.min()) / 4, as_tuple=True)
+    q.mul_(-2).add_(a2).add_(w2)
+    if rows.numel():
+        q[rows, cols] = (x[rows] - omega[cols]).square().sum(-1)
+    return q.clamp_min_(tiny), rows, cols
+
+
+def _ball_h_backward(x, omega, gap, q, grad_h, rows, cols):
+    r""":math:`\nabla_x \sum_k G_k h_k = -\frac{2x}{1 - \lVert x\rVert^2}\sum_k G_k - 2\sum_k \frac{G_k}{q_k}(x - \omega_k)`,
+    the last sum as :math:`x\sum_k g_k - g\,\Omega` over the Gram-form pairs (no cancellation there) plus
+    explicit differences over ``(rows, cols)``."""
+    weights = grad_h / q
+    sum_g = grad_h.sum(-1, keepdim=True)
+    if rows.numel():
+        exact = weights[rows, cols]
+        weights[rows, cols] = 0
+    sum_w = weights.sum(-1, keepdim=True)
+    grad_x = -2 * x * (sum_g / gap) - 2 * (x * sum_w - weights @ omega)
+    if rows.numel():
+        grad_x = grad_x.index_add(0, rows, -2 * exact.unsqueeze(-1) * (x[rows] - omega[cols]))
+    return grad_x
 
 
 class _BallLogPoisson(torch.autograd.Function):
     r""":math:`h_k(x) = \log(1 - \lVert x\rVert^2) - \log\lVert x - \omega_k\rVert^2` with the analytic gradient
-
-    .. math::
-
-        \nabla_x \sum_k G_k h_k = -\frac{2x}{1 - \lVert x\rVert^2}\sum_k G_k
-        - 2\sum_k \frac{G_k}{\lVert x - \omega_k\rVert^2}(x - \omega_k),
-
-    the last sum as :math:`x\sum_k g_k - g\,\Omega` over the pairs the Gram form resolves (no cancellation
-    there) plus explicit differences over the others. It saves one ``(N, D)`` tensor instead of the
-    dozen an autograd graph of the same computation keeps. ``omega`` gets no gradient; the backward is
-    not itself differentiable (use ``analytic_gradient=False`` for higher derivatives).
-    """
+    of :func:`_ball_h_backward`. It keeps two ``(N, D)`` tensors instead of the dozen an autograd graph of
+    the same computation keeps. ``omega`` gets no gradient; the backward is not itself differentiable
+    (use ``analytic_gradient=False`` for higher derivatives)."""
 
     @staticmethod
     def forward(ctx, x, omega):
         with torch.no_grad():
-            h, gap, log_sq, pairs = _ball_log_poisson(x, omega)
-        inverse = torch.exp(-log_sq)
-        rows, cols = pairs if pairs else (None, None)
-        ctx.save_for_backward(x, omega, gap, inverse, *((rows, cols) if pairs else ()))
+            gap = _one_minus_squared_norm(x).clamp_min(guards(x.dtype).tiny)
+            q, rows, cols = _ball_squared_distances(x, omega)
+            h = torch.log(q).neg_().add_(torch.log(gap))
+        ctx.save_for_backward(x, omega, gap, q, rows, cols)
         return h
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_h):
-        x, omega, gap, inverse, *pairs = ctx.saved_tensors
-        weights = grad_h * inverse
-        if pairs:
-            rows, cols = pairs
-            exact = weights[rows, cols]
-            weights = weights.index_put((rows, cols), torch.zeros_like(exact))
-        sum_g = grad_h.sum(-1, keepdim=True)
-        sum_w = weights.sum(-1, keepdim=True)
-        grad_x = -2 * x * (sum_g / gap) - 2 * (x * sum_w - weights @ omega)
-        if pairs:
-            grad_x = grad_x.index_add(0, rows, -2 * exact.unsqueeze(-1) * (x[rows] - omega[cols]))
-        return grad_x, None
+        x, omega, gap, q, rows, cols = ctx.saved_tensors
+        return _ball_h_backward(x, omega, gap, q, grad_h, rows, cols), None
+
+
+class _BallFeatures(torch.autograd.Function):
+    r"""The whole feature map on the unit ball in one pass (the training hot path):
+
+    .. math::
+
+        \phi_k = \exp\big(\min(\rho h_k, a) - c_k + o\big)\cos(\lambda'_k h_k + b_k), \qquad
+        \frac{\partial\phi_k}{\partial h_k} = \rho\,[\rho h_k < a]\,\phi_k - \lambda'_k e^{(\cdot)}\sin(\lambda'_k h_k + b_k),
+
+    then :func:`_ball_h_backward`. Arguments: rows ``x (N, n)``, ``omega (D, n)``, effective
+    frequencies :math:`\lambda'` and phases ``b`` ``(D,)``, ``rho``, the amplitude cap ``a`` (or
+    ``None``), the shift ``c`` ``(D,)`` (or ``None``), ``fit_shift`` (compute ``c`` as the column maxima
+    of :math:`\min(\rho h, a)`), and the constant ``o``. Returns the features and the shift used
+    (zeros without one). Only ``x`` gets a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, omega, frequencies, phases, rho, cap, shift, fit_shift, offset):
+        with torch.no_grad():
+            gap = _one_minus_squared_norm(x).clamp_min(guards(x.dtype).tiny)
+            q, rows, cols = _ball_squared_distances(x, omega)
+            h = torch.log(q).neg_().add_(torch.log(gap))
+            amplitude = h * rho
+            capped = None
+            if cap is not None:
+                capped = amplitude > cap
+                amplitude.clamp_max_(cap)
+            if fit_shift:
+                shift = amplitude.amax(0) if amplitude.shape[0] else torch.zeros_like(phases)
+            if shift is not None:
+                amplitude.sub_(shift)
+            if offset:
+                amplitude.add_(offset)
+            amplitude.exp_()
+            phase = torch.addcmul(phases, h, frequencies)
+            features = torch.cos(phase).mul_(amplitude)
+        used = torch.zeros_like(phases) if shift is None else shift.clone()
+        ctx.mark_non_differentiable(used)
+        ctx.rho = rho
+        ctx.save_for_backward(x, omega, frequencies, gap, q, amplitude, phase, features, capped, rows, cols)
+        return features, used
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_features, grad_shift):
+        x, omega, frequencies, gap, q, amplitude, phase, features, capped, rows, cols = ctx.saved_tensors
+        slope = features * ctx.rho
+        if capped is not None:
+            slope.masked_fill_(capped, 0)
+        slope.sub_(torch.sin(phase).mul_(amplitude).mul_(frequencies)).mul_(grad_features)
+        return _ball_h_backward(x, omega, gap, q, slope, rows, cols), *([None] * 8)
 
 
 def log_poisson_lorentz(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:
@@ -897,8 +964,29 @@ class RandomLaplacianFeatures(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Features ``(..., storage) -> (..., n_features)``."""
+        if isinstance(self.manifold, PoincareBall) and self.route == "auto":
+            return self._ball_forward(x)
         h = self.log_poisson(x)
         return torch.exp(self.log_amplitude(h)) * torch.cos(self.phase(h))
+
+    def _ball_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The same features on the ball through :class:`_BallFeatures` (one pass, analytic gradient)."""
+        self.manifold.assert_points(x, "points")
+        flat = (x / self.manifold.scale(x)).reshape(-1, self.dim_in)
+        if self.max_norm is not None:
+            flat = self._capped_ball(flat, self.max_norm)
+        fit_shift = self.log_scale and (self.training or bool(torch.isnan(self.log_shift).any()))
+        shift = self.log_shift.to(flat) if self.log_scale and not fit_shift else None
+        frequencies = self.frequencies.to(flat) / (2 if self.convention == "official" else 1)
+        offset = 0.5 * math.log(2 / self.n_features) if self.convention == "kernel" else 0.0
+        features, used = _BallFeatures.apply(
+            flat, self.omega.to(flat), frequencies, self.phases.to(flat), self.rho, self.amplitude_cap,
+            shift, fit_shift, offset,
+        )
+        if self.log_scale and self.training:
+            with torch.no_grad():
+                self.log_shift.copy_(used)
+        return features.reshape(*x.shape[:-1], self.n_features)
 
     def extra_repr(self) -> str:
         parts = [
