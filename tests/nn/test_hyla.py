@@ -671,3 +671,42 @@ def test_bad_input_is_refused_clearly():
         log_poisson_halfspace(torch.tensor([[0.0, 0.0, -1.0]], dtype=F64), torch.zeros(2, 2, dtype=F64))
     with pytest.raises(ValueError, match="shape"):
         log_poisson_lorentz(torch.ones(2, 4, dtype=F64), torch.zeros(2, 2, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"convention": "kernel"}, {"amplitude_cap": 2.0, "convention": "kernel"}, {"log_scale": True}, {"radius_cap": 1.0}],
+)
+def test_one_pass_ball_features_equal_the_composed_path(options):
+    """The fused ball path (_BallFeatures) gives the values and gradients of h -> amplitude -> phase."""
+    ball = PoincareBall(4)
+    layer = RandomLaplacianFeatures(ball, 4, 40, lambda_scale=2.0, seed=3, **options)
+    x = ball.random(9, std=1.5, generator=torch.Generator().manual_seed(6))
+    x[0] = layer.omega[1] * 0.999
+    x.requires_grad_(True)
+    fused = layer(x)
+    composed_layer = RandomLaplacianFeatures(ball, 4, 40, lambda_scale=2.0, seed=3, **options)
+    h = composed_layer.log_poisson(x)
+    composed = torch.exp(composed_layer.log_amplitude(h)) * torch.cos(composed_layer.phase(h))
+    torch.testing.assert_close(fused, composed, rtol=1e-11, atol=1e-13)
+    weights = torch.randn(fused.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    (g_fused,) = torch.autograd.grad((fused * weights).sum(), x)
+    (g_composed,) = torch.autograd.grad((composed * weights).sum(), x)
+    torch.testing.assert_close(g_fused, g_composed, rtol=1e-9, atol=1e-11)
+    if options.get("log_scale"):
+        torch.testing.assert_close(layer.log_shift, composed_layer.log_shift)
+
+
+def test_gradcheck_one_pass_ball_features_with_caps():
+    ball = PoincareBall(3)
+    layer = RandomLaplacianFeatures(ball, 3, 11, lambda_scale=1.5, seed=2, amplitude_cap=1.0, log_scale=True)
+    x = ball.random(6, std=1.0, generator=torch.Generator().manual_seed(1))
+    x[0] = layer.omega[4] * 0.95
+    layer(x)  # fit the shift in training mode, then freeze it
+    layer.eval()
+    assert torch.autograd.gradcheck(layer, (x.clone().requires_grad_(True),))
+    plain = RandomLaplacianFeatures(ball, 3, 11, lambda_scale=1.5, seed=2, convention="kernel")
+    assert torch.autograd.gradcheck(plain, (x.clone().requires_grad_(True),))
+    from hyperbolic.nn.hyla import _BallLogPoisson
+
+    assert torch.autograd.gradcheck(lambda p: _BallLogPoisson.apply(p, layer.omega), (x.clone().requires_grad_(True),))
