@@ -19,7 +19,7 @@ import io
 import math
 import os
 import re
-import tempfile
+import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -692,16 +692,23 @@ def write_edgelist(
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    _atomic_write(path, lambda out: out.write(data))
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it over
+    ``path``; readers never see a partial file. The file gets the usual umask permissions."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+        with open(temporary, "xb") as out:
+            write(out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
 
 

@@ -38,7 +38,6 @@ import hashlib
 import logging
 import os
 import sys
-import tempfile
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,7 +47,13 @@ from typing import Literal
 
 import torch
 
-from embed.graphs import Graph, connected_components, parse_edgelist, write_edgelist
+from embed.graphs import (
+    Graph,
+    _atomic_write,
+    connected_components,
+    parse_edgelist,
+    write_edgelist,
+)
 
 __all__ = [
     "DATASETS",
@@ -534,18 +539,7 @@ def _store_cached(path: Path, dataset: str, fingerprint: str, graph: Graph) -> N
         "edges": graph.edges,
     }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                             suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                torch.save(payload, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _atomic_write(path, lambda out: torch.save(payload, out))
     except OSError as error:
         logger.warning("could not write cache file %s (%s)", path, error)
 
