@@ -234,7 +234,8 @@ class Graph:
         """Return a ``networkx.DiGraph`` or ``networkx.Graph`` with the names as nodes.
 
         Nodes are added in index order (isolated ones included); weights become the edge
-        attribute ``weight``. Duplicate edges collapse, as networkx keeps one edge per pair.
+        attribute ``weight``. Duplicate edges collapse, as networkx keeps one edge per pair;
+        networkx lists edges node by node, so a round trip keeps the edge set, not its order.
         """
         import networkx as nx
 
@@ -483,7 +484,7 @@ def parse_edgelist(
         raise GraphFormatError(f"{source}: empty edge list (no edges, only blank or comment lines)")
     line_number, fields = first
     if header is None:
-        header = (len(fields) >= 3 and not _is_number(fields[2])) or all(
+        header = (len(fields) == 3 and not _is_number(fields[2])) or all(
             f.lower() in _HEADER_WORDS for f in fields
         )
     if header:
@@ -672,7 +673,13 @@ def write_edgelist(
         header = suffix in (".csv", ".tsv")
     with_weight = header or graph.weights is not None
     names = graph.names
-    weights = graph.weights.tolist() if graph.weights is not None else None
+    bad = next((name for name in names if not _writable_name(name, delimiter)), None)
+    if bad is not None:
+        raise GraphError(
+            f"write_edgelist: node name {bad!r} cannot be written to the {delimiter!r}-separated "
+            f"file {str(path)!r} and read back (whitespace, delimiter or comment sign); "
+            "use .csv, or rename the node"
+        )
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n",
                         quoting=csv.QUOTE_MINIMAL)
@@ -689,6 +696,16 @@ def write_edgelist(
         columns = ["id1", "id2", "weight"] if with_weight else ["id1", "id2"]
         text = delimiter.join(columns) + "\n" + text
     _atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _writable_name(name: str, delimiter: str) -> bool:
+    if not name or name != name.strip() or name.startswith(("#", "%")):
+        return False
+    if delimiter == ",":
+        return True  # csv quoting takes care of commas, quotes and newlines
+    if delimiter == " ":
+        return not any(c.isspace() for c in name)
+    return delimiter not in name and "\n" not in name and "\r" not in name
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
