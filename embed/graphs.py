@@ -680,6 +680,7 @@ def write_edgelist(
             f"file {str(path)!r} and read back (whitespace, delimiter or comment sign); "
             "use .csv, or rename the node"
         )
+    weights = graph.weights.tolist() if graph.weights is not None else None
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n",
                         quoting=csv.QUOTE_MINIMAL)
