@@ -1008,9 +1008,9 @@ def bfs_tree(
         raise GraphError(f"bfs_tree: graph {graph._label()} has no nodes")
     if graph.directed:
         walk = "in" if orientation == "child-parent" else "out"
-        has_parent_direction = "out" if orientation == "child-parent" else "in"
         indptr, indices, edge_ids = graph.csr(walk)
-        parent_counts = graph.csr(has_parent_direction)[0].diff()
+        child_column = 0 if orientation == "child-parent" else 1
+        parent_counts = torch.bincount(graph.edges[:, child_column], minlength=n)
     else:
         indptr, indices, edge_ids = graph.csr("both")
         parent_counts = None

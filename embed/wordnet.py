@@ -182,6 +182,10 @@ def default_search_paths() -> list[Path]:
 
 def _open_candidate(path: Path) -> WordNetDatabase | str:
     """A database at ``path``, or a string saying why there is none."""
+    if path.is_dir() and not (path / "corpora" / "wordnet").is_dir():
+        nltk_zip = path / "corpora" / "wordnet.zip"
+        if nltk_zip.is_file():
+            path = nltk_zip
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             members = [m for m in archive.namelist() if m.endswith("data.noun")]

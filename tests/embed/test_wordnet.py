@@ -128,6 +128,10 @@ def test_nltk_zip_and_folder_layouts(fake, tmp_path):
     reference = noun_closure(wordnet_dir=fake, cache=False)
     from_zip = noun_closure(wordnet_dir=archive, cache=False)
     assert from_zip.names == reference.names and torch.equal(from_zip.edges, reference.edges)
+    zipped_root = tmp_path / "zipped_nltk_data"
+    (zipped_root / "corpora").mkdir(parents=True)
+    zip_wordnet(fake, zipped_root / "corpora" / "wordnet.zip")
+    assert find_wordnet(zipped_root).member_prefix == "wordnet/"
     dict_layout = tmp_path / "WordNet-3.0"
     write_fake_wordnet(dict_layout / "dict")
     assert find_wordnet(dict_layout).location == str(dict_layout / "dict")
