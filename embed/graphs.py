@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import os
 import re
@@ -203,8 +204,13 @@ class Graph:
             flat.append(index.setdefault(u, len(index)))
             flat.append(index.setdefault(v, len(index)))
         edges = torch.tensor(flat, dtype=torch.int64).reshape(-1, 2)
-        return cls(tuple(index), edges, None if weights is None else torch.as_tensor(weights),
-                   directed, source)
+        return cls(
+            tuple(index),
+            edges,
+            None if weights is None else torch.as_tensor(weights),
+            directed,
+            source,
+        )
 
     @classmethod
     def from_networkx(cls, graph, *, weight: str | None = "weight", source: str | None = None):
@@ -225,10 +231,16 @@ class Graph:
         ).reshape(-1, 2)
         weights = None
         if weight is not None and edge_data and all(weight in data for _, _, data in edge_data):
-            weights = torch.tensor([float(data[weight]) for _, _, data in edge_data],
-                                   dtype=torch.float64)
-        return cls(tuple(names), edges, weights, graph.is_directed(),
-                   source if source is not None else (graph.name or None))
+            weights = torch.tensor(
+                [float(data[weight]) for _, _, data in edge_data], dtype=torch.float64
+            )
+        return cls(
+            tuple(names),
+            edges,
+            weights,
+            graph.is_directed(),
+            source if source is not None else (graph.name or None),
+        )
 
     def to_networkx(self):
         """Return a ``networkx.DiGraph`` or ``networkx.Graph`` with the names as nodes.
@@ -324,14 +336,33 @@ class Graph:
         indptr, indices, _ = self.csr(direction)
         bounds = indptr.tolist()
         flat = indices.tolist()
-        return [flat[bounds[u]:bounds[u + 1]] for u in range(self.num_nodes)]
+        return [flat[bounds[u] : bounds[u + 1]] for u in range(self.num_nodes)]
 
 
 # ====================================================================== reading files
 
 _HEADER_WORDS = {
-    "id1", "id2", "id", "u", "v", "source", "target", "src", "dst", "from", "to", "node1",
-    "node2", "head", "tail", "child", "parent", "weight", "w", "hyponym", "hypernym",
+    "id1",
+    "id2",
+    "id",
+    "u",
+    "v",
+    "source",
+    "target",
+    "src",
+    "dst",
+    "from",
+    "to",
+    "node1",
+    "node2",
+    "head",
+    "tail",
+    "child",
+    "parent",
+    "weight",
+    "w",
+    "hyponym",
+    "hypernym",
 }
 _INTEGER_NAME = re.compile(r"0|[1-9][0-9]*")
 
@@ -526,7 +557,7 @@ def parse_edgelist(
     def location(line: int) -> str:
         return f"{source}:{line}"
 
-    for line_number, fields in _chain_first(first, rows):
+    for line_number, fields in itertools.chain([first], rows):
         if len(fields) not in allowed_columns:
             raise GraphFormatError(
                 f"{location(line_number)}: expected {expected_text} columns separated by "
@@ -545,9 +576,7 @@ def parse_edgelist(
                     f"{location(line_number)}: weight {value!r} is not a number"
                 ) from None
             if not math.isfinite(weight):
-                raise GraphFormatError(
-                    f"{location(line_number)}: weight {value!r} is not finite"
-                )
+                raise GraphFormatError(f"{location(line_number)}: weight {value!r} is not finite")
             if weight < 0 and not allow_negative_weights:
                 raise GraphFormatError(
                     f"{location(line_number)}: weight {value!r} is negative "
@@ -635,11 +664,6 @@ def parse_edgelist(
     )
 
 
-def _chain_first(first, rest):
-    yield first
-    yield from rest
-
-
 def write_edgelist(
     graph: Graph,
     path: str | os.PathLike,
@@ -682,8 +706,7 @@ def write_edgelist(
         )
     weights = graph.weights.tolist() if graph.weights is not None else None
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n",
-                        quoting=csv.QUOTE_MINIMAL)
+    writer = csv.writer(buffer, delimiter=delimiter, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
     for i, (u, v) in enumerate(graph.edges.tolist()):
         row = [names[u], names[v]]
         if with_weight:
@@ -820,7 +843,7 @@ class BFSTree:
     def levels(self) -> list[torch.Tensor]:
         """Nodes of each depth, as a list of index tensors in BFS order."""
         bounds = self.level_ptr.tolist()
-        return [self.order[bounds[d]:bounds[d + 1]] for d in range(len(bounds) - 1)]
+        return [self.order[bounds[d] : bounds[d + 1]] for d in range(len(bounds) - 1)]
 
     def tree_edges(self) -> torch.Tensor:
         """``(n - roots, 2)`` tree edges ``(child, parent)`` in BFS order of the child."""
@@ -835,8 +858,11 @@ class BFSTree:
         """One line: roots, depth, dropped edges, components."""
         roots = ", ".join(repr(self.names[r]) for r in self.roots[:3].tolist())
         more = f" and {self.num_trees - 3} more" if self.num_trees > 3 else ""
-        virtual = (f"; joined under virtual root {self.names[self.virtual_root]!r}"
-                   if self.virtual_root is not None else "")
+        virtual = (
+            f"; joined under virtual root {self.names[self.virtual_root]!r}"
+            if self.virtual_root is not None
+            else ""
+        )
         return (
             f"BFS tree of {self.source or '<graph>'}: {self.num_trees} tree(s) rooted at "
             f"{roots}{more}{virtual}; max depth {self.max_depth}; "
@@ -880,8 +906,12 @@ class _Search:
         """Breadth-first search from ``roots`` (unvisited nodes) through unvisited nodes."""
         frontier = roots
         self.roots.append(roots)
-        self._mark(frontier, frontier.new_full(frontier.shape, -1),
-                   frontier.new_full(frontier.shape, -1), 0)
+        self._mark(
+            frontier,
+            frontier.new_full(frontier.shape, -1),
+            frontier.new_full(frontier.shape, -1),
+            0,
+        )
         level = 0
         while frontier.numel():
             if level >= _DEEP_LEVEL and frontier.numel() < _NARROW_FRONTIER:
@@ -1020,23 +1050,28 @@ def bfs_tree(
     if root is not None:
         search.run(torch.tensor([graph.node_id(root)], dtype=torch.int64))
     else:
-        search.run(_automatic_roots(graph, parent_counts, component, num_components,
-                                    torch.ones(n, dtype=torch.bool)))
+        search.run(
+            _automatic_roots(
+                graph, parent_counts, component, num_components, torch.ones(n, dtype=torch.bool)
+            )
+        )
     unreached = search.depth < 0
     if bool(unreached.any()):
         example = graph.names[int(torch.nonzero(unreached)[0])]
         count = int(unreached.sum())
         if forest == "error":
-            start = f"root {graph.names[int(search.roots[0][0])]!r}" if root is not None else (
-                f"the {search.roots[0].numel()} automatic root(s)")
+            start = (
+                f"root {graph.names[int(search.roots[0][0])]!r}"
+                if root is not None
+                else (f"the {search.roots[0].numel()} automatic root(s)")
+            )
             raise GraphError(
                 f"bfs_tree: {start} does not reach {count} of {n} nodes of graph "
                 f"{graph._label()} (e.g. {example!r}; {num_components} connected component(s)); "
                 "pass forest='roots' or forest='virtual' for a forest"
             )
         while bool(unreached.any()):
-            search.run(_automatic_roots(graph, parent_counts, component, num_components,
-                                        unreached))
+            search.run(_automatic_roots(graph, parent_counts, component, num_components, unreached))
             unreached = search.depth < 0
     roots = torch.cat(search.roots)
     if forest is None and roots.numel() > 1:

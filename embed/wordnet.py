@@ -164,8 +164,12 @@ def _nltk_data_dirs() -> list[Path]:
             dirs.append(Path(appdata) / "nltk_data")
         dirs += [Path("C:/nltk_data"), Path("D:/nltk_data"), Path("E:/nltk_data")]
     else:
-        dirs += [Path("/usr/share/nltk_data"), Path("/usr/local/share/nltk_data"),
-                 Path("/usr/lib/nltk_data"), Path("/usr/local/lib/nltk_data")]
+        dirs += [
+            Path("/usr/share/nltk_data"),
+            Path("/usr/local/share/nltk_data"),
+            Path("/usr/lib/nltk_data"),
+            Path("/usr/local/lib/nltk_data"),
+        ]
     return dirs
 
 
@@ -245,7 +249,7 @@ def find_wordnet(
             f"{origin} = {str(explicit)!r} holds no WordNet database ({found}). {INSTALL_HINT}"
         )
     tried = []
-    for candidate in (default_search_paths() if search is None else [Path(p) for p in search]):
+    for candidate in default_search_paths() if search is None else [Path(p) for p in search]:
         found = _open_candidate(Path(candidate))
         if isinstance(found, WordNetDatabase):
             return found
@@ -301,7 +305,7 @@ def parse_index(data: bytes, path: str = "index") -> dict[str, list[str]]:
     for line_number, line in _data_lines(data, path):
         fields = line.split()
         try:
-            offsets = fields[int(fields[3]) + 6:]
+            offsets = fields[int(fields[3]) + 6 :]
             if len(offsets) != int(fields[2]):
                 raise ValueError(f"{fields[2]} synsets announced, {offsets} listed")
         except (ValueError, IndexError) as error:
@@ -325,12 +329,12 @@ def parse_data(
         try:
             offset = int(fields[0])
             word_count = int(fields[3], 16)
-            lemmas = tuple(fields[4:4 + 2 * word_count:2])
+            lemmas = tuple(fields[4 : 4 + 2 * word_count : 2])
             position = 4 + 2 * word_count
             pointer_count = int(fields[position])
             hypernyms, instances = [], []
             for k in range(pointer_count):
-                symbol, target, target_pos = fields[position + 1 + 4 * k:position + 4 + 4 * k]
+                symbol, target, target_pos = fields[position + 1 + 4 * k : position + 4 + 4 * k]
                 if target_pos != pos:
                     continue
                 if symbol == "@":
@@ -638,7 +642,8 @@ def mammal_closure(
         root = names.index("mammal.n.01")
         excluded = set(MAMMAL_FILTERED_SYNSETS) if filtered else set()
         keep = [
-            i for i, above in enumerate(ancestors)
+            i
+            for i, above in enumerate(ancestors)
             if (i == root or root in above) and names[i] not in excluded
         ]
         return _closure_graph(names, ancestors, keep, source)
