@@ -240,7 +240,7 @@ def two_prod_fma(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return p, _addcmul_error(a, b, p)
 
 
-# -- FMA detection --------------------------------------------------------------------------
+# -- FMA detection --
 
 _METHODS = ("auto", "fma", "dekker")
 _method = "auto"

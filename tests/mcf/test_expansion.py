@@ -347,3 +347,36 @@ def test_random_stress(dtype, m, rng):
         roots = [mpmath.sqrt(abs(u)) for u in bigs]
     check(mcf.div(big, y), quots, 4, what="div", mask=fit(quots, m, dtype))
     check(mcf.sqrt(mcf.abs(big)), roots, 4, what="sqrt")
+
+
+# -- the underflow range --
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("m", [1, 2, 3])
+def test_subnormal_range_loss_is_bounded(dtype, m):
+    """Near and below the smallest normal number components become subnormal:
+    representable() says so, results stay valid expansions, and the error exceeds the
+    relative bound by at most a few subnormal spacings (the documented loss)."""
+    f = mcf.float_format(dtype)
+    tiny = f.tiny
+
+    @hyp(m, large=15)
+    @given(data=st.data())
+    def run(data):
+        lo, hi = f.emin - f.p + 3, f.emin + 2 * f.p
+        x, y = draw_operands(data, dtype, m, (lo, hi))
+        assert not mcf.representable(x[x[..., 0].abs() < mcf.min_leading(dtype, m)]).any()
+        xs, ys = flat_values(x), flat_values(y)
+        check(mcf.add(x, y), [exact_add(a, b) for a, b in zip(xs, ys, strict=True)], 3,
+              what="add", absolute=4 * tiny)  # fmt: skip
+        check(mcf.sub(x, y), [exact_add(a, -b) for a, b in zip(xs, ys, strict=True)], 3,
+              what="sub", absolute=4 * tiny)  # fmt: skip
+        check(mcf.scale(x, 0.5), [a / 2 for a in xs], 0, what="halve", absolute=m * tiny)
+        # products whose low parts (Two-Prod error terms) underflow
+        factors = data.draw(st.lists(numbers(f.p, m, -f.p, 4), min_size=len(xs), max_size=len(xs)))
+        z = mcf.from_mpmath(factors, m, dtype)
+        check(mcf.mul(x, z), [exact_mul(a, b) for a, b in zip(xs, flat_values(z), strict=True)],
+              2 * m + 1, what="mul", absolute=2 * m * m * tiny)  # fmt: skip
+
+    run()
