@@ -710,3 +710,31 @@ def test_gradcheck_one_pass_ball_features_with_caps():
     from hyperbolic.nn.hyla import _BallLogPoisson
 
     assert torch.autograd.gradcheck(lambda p: _BallLogPoisson.apply(p, layer.omega), (x.clone().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("radius, components", [(60, 3), (150, 6)])
+def test_halfspace_mcf_model_far_out(radius, components):
+    """hyperbolic.HalfSpaceMCF points (its own from_reference rounding) at radius 60 and 150: the
+    layer dispatches to the MCF form and matches mpmath on the exactly represented points, including
+    points on a boundary point's horosphere at depth ~r (features e^{7.5 r} with the log-domain shift)."""
+    from hyperbolic import HalfSpaceMCF
+
+    n = 16
+    manifold = HalfSpaceMCF(n, components=components)
+    layer = RandomLaplacianFeatures(manifold, n, 32, lambda_scale=0.3, convention="kernel", log_scale=True, seed=8)
+    boundary, _ = ball_to_halfspace_boundary(layer.omega)
+    rng = random.Random(radius)
+    with mp.workprec(reference.working_precision(radius) + 100):
+        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
+        points = [aligned_point(radius, directions[k], s) for k, s in ((0, 0.2), (3, 0.0), (7, 1.0))]
+        points.append(reference.point_at(radius, reference.random_direction(n, rng)))
+        x = manifold.from_reference(points)
+        exact = manifold.to_reference(x)
+        truth = [[ref_h(p, w) for w in directions] for p in exact]
+    h = layer.log_poisson(x)
+    for i in range(len(points)):
+        assert_close_h(h[i], truth[i])
+    assert min(h[0, 0].item(), h[1, 3].item(), h[2, 7].item()) > radius - 2
+    features = layer(x)
+    assert bool(torch.isfinite(features).all()) and features.abs().max().item() <= math.sqrt(2 / 32) * (1 + 1e-12)
+    torch.testing.assert_close(h, log_poisson_reference(manifold, x, boundary), rtol=1e-14, atol=1e-13)

@@ -6,7 +6,7 @@ import geoopt
 import pytest
 import torch
 
-from hyperbolic import HalfSpace, Lorentz, PoincareBall
+from hyperbolic import HalfSpace, HalfSpaceMCF, Lorentz, PoincareBall
 from hyperbolic.nn.hyla import RandomFourierFeatures, RandomLaplacianFeatures
 from hyperbolic.nn.hyla_model import (
     PRESETS,
@@ -88,6 +88,7 @@ def test_model_forward_is_the_linear_layer_on_propagated_features():
         (lambda: RandomLaplacianFeatures(PoincareBall(4), 4, 64, lambda_scale=0.5, seed=0), "riemannian"),
         (lambda: RandomLaplacianFeatures(Lorentz(4), 4, 64, lambda_scale=0.5, seed=0), "auto"),
         (lambda: RandomLaplacianFeatures(HalfSpace(4), 4, 64, lambda_scale=0.5, seed=0, log_scale=True), "auto"),
+        (lambda: RandomLaplacianFeatures(HalfSpaceMCF(4, components=2), 4, 64, lambda_scale=0.5, seed=0), "auto"),
         (lambda: RandomFourierFeatures(4, 64, scale=1.0, seed=0), "auto"),
     ],
 )
