@@ -141,3 +141,14 @@ def test_presets_are_the_published_table():
         preset("reddit")
     with pytest.raises(ValueError, match="dimension"):
         preset("cora", 32)
+
+
+def test_centred_features_have_zero_column_means_and_train_stably():
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    features = RandomLaplacianFeatures(PoincareBall(4), 4, 200, lambda_scale=0.01, seed=0)
+    model = HyLaSGC(len(labels), 2, features, seed=0, center=True)
+    torch.testing.assert_close(model.embed().mean(0), torch.zeros(200, dtype=F64), rtol=0, atol=1e-12)
+    assert "center=True" in repr(model)
+    result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=0.5, lr_classifier=0.1)
+    assert result.unstable_epochs == [] and result.train_acc >= 0.9
