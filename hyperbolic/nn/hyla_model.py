@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 
 import geoopt
@@ -338,7 +339,9 @@ def _rows(propagated: torch.Tensor, idx: torch.Tensor, dtype: torch.dtype) -> to
     (the product with the ``(n_rows, C)`` scores then reads a fraction of the memory)."""
     rows = propagated[idx].to(dtype)
     if rows.dim() == 2 and rows.numel() and float((rows != 0).double().mean()) <= 0.25:
-        return rows.to_sparse_csr()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return rows.to_sparse_csr()
     return rows
 
 
