@@ -1,1 +1,28 @@
-"""Placeholder; filled by its issue."""
+"""Tiling-based models of hyperbolic space with exact integer parts.
+
+* :class:`LTiling` — the L-tiling of :math:`H^2` (group element of :math:`G = \\langle g_a, g_b\\rangle` plus a
+  float point of the fundamental domain), registered as ``ltiling``;
+* :mod:`tiling.bigint` — exact multi-limb integers as torch tensors (CPU and GPU), overflow raised;
+* :mod:`tiling.group` — the group, its invariant form and exact reduction from the mpmath reference.
+"""
+
+import torch
+
+from hyperbolic import registry
+
+from . import bigint, group
+from .ltiling import LTiling
+
+__all__ = ["LTiling", "bigint", "group"]
+
+# The precision table runs to radius 1000: its L-tiling holds group entries of that size.
+PRECISION_TABLE_RADIUS = 1100.0
+
+
+def _ltiling_for_table(dim: int) -> LTiling:
+    if dim != 2:
+        raise ValueError(f"the L-tiling is a model of H^2 only, not H^{dim}")
+    return LTiling(max_radius=PRECISION_TABLE_RADIUS)
+
+
+registry.register("ltiling", _ltiling_for_table, dtypes=(torch.float64, torch.float32))

@@ -369,8 +369,10 @@ def leading(a: torch.Tensor, top: torch.Tensor, dtype=torch.float64) -> torch.Te
     :math:`B^{-3} = 2^{-72}` relative to :math:`B^{\text{top}}`: one rounding to float64.
     """
     L = a.shape[-1]
-    padded = pad(a, L)
-    value = torch.zeros(a.shape[:-1], dtype=torch.float64, device=a.device)
+    shape = torch.broadcast_shapes(a.shape[:-1], top.shape)
+    padded = a.expand(*shape, L)
+    top = top.expand(shape)
+    value = torch.zeros(shape, dtype=torch.float64, device=a.device)
     for offset in (3, 2, 1, 0):
         index = top - offset
         digit = padded.gather(-1, index.clamp(0, L - 1).unsqueeze(-1)).squeeze(-1)
