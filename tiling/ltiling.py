@@ -32,14 +32,12 @@ from hyperbolic.manifold import HyperbolicManifold, OffManifoldError, PrecisionC
 from hyperbolic.numerics import check_finite, safe_sqrt
 from hyperbolic.rounding import round_to_tensor
 
-from . import bigint, group
+from . import bigint, group, reduction
 
 __all__ = ["LTiling", "radius_bits"]
 
 SQRT3 = math.sqrt(3.0)
 _LOG2E = math.log2(math.e)
-# float64 holds the accumulated step product V exactly while |V| < 2^53; one step multiplies by at most 5.
-_FLUSH_BOUND = float(2**46)
 
 
 def radius_bits(radius: float) -> int:
@@ -58,54 +56,6 @@ def _minkowski(a: torch.Tensor, b: torch.Tensor, keepdim: bool = False) -> torch
 
 def _lift(spatial: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.sqrt(1 + spatial.square().sum(-1, keepdim=True)), spatial], dim=-1)
-
-
-def _outside(w: torch.Tensor) -> torch.Tensor:
-    r""":math:`u \notin F`, i.e. :math:`\sqrt3|u_1| > u_0` or :math:`\sqrt3|u_2| > u_0`."""
-    limit = w[..., 0] / SQRT3
-    return (w[..., 1].abs() > limit) | (w[..., 2].abs() > limit)
-
-
-def _step(w: torch.Tensor):
-    r"""The reduction step chosen for each row of ``w`` and its action.
-
-    With ``axis`` the coordinate of larger magnitude (ties: 1) and :math:`\sigma = +1` when it is negative
-    (:math:`g_a`, :math:`g_b^{-1}`), :math:`\sigma = -1` otherwise (:math:`g_b`, :math:`g_a^{-1}`), the conjugated
-    generator maps :math:`w_0 \mapsto 2w_0 + \sigma\sqrt3\,p`, the axis coordinate's slot receives :math:`-q`
-    and the other slot :math:`\sigma\sqrt3\,w_0 + 2p`, where :math:`p, q` are the axis and the other coordinate.
-    """
-    w1, w2 = w[..., 1], w[..., 2]
-    axis1 = w1.abs() >= w2.abs()
-    p = torch.where(axis1, w1, w2)
-    sigma = torch.where(p <= 0, 1.0, -1.0).to(w.dtype)
-    sigma = torch.where(axis1, sigma, torch.where(w2 < 0, 1.0, -1.0).to(w.dtype))
-    return axis1, sigma
-
-
-def _apply_step(v: torch.Tensor, axis1: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Apply the conjugated generator of :func:`_step` to vectors ``v`` (points or tangent vectors)."""
-    v0, v1, v2 = v[..., 0], v[..., 1], v[..., 2]
-    p = torch.where(axis1, v1, v2)
-    q = torch.where(axis1, v2, v1)
-    new0 = 2 * v0 + sigma * SQRT3 * p
-    new_other = sigma * SQRT3 * v0 + 2 * p
-    new1 = torch.where(axis1, -q, new_other)
-    new2 = torch.where(axis1, new_other, -q)
-    return torch.stack([new0, new1, new2], dim=-1)
-
-
-def _absorb_step(V: torch.Tensor, axis1: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    r""":math:`V \leftarrow V g^{-1}` for the step of :func:`_step` (column operations, exact in float64)."""
-    c0, c1, c2 = V[..., 0], V[..., 1], V[..., 2]
-    a1 = axis1.unsqueeze(-1)
-    s = sigma.to(V.dtype).unsqueeze(-1)
-    P = torch.where(a1, c1, c2)
-    Qc = torch.where(a1, c2, c1)
-    new0 = 2 * c0 - 3 * s * P
-    new_other = -s * c0 + 2 * P
-    new1 = torch.where(a1, -Qc, new_other)
-    new2 = torch.where(a1, new_other, -Qc)
-    return torch.stack([new0, new1, new2], dim=-1)
 
 
 class LTiling(HyperbolicManifold):
@@ -256,76 +206,68 @@ class LTiling(HyperbolicManifold):
         r"""Move every float part back into :math:`F`, changing only the integer part.
 
         :math:`u_0` is first recomputed from :math:`(u_1, u_2)`. Then all rows outside :math:`F` take reduction
-        steps together (a masked loop, no Python loop over points) until they are inside :math:`F` or the next
-        step would not lower :math:`u_0` (the guard against ping-pong caused by rounding near :math:`\partial F`).
-        The invariant :math:`L (T V) R\, w = L T R\, u` holds after every step, so the represented point never
-        changes; :math:`V` is accumulated exactly in float64 and multiplied into :math:`T` with multi-limb
-        arithmetic, raising :class:`~hyperbolic.manifold.PrecisionError` when :math:`T` outgrows ``limbs``.
+        steps together (:func:`tiling.reduction.reduce_into_domain`: a masked loop, no Python loop over points)
+        until they are inside :math:`F` or the next step would not lower :math:`u_0`. The invariant
+        :math:`L (T V) R\, w = L T R\, u` holds after every step, so the represented point never changes;
+        :math:`V` is accumulated exactly and multiplied into :math:`T` with multi-limb arithmetic, raising
+        :class:`~hyperbolic.manifold.PrecisionError` when :math:`T` outgrows ``limbs``.
         """
-        u, T = self.split(x)
-        w, T, _ = self._reduce(_lift(u[..., 1:]), T)
-        return self.pack(w, T)
+        shape = x.shape[:-1]
+        flat = x.reshape(-1, x.shape[-1])
+        if flat.shape[-1] != self.storage_dim:
+            self.split(x)
+        w = _lift(flat[:, 1:3])
+        w, _, rows, T_rows = self._reduce_rows(w, lambda r: self._limbs_of(flat[r]))
+        return self._store(flat, w, rows, T_rows).reshape(*shape, self.storage_dim)
 
-    def _reduce(self, w: torch.Tensor, T: torch.Tensor, carried: Sequence[torch.Tensor] = ()):
-        """Reduce float points ``w`` ``(..., 3)`` into F; returns ``(w, T, carried)`` transformed alike."""
+    def _limbs_of(self, flat: torch.Tensor) -> torch.Tensor:
+        return flat[:, 3:].detach().to(torch.int64).reshape(-1, 3, 3, self.limbs)
+
+    def _store(self, flat: torch.Tensor, w: torch.Tensor, rows: torch.Tensor, T_rows) -> torch.Tensor:
+        """Storage with float parts ``w`` and, for ``rows``, the new group elements ``T_rows``."""
+        out = torch.cat([w.to(flat.dtype), flat[:, 3:].detach()], dim=-1)
+        if T_rows is not None and rows.numel():
+            out[rows, 3:] = T_rows.reshape(rows.numel(), -1).to(flat.dtype)
+        return out
+
+    def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = ()):
+        """Reduce float points ``w`` ``(N, 3)`` into F.
+
+        ``limbs_of(rows)`` gives the current group elements of ``rows`` as limbs (``None``: the identity).
+        Returns ``(w, carried, rows, T_rows)``: the reduced points and vectors, the rows whose group element
+        changed and their new limbs.
+        """
         check_finite(w, "L-tiling float part")
-        shape = w.shape[:-1]
-        T = T.expand(*shape, 3, 3, T.shape[-1])
-        w = w.reshape(-1, 3).clone()
-        T = T.reshape(-1, 3, 3, T.shape[-1]).clone()
-        carried = [c.expand(*shape, 3).reshape(-1, 3).clone() for c in carried]
-        rows = torch.nonzero(_outside(w)).squeeze(-1)
-        if rows.numel():
-            peak = float(w[rows, 0].max())
-            cap = int(4 * math.acosh(max(peak, 1.0))) + 64
-            wa, ca = w[rows], [c[rows] for c in carried]
-            Va = torch.eye(3, dtype=torch.float64, device=w.device).repeat(rows.numel(), 1, 1)
-            for _ in range(cap):
-                axis1, sigma = _step(wa)
-                candidate = _lift(_apply_step(wa, axis1, sigma)[..., 1:])
-                accept = _outside(wa) & (candidate[..., 0] < wa[..., 0])
-                if not bool(accept.any()):
-                    break
-                a = accept.unsqueeze(-1)
-                wa = torch.where(a, candidate, wa)
-                ca = [torch.where(a, _apply_step(c, axis1, sigma), c) for c in ca]
-                Va = torch.where(a.unsqueeze(-1), _absorb_step(Va, axis1, sigma.to(torch.float64)), Va)
-                done = ~accept
-                if bool((Va.abs().amax((-2, -1)) > _FLUSH_BOUND).any()) or 2 * int(done.sum()) > done.numel():
-                    # Write finished rows back (and flush large V into T) so the loop works on fewer rows.
-                    T[rows] = self._absorb(T[rows], Va, rows)
-                    w[rows] = wa
-                    for c, c_active in zip(carried, ca):
-                        c[rows] = c_active
-                    Va = torch.eye(3, dtype=torch.float64, device=w.device).repeat(rows.numel(), 1, 1)
-                    keep = accept
-                    rows, wa, Va = rows[keep], wa[keep], Va[keep]
-                    ca = [c[keep] for c in ca]
-                    if rows.numel() == 0:
-                        break
-            else:
-                if bool(_outside(wa).any()):
-                    row = int(rows[torch.nonzero(_outside(wa))[0, 0]])
-                    raise PrecisionError(
-                        f"re-normalisation of row {row} did not reach the fundamental domain in {cap} steps"
-                    )
-            if rows.numel():
-                T[rows] = self._absorb(T[rows], Va, rows)
-                w[rows] = wa
-                for c, c_active in zip(carried, ca):
-                    c[rows] = c_active
-        return (
-            w.reshape(*shape, 3),
-            T.reshape(*shape, 3, 3, T.shape[-1]),
-            [c.reshape(*shape, 3) for c in carried],
-        )
+        rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
+        if rows.numel() == 0:
+            return w, list(carried), rows, None
+        w_rows, c_rows = w[rows], [c[rows] for c in carried]
+        T_rows = limbs_of(rows)
+        while True:
+            try:
+                w_rows, c_rows, V, paused = reduction.reduce_into_domain(w_rows, c_rows)
+            except RuntimeError as error:
+                raise PrecisionError(str(error)) from None
+            T_rows = self._absorb(T_rows, V, rows)
+            if not bool(paused.any()):
+                break
+        w = w.clone()
+        w[rows] = w_rows
+        carried = [c.clone() for c in carried]
+        for c, c_new in zip(carried, c_rows):
+            c[rows] = c_new
+        return w, carried, rows, T_rows
 
     def _absorb(self, T: torch.Tensor, V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """:math:`T V` for canonical limbs ``T`` and exact float64 integer matrices ``V``; checks capacity."""
+        """:math:`T V` for canonical limbs ``T`` (``None``: the identity) and exact float64 integer matrices
+        ``V``; raises :class:`PrecisionError` naming the row when the result outgrows ``limbs``."""
         V_digits = bigint.from_int64(V.to(torch.int64), 3)
         V_digits = V_digits[..., : bigint.used_limbs(V_digits)]
-        used = bigint.used_limbs(T)
-        product = bigint.matmul(T[..., :used], V_digits, limbs=used + V_digits.shape[-1] + 1)
+        if T is None:
+            product = V_digits
+        else:
+            used = bigint.used_limbs(T)
+            product = bigint.matmul(T[..., :used], V_digits, limbs=used + V_digits.shape[-1] + 1)
         overflow = (product[..., self.limbs:] != 0).flatten(1).any(-1) if product.shape[-1] > self.limbs else None
         if overflow is not None and bool(overflow.any()):
             row = int(rows[torch.nonzero(overflow)[0, 0]])
@@ -474,27 +416,31 @@ class LTiling(HyperbolicManifold):
         with a re-normalisation that carries the velocity along, so a long step never leaves the region where
         float coordinates are accurate.
         """
-        u, T = self.split(x)
-        h = v[..., :3].to(u.dtype)
-        shape = torch.broadcast_shapes(u.shape[:-1], h.shape[:-1])
-        u, h = u.expand(*shape, 3), h.expand(*shape, 3)
+        if x.shape[-1] != self.storage_dim:
+            self.split(x)
+        shape = torch.broadcast_shapes(x.shape[:-1], v.shape[:-1])
+        flat = x.expand(*shape, self.storage_dim).reshape(-1, self.storage_dim)
+        h = v[..., :3].to(x.dtype).expand(*shape, 3).reshape(-1, 3)
         length = safe_sqrt(_minkowski(h, h, keepdim=True))
         direction = torch.where(length > 0, h / torch.where(length > 0, length, 1.0), torch.zeros_like(h))
         longest = float(length.max()) if length.numel() else 0.0
         if not math.isfinite(longest):
             check_finite(v, "tangent vector")
-        pieces = max(1, math.ceil(longest))
-        piece = length / pieces
+        pieces = min(max(1, math.ceil(longest)), 4096)
         if longest / pieces > 700:
             raise PrecisionError(f"expmap step of length {longest:.3g} is too long for float coordinates")
-        point, T = u, T.expand(*shape, 3, 3, T.shape[-1])
+        piece = length / pieces
+        c, s = torch.cosh(piece), torch.sinh(piece)
+        point = flat[:, :3]
         for _ in range(pieces):
-            c, s = torch.cosh(piece), torch.sinh(piece)
             moved = c * point + s * direction
             velocity = s * point + c * direction
-            point, T, (direction,) = self._reduce(_lift(moved[..., 1:]), T, [velocity])
+            point, (direction,), rows, T_rows = self._reduce_rows(
+                _lift(moved[:, 1:]), lambda r, f=flat: self._limbs_of(f[r]), [velocity]
+            )
+            flat = self._store(flat, point, rows, T_rows)
             direction = direction + _minkowski(point, direction, keepdim=True) * point
-        return self.pack(point, T)
+        return flat.reshape(*shape, self.storage_dim)
 
     def retr(self, x, v):
         return self.expmap(x, v)
@@ -563,7 +509,10 @@ class LTiling(HyperbolicManifold):
         X = X / self.scale(X)
         check_finite(X, "Lorentz coordinates")
         shape = X.shape[:-1]
-        return self.pack(*self._reduce(_lift(X[..., 1:]), self._identity(shape, X.device))[:2])
+        w = _lift(X.reshape(-1, 3)[:, 1:])
+        w, _, rows, T_rows = self._reduce_rows(w, lambda r: None)
+        identity = self._identity((1,), X.device).reshape(1, -1).to(X.dtype).expand(w.shape[0], -1)
+        return self._store(torch.cat([w, identity], dim=-1), w, rows, T_rows).reshape(*shape, self.storage_dim)
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
         """Exact mpmath points :math:`L T R u` with :math:`u_0` recomputed exactly from the stored
