@@ -430,8 +430,8 @@ def floor_shift_right(a: torch.Tensor, shift: torch.Tensor) -> tuple[torch.Tenso
     q : torch.Tensor
         Canonical limbs of :math:`\lfloor a / 2^s\rfloor` (``L`` limbs).
     fraction : torch.Tensor
-        :math:`r / 2^s \in [0, 1)` as float64, from the 72 bits below the cut (exact when
-        :math:`s \le 53`).
+        :math:`r / 2^s` as float64, from the 72 bits below the cut (exact when
+        :math:`s \le 53`; it may round up to 1 when :math:`s > 53`).
     """
     shift = torch.as_tensor(shift, dtype=torch.int64, device=a.device)
     if bool((shift < 0).any()):

@@ -72,15 +72,15 @@ def matmul(A: Sequence[Sequence[int]], B: Sequence[Sequence[int]]) -> Matrix:
 
 def inverse(T: Sequence[Sequence[int]]) -> Matrix:
     r""":math:`T^{-1} = M_3^{-1} T^\top M_3` for :math:`T` preserving :math:`M_3` (an integer matrix)."""
+    if not preserves_form(T):
+        raise ValueError(f"matrix {T} does not preserve the form diag(3, -1, -1); it has no inverse in G")
     out = []
     for i in range(3):
         row = []
         for j in range(3):
             value = T[j][i] * M3[j]
             if i == 0:
-                if value % 3:
-                    raise ValueError(f"matrix {T} does not preserve the form diag(3, -1, -1)")
-                value //= 3
+                value //= 3  # exact: T^T M3 T = M3 makes the first row of M3^{-1} T^T M3 integral
             else:
                 value = -value
             row.append(value)
