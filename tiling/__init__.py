@@ -2,6 +2,8 @@
 
 * :class:`LTiling` — the L-tiling of :math:`H^2` (group element of :math:`G = \\langle g_a, g_b\\rangle` plus a
   float point of the fundamental domain), registered as ``ltiling``;
+* :class:`BinaryTiling` — the binary half-space tiling of :math:`H^n` (:math:`p = 2^j(x + k)`), registered as
+  ``binary-tiling``;
 * :mod:`tiling.bigint` — exact multi-limb integers as torch tensors (CPU and GPU), overflow raised;
 * :mod:`tiling.group` — the group, its invariant form and exact reduction from the mpmath reference.
 """
@@ -11,9 +13,10 @@ import torch
 from hyperbolic import registry
 
 from . import bigint, group
+from .binary import BinaryTiling
 from .ltiling import LTiling
 
-__all__ = ["LTiling", "bigint", "group"]
+__all__ = ["LTiling", "BinaryTiling", "bigint", "group"]
 
 # The precision table runs to radius 1000: its L-tiling holds group entries of that size.
 PRECISION_TABLE_RADIUS = 1100.0
@@ -26,3 +29,10 @@ def _ltiling_for_table(dim: int) -> LTiling:
 
 
 registry.register("ltiling", _ltiling_for_table, dtypes=(torch.float64, torch.float32))
+
+
+def _binary_for_table(dim: int) -> BinaryTiling:
+    return BinaryTiling(dim, max_radius=PRECISION_TABLE_RADIUS)
+
+
+registry.register("binary-tiling", _binary_for_table, dtypes=(torch.float64, torch.float32))

@@ -477,3 +477,17 @@ def _twos_complement(a: torch.Tensor) -> torch.Tensor:
         t[..., k] = t[..., k] & _MASK
         t[..., k + 1] += carry
     return t
+
+
+def from_float(x: torch.Tensor, limbs: int, what: str = "integer-valued float") -> torch.Tensor:
+    r"""Canonical limbs of integer-valued floats of any magnitude (exact): :math:`x = M 2^E` with the 53-bit
+    significand :math:`M` (int64) shifted by :math:`E`. Raises ``ValueError`` for non-integers or non-finite."""
+    x = x.to(torch.float64)
+    if not bool(torch.isfinite(x).all()) or bool((x != torch.floor(x)).any()):
+        raise ValueError(f"{what}: expected finite integer-valued floats")
+    mantissa, exponent = torch.frexp(x)
+    M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
+    E = exponent.to(torch.int64) - 53
+    down = (-E).clamp(0, 62)
+    small = from_int64(M >> down, 3)  # exact: x is an integer, so the dropped bits are zero
+    return shift_left(small, E.clamp_min(0), limbs, what)
