@@ -389,7 +389,7 @@ class BinaryTiling(HyperbolicManifold):
     def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
         r"""Exact decomposition: :math:`j = \lfloor\log_2 y\rfloor`, :math:`x_n = y/2^j`,
         :math:`k_i = \lfloor X_i/2^j\rfloor`, :math:`x_i = X_i/2^j - k_i` in mpmath, then the floats rounded."""
-        self.contract(dtype)
+        self._check_reference_radius(points, dtype)  # the declared ceiling (contract.max_radius)
         floats, js, ks = [], [], []
         for row, p in enumerate(points):
             if len(p) != self.dim + 1:

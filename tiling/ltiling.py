@@ -364,7 +364,9 @@ class LTiling(HyperbolicManifold):
         v, Tv = self.split(y)
         with torch.no_grad():
             log_q, q_hat, q_exact, small = self._form_matrix(Tu, Tv)
-        dtype = torch.promote_types(u.dtype, v.dtype)
+        out_dtype = torch.promote_types(u.dtype, v.dtype)
+        # float32 storage is evaluated in float64: the only error left is the rounding of the stored floats.
+        dtype = torch.promote_types(out_dtype, torch.float64)
         scale_tilde = torch.tensor([1 / SQRT3, 1.0, 1.0], dtype=dtype, device=u.device)
         ut, vt = u.to(dtype) * scale_tilde, v.to(dtype) * scale_tilde
         q_hat, q_exact, log_q = q_hat.to(dtype), q_exact.to(dtype), log_q.to(dtype)
@@ -379,7 +381,7 @@ class LTiling(HyperbolicManifold):
         chord2 = -3 * diff[..., 0].square() + diff[..., 1].square() + diff[..., 2].square()
         near = 2 * torch.asinh(0.5 * safe_sqrt(chord2))
         use_near = small & (torch.exp(log_q) * d_c.detach() <= 8)
-        d = torch.where(use_near, near, far) * self.scale(d_c)
+        d = (torch.where(use_near, near, far) * self.scale(d_c)).to(out_dtype)
         return d.unsqueeze(-1) if keepdim else d
 
     # ------------------------------------------------------------------ tangent space
@@ -531,7 +533,7 @@ class LTiling(HyperbolicManifold):
     def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
         r"""Reduce each reference point into :math:`F` with exact integer decisions
         (:func:`tiling.group.reduce_exact`), then round :math:`u_1, u_2` to nearest and lift :math:`u_0`."""
-        self.contract(dtype)
+        self._check_reference_radius(points, dtype)  # the declared ceiling (contract.max_radius)
         reductions, floats = [], []
         for row, p in enumerate(points):
             if len(p) != 3:
