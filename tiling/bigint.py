@@ -179,21 +179,6 @@ def used_limbs(*tensors: torch.Tensor) -> int:
     return used
 
 
-def _magnitude_of_negative(rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""For limbs ``rest`` in :math:`[0, B)` (value :math:`r`), the limbs of :math:`B^K - r` and whether
-    :math:`r = 0` (then :math:`B^K - r` is the carry :math:`B^K` itself and the limbs are all zero).
-
-    Two's complement negation without a carry loop: below the lowest non-zero limb the result is 0, at it
-    :math:`B - d`, above it :math:`B - 1 - d`.
-    """
-    nonzero = rest != 0
-    seen = torch.cumsum(nonzero.to(torch.int64), dim=-1)
-    first = nonzero & (seen == 1)
-    above = (seen >= 1) & ~first  # strictly above the lowest non-zero limb
-    out = torch.where(first, LIMB_BASE - rest, torch.where(above, _MASK - rest, torch.zeros_like(rest)))
-    return out, ~nonzero.any(-1)
-
-
 def normalize(c: torch.Tensor, limbs: int | None = None, what: str = "integer") -> torch.Tensor:
     """Canonical sign-magnitude limbs of the integer :math:`\\sum_k c_k B^k` given by any ``int64`` limbs.
 
@@ -208,10 +193,10 @@ def normalize(c: torch.Tensor, limbs: int | None = None, what: str = "integer") 
 
     Notes
     -----
-    Carries are propagated in parallel: every limb keeps its low 24 bits and passes the rest (an arithmetic
-    shift, i.e. floor division) to the next limb, repeated until no carry is left; the top limb keeps its
-    sign. The resulting two's complement form (limbs in :math:`[0, B)`, signed top) is turned into
-    sign-magnitude form by a loop-free negation of the negative rows.
+    When :math:`\\sum_k |c_k| B^k < 2^{62}` for every integer (checked in float64 with a safety factor), the
+    value itself is formed in ``int64`` (every partial sum is bounded by that sum) and split into limbs.
+    Otherwise carries are propagated limb by limb (limb-major, contiguous), which yields two's complement
+    limbs and the sign; negative integers are then negated and carried again to get their magnitude.
     """
     if c.dtype != torch.int64:
         raise TypeError(f"limbs must be int64, got {c.dtype}")
@@ -219,29 +204,51 @@ def normalize(c: torch.Tensor, limbs: int | None = None, what: str = "integer") 
     limbs = K if limbs is None else limbs
     if K == 0:
         return c.new_zeros(*c.shape[:-1], limbs)
-    if bool((c.abs() >= (1 << 62)).any()):
+    magnitudes = c.abs()
+    if bool((magnitudes >= (1 << 62)).any()):
         raise IntegerOverflowError(f"{what}: a limb reached 2^62 before carrying; the int64 sum would wrap")
-    # Two spare limbs absorb the carry out of the top (|c_k| < 2^62 < B^3 / 4).
-    t = pad(c, K + 3)
-    while True:
-        high = t[..., :-1] >> LIMB_BITS
-        if not bool((high != 0).any()):
-            break
-        low = t[..., :-1] & _MASK
-        t = torch.cat([low, t[..., -1:]], dim=-1)
-        t[..., 1:] += high
-    top, rest = t[..., -1], t[..., :-1]
-    negative = top < 0
-    negated, rest_zero = _magnitude_of_negative(rest)
-    # |N| = (-top) B^K' - rest = (-top - 1) B^K' + (B^K' - rest)   when rest != 0.
-    top_magnitude = torch.where(rest_zero, -top, -top - 1)
-    magnitude_rest = torch.where(negative.unsqueeze(-1), negated, rest)
-    magnitude_top = torch.where(negative, top_magnitude, top)
-    if bool((magnitude_top != 0).any()):
-        index = _first_index(magnitude_top != 0)
-        raise IntegerOverflowError(f"{what} at index {index} overflowed the carry limbs")
-    signed = torch.where(negative.unsqueeze(-1), -magnitude_rest, magnitude_rest)
-    return trim(signed, limbs, what)
+    weights = torch.exp2(torch.arange(K, dtype=torch.float64, device=c.device) * LIMB_BITS)
+    bound = (magnitudes.to(torch.float64) * weights).sum(-1)
+    if K <= 3 and (bound.numel() == 0 or float(bound.max()) < 2.0**61):
+        value = c[..., 0].clone()
+        for k in range(1, K):
+            value += c[..., k] << (LIMB_BITS * k)
+        return _split_int64(value, limbs, what)
+    width = K + 3  # |value| < 2^62 B^(K-1) K < B^(K+3): room for every carry
+    source = c.movedim(-1, 0)
+    twos, carry = _carry(source, width)
+    negative = carry < 0
+    if bool(negative.any()):
+        magnitude, _ = _carry(torch.where(negative, -source, source), width)
+        signed = torch.where(negative, -magnitude, magnitude)
+    else:
+        signed = twos
+    return trim(signed.movedim(0, -1), limbs, what)
+
+
+def _carry(source: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Limb-major carry propagation: limbs in :math:`[0, B)` and the final carry (0, or -1 for negatives)."""
+    out = source.new_empty(width, *source.shape[1:])
+    carry = torch.zeros_like(source[0])
+    for k in range(width):
+        total = source[k] + carry if k < source.shape[0] else carry
+        out[k] = total & _MASK
+        carry = total >> LIMB_BITS
+    return out, carry
+
+
+def _split_int64(value: torch.Tensor, limbs: int, what: str) -> torch.Tensor:
+    magnitude = value.abs()
+    if limbs * LIMB_BITS < 63 and bool((magnitude >> (limbs * LIMB_BITS) != 0).any()):
+        index = _first_index(magnitude >> (limbs * LIMB_BITS) != 0)
+        raise IntegerOverflowError(
+            f"{what} at index {index} needs {int(magnitude[index]).bit_length()} bits, more than the "
+            f"{limbs} limbs ({limbs * LIMB_BITS} bits) available"
+        )
+    sign = torch.where(value < 0, -1, 1)
+    digits = [((magnitude >> (LIMB_BITS * k)) & _MASK) * sign if LIMB_BITS * k < 63 else torch.zeros_like(value)
+              for k in range(limbs)]
+    return torch.stack(digits, dim=-1)
 
 
 # ----------------------------------------------------------------------------- arithmetic

@@ -54,6 +54,13 @@ def _minkowski(a: torch.Tensor, b: torch.Tensor, keepdim: bool = False) -> torch
     return out if keepdim else out.squeeze(-1)
 
 
+def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Knuth's error-free sum: ``s = fl(a + b)`` and ``e`` with ``s + e = a + b`` exactly."""
+    s = a + b
+    b_virtual = s - a
+    return s, (a - (s - b_virtual)) + (b - b_virtual)
+
+
 def _lift(spatial: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.sqrt(1 + spatial.square().sum(-1, keepdim=True)), spatial], dim=-1)
 
@@ -323,21 +330,43 @@ class LTiling(HyperbolicManifold):
 
     # ------------------------------------------------------------------ distance
     def _form_matrix(self, Tu: torch.Tensor, Tv: torch.Tensor):
-        r"""Features of the exact :math:`Q = T_u^\top M_3 T_v`.
+        r"""Features of the exact :math:`Q = T_u^\top M_3 T_v` from limbs ``(..., 3, 3, L)`` (float or int).
 
         Returns ``(log_q, q_hat, q_exact, small)``: :math:`\log Q_{11}`, :math:`Q/Q_{11}` (float64, each entry
-        rounded once), :math:`Q` itself as float64 (exact where ``small``, i.e. :math:`|Q| < 2^{48}`).
+        rounded about once), and :math:`Q` itself as float64, exact where ``small`` (:math:`|Q| < 2^{48}`).
+
+        * one limb (entries below :math:`2^{24}`, radius up to about 15): products below :math:`2^{48}` and
+          their weighted sums below :math:`5 \cdot 2^{48}` are exact in float64;
+        * two limbs (entries below :math:`2^{48}`, radius up to about 32): with :math:`T = 2^{24}T^{(1)} + T^{(0)}`
+          the three partial forms :math:`P_2, P_1, P_0` (:math:`T^{(1)}T^{(1)}`, the cross terms, :math:`T^{(0)}T^{(0)}`)
+          are exact float64 integers below :math:`2^{52}`, and :math:`Q = 2^{48}P_2 + 2^{24}P_1 + P_0` is summed with
+          error-free transformations (TwoSum), so its float value is faithful (exact below :math:`2^{53}`);
+        * more limbs: exact multi-limb products (:func:`tiling.bigint.matmul`) and the leading limbs.
         """
         used = bigint.used_limbs(Tu, Tv)
-        Tu, Tv = Tu[..., :used], Tv[..., :used]
-        if used == 1:
-            # Entries below 2^24: products below 2^48, weighted sums below 5 * 2^48 < 2^53 are exact floats.
-            A = Tu[..., 0].to(torch.float64)
-            B = Tv[..., 0].to(torch.float64)
-            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device)
-            Q = (A.unsqueeze(-1) * (weights.view(3, 1, 1) * B.unsqueeze(-2))).sum(-3)
+        if used <= 2:
+            A = Tu[..., :used].to(torch.float64)
+            B = Tv[..., :used].to(torch.float64)
+            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device).view(3, 1, 1)
+
+            def form(left, right):
+                return (left.unsqueeze(-1) * (weights * right.unsqueeze(-2))).sum(-3)
+
+            if used == 1:
+                Q = form(A[..., 0], B[..., 0])
+                small = torch.ones_like(Q[..., 0, 0], dtype=torch.bool)
+            else:
+                high = form(A[..., 1], B[..., 1]) * float(2**48)
+                middle = (form(A[..., 1], B[..., 0]) + form(A[..., 0], B[..., 1])) * float(2**24)
+                low = form(A[..., 0], B[..., 0])
+                partial, error_1 = _two_sum(high, middle)
+                total, error_2 = _two_sum(partial, low)
+                Q = total + (error_1 + error_2)
+                small = Q[..., 0, 0] < float(2**48)
             q00 = Q[..., 0, 0]
-            return torch.log(q00), Q / q00[..., None, None], Q, torch.ones_like(q00, dtype=torch.bool)
+            return torch.log(q00), Q / q00[..., None, None], Q, small
+        Tu = Tu[..., :used].to(torch.int64)
+        Tv = Tv[..., :used].to(torch.int64)
         Q = bigint.matmul(Tu.transpose(-3, -2), Tv, weights=group.M3, what="Q = T_u^T M3 T_v")
         q00 = Q[..., 0, 0, :]
         positions = torch.arange(Q.shape[-1], device=Q.device)
@@ -350,6 +379,12 @@ class LTiling(HyperbolicManifold):
         q_exact = low[..., 0] + low[..., 1] * float(bigint.LIMB_BASE) if Q.shape[-1] >= 2 else low[..., 0]
         return log_q, scaled / lead[..., None, None], q_exact, small
 
+    def _limb_floats(self, x: torch.Tensor) -> torch.Tensor:
+        """The limbs of :math:`T` as they are stored (floats), ``(..., 3, 3, limbs)``."""
+        if x.shape[-1] != self.storage_dim:
+            self.split(x)
+        return x[..., 3:].detach().reshape(*x.shape[:-1], 3, 3, self.limbs)
+
     def dist(self, x: torch.Tensor, y: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
         r"""Geodesic distance through the exact integer matrix :math:`Q`.
 
@@ -360,10 +395,9 @@ class LTiling(HyperbolicManifold):
 
         Gradients flow to the float parts only.
         """
-        u, Tu = self.split(x)
-        v, Tv = self.split(y)
+        u, v = x[..., :3], y[..., :3]
         with torch.no_grad():
-            log_q, q_hat, q_exact, small = self._form_matrix(Tu, Tv)
+            log_q, q_hat, q_exact, small = self._form_matrix(self._limb_floats(x), self._limb_floats(y))
         out_dtype = torch.promote_types(u.dtype, v.dtype)
         # float32 storage is evaluated in float64: the only error left is the rounding of the stored floats.
         dtype = torch.promote_types(out_dtype, torch.float64)
@@ -449,10 +483,8 @@ class LTiling(HyperbolicManifold):
 
     def _relative(self, x, y):
         """:math:`A = L T_y^{-1} T_x R` as float64 (mapping x's tile frame into y's), with ``log Q11``."""
-        _, Tx = self.split(x)
-        _, Ty = self.split(y)
         with torch.no_grad():
-            log_q, q_hat, q_exact, small = self._form_matrix(Ty, Tx)
+            log_q, q_hat, q_exact, small = self._form_matrix(self._limb_floats(y), self._limb_floats(x))
         return log_q, q_hat, q_exact, small
 
     def logmap(self, x, y):
