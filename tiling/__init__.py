@@ -4,6 +4,9 @@
   float point of the fundamental domain), registered as ``ltiling``;
 * :class:`BinaryTiling` — the binary half-space tiling of :math:`H^n` (:math:`p = 2^j(x + k)`), registered as
   ``binary-tiling``;
+* :class:`LTilingProduct` — products of L-tilings with the Riemannian product distance (the published
+  l1 sum only as ``combine="l1-sum"``);
+* :mod:`tiling.compression` — encoding embeddings as (float part, variable-bit-width group word);
 * :mod:`tiling.bigint` — exact multi-limb integers as torch tensors (CPU and GPU), overflow raised;
 * :mod:`tiling.group` — the group, its invariant form and exact reduction from the mpmath reference.
 """
@@ -12,11 +15,12 @@ import torch
 
 from hyperbolic import registry
 
-from . import bigint, group
+from . import bigint, compression, group, reduction
 from .binary import BinaryTiling
 from .ltiling import LTiling
+from .product import LTilingProduct
 
-__all__ = ["LTiling", "BinaryTiling", "bigint", "group"]
+__all__ = ["LTiling", "BinaryTiling", "LTilingProduct", "bigint", "group", "compression", "reduction"]
 
 # The precision table runs to radius 1000: its L-tiling holds group entries of that size.
 PRECISION_TABLE_RADIUS = 1100.0

@@ -347,18 +347,19 @@ class LTiling(HyperbolicManifold):
         if used <= 2:
             A = Tu[..., :used].to(torch.float64)
             B = Tv[..., :used].to(torch.float64)
-            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device).view(3, 1, 1)
-
-            def form(left, right):
-                return (left.unsqueeze(-1) * (weights * right.unsqueeze(-2))).sum(-3)
-
+            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device).view(3, 1)
+            # One batched product gives every limb pair: rows (limb of T_u, i), columns (limb of T_v, j).
+            # Its sums are integers below 2^53 in any order, so the float GEMM is exact.
+            left = torch.cat([A[..., limb] for limb in reversed(range(used))], dim=-1)
+            right = torch.cat([B[..., limb] for limb in reversed(range(used))], dim=-1)
+            blocks = torch.matmul((left * weights).transpose(-1, -2), right)
             if used == 1:
-                Q = form(A[..., 0], B[..., 0])
+                Q = blocks
                 small = torch.ones_like(Q[..., 0, 0], dtype=torch.bool)
             else:
-                high = form(A[..., 1], B[..., 1]) * float(2**48)
-                middle = (form(A[..., 1], B[..., 0]) + form(A[..., 0], B[..., 1])) * float(2**24)
-                low = form(A[..., 0], B[..., 0])
+                high = blocks[..., :3, :3] * float(2**48)
+                middle = (blocks[..., :3, 3:] + blocks[..., 3:, :3]) * float(2**24)
+                low = blocks[..., 3:, 3:]
                 partial, error_1 = _two_sum(high, middle)
                 total, error_2 = _two_sum(partial, low)
                 Q = total + (error_1 + error_2)
