@@ -11,7 +11,7 @@ Modules: :mod:`mcf.eft` (error-free transformations, constants, FMA self-test),
 :mod:`mcf.check` (validation).
 """
 
-from .check import check_expansion, is_valid, representable
+from .check import check_expansion, is_valid, min_leading, representable
 from .convert import from_mpmath, to_mpmath
 from .eft import (
     FORMATS,
@@ -99,4 +99,5 @@ __all__ = [
     "check_expansion",
     "is_valid",
     "representable",
+    "min_leading",
 ]

@@ -14,7 +14,7 @@ import torch
 
 from .eft import float_format, ulp
 
-__all__ = ["is_valid", "representable", "check_expansion"]
+__all__ = ["is_valid", "representable", "min_leading", "check_expansion"]
 
 
 def _problems(x: torch.Tensor) -> list[tuple[int, str, torch.Tensor]]:
@@ -46,17 +46,23 @@ def representable(x: torch.Tensor) -> torch.Tensor:
     """Boolean tensor ``(...)``: the value has room for ``m*p`` significant bits.
 
     True where every component is finite and the leading component is zero or at least
-    ``2**(emin + (m-1)*p)`` in magnitude. Below that the bits an m-component expansion
-    should hold fall under the subnormal spacing ``2**(emin - p + 1)`` and are lost (for
-    float64 the bound is ``2**(-1022 + 53(m-1))``, e.g. 2^-969 for m = 2; for float32 it is
-    ``2**(-126 + 24(m-1))``, so float32 with m = 8 only covers ``[2^42, 2^128)``). Arithmetic
-    keeps its documented accuracy when operands and result are representable.
+    ``2**(emin + (m-1)*p + 2)`` in magnitude (:func:`min_leading`). Then the ``m*p`` bits
+    of the value, and the error terms one or two binades below them that the arithmetic
+    produces (halving, Two-Prod), lie on or above the subnormal spacing
+    ``2**(emin - p + 1)``. Below it bits are lost to underflow and the documented accuracy
+    does not hold. For float64 the bound is ``2**(53m - 1073)`` (2^-967 for m = 2); for
+    float32 ``2**(24m - 148)``, so float32 with m = 8 only covers ``[2^44, 2^128)``.
+    Arithmetic keeps its documented accuracy when operands and result are representable.
     """
-    f = float_format(x.dtype)
-    m = x.shape[-1]
     lead = x[..., 0].abs()
-    floor = math.ldexp(1.0, f.emin + (m - 1) * f.p)
+    floor = min_leading(x.dtype, x.shape[-1])
     return torch.isfinite(x).all(dim=-1) & ((lead == 0) | (lead >= floor))
+
+
+def min_leading(dtype: torch.dtype, m: int) -> float:
+    """Smallest nonzero leading-component magnitude :func:`representable` accepts."""
+    f = float_format(dtype)
+    return math.ldexp(1.0, f.emin + (m - 1) * f.p + 2)
 
 
 def check_expansion(
@@ -92,11 +98,10 @@ def check_expansion(
         ok = representable(x)
         if not bool(ok.all()):
             where = tuple(int(k) for k in torch.nonzero(~ok)[0].tolist())
-            f = float_format(x.dtype)
+            floor = min_leading(x.dtype, x.shape[-1])
             raise ValueError(
                 f"{name} at leading index {where} is too small for {x.shape[-1]} components: "
-                f"|{name}[..., 0]| = {x[where][0].item()!r} "
-                f"< 2**{f.emin + (x.shape[-1] - 1) * f.p}, "
+                f"|{name}[..., 0]| = {x[where][0].item()!r} < 2**{math.frexp(floor)[1] - 1}, "
                 "so trailing components would underflow into subnormals"
             )
     return x

@@ -240,7 +240,7 @@ def two_prod_fma(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.
     return p, _addcmul_error(a, b, p)
 
 
-# -- FMA detection --------------------------------------------------------------------------
+# -- FMA detection --
 
 _METHODS = ("auto", "fma", "dekker")
 _method = "auto"
@@ -267,9 +267,11 @@ def _self_test_operands(
     odd = torch.arange(3, 66, 2, dtype=work)
     grid_a, grid_b = torch.meshgrid(near_one, near_one, indexing="ij")
     odd_a, odd_b = torch.meshgrid(odd, near_one, indexing="ij")
-    half = math.ldexp(1.0, (f.p + 1) // 2)  # products of two such split exactly at ties
-    tie_a = (half + small) * math.ldexp(1.0, -((f.p + 1) // 2))
-    tie_b = (half - small) * math.ldexp(1.0, -((f.p + 1) // 2))
+    # (2^s + k)(2^s - k) / 2^(2s) = 1 - k^2 2^(-2s), s = ceil(p/2): for odd k exactly
+    # halfway between two floats, so round-to-even decides.
+    half = math.ldexp(1.0, f.sigma)
+    tie_a = (half + small) / half
+    tie_b = (half - small) / half
     big = math.ldexp(1.0, spread)
     hard_a = torch.cat([grid_a.flatten(), odd_a.flatten(), tie_a, big * near_one, 1 / big * odd])
     hard_b = torch.cat([grid_b.flatten(), odd_b.flatten(), tie_b, 1 / big * near_one, big * odd])

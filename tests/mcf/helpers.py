@@ -134,7 +134,8 @@ def related(draw, x: mpmath.mpf, p: int, m: int, lo: int, hi: int) -> mpmath.mpf
         return x
     if kind == "opposite":
         return -x
-    top = int(mpmath.floor(mpmath.log(abs(x), 2)))
+    _, man, exp, bc = x._mpf_
+    top = exp + bc - 1  # floor(log2 |x|), exactly
     depth = draw(st.integers(1, m * p + 30))
     small = draw(numbers(p, m, top - depth, top - depth))
     if kind == "cancel":
