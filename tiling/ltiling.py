@@ -61,6 +61,17 @@ def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
+def _float_limbs(V: torch.Tensor, limbs: int) -> torch.Tensor:
+    """Canonical limbs, as float64, of float64 integers :math:`|V| < 2^{53}` (exact splitting)."""
+    magnitude = V.abs()
+    out = []
+    for _ in range(limbs):
+        upper = torch.floor(magnitude * (1.0 / bigint.LIMB_BASE))
+        out.append(magnitude - upper * bigint.LIMB_BASE)
+        magnitude = upper
+    return torch.stack(out, dim=-1) * torch.sign(V).unsqueeze(-1)
+
+
 def _lift(spatial: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.sqrt(1 + spatial.square().sum(-1, keepdim=True)), spatial], dim=-1)
 
@@ -228,10 +239,11 @@ class LTiling(HyperbolicManifold):
         return self._store(flat, w, rows, T_rows).reshape(*shape, self.storage_dim)
 
     def _limbs_of(self, flat: torch.Tensor) -> torch.Tensor:
-        return flat[:, 3:].detach().to(torch.int64).reshape(-1, 3, 3, self.limbs)
+        """Stored limbs of :math:`T` (floats holding exact integers), ``(n, 3, 3, limbs)``."""
+        return flat[:, 3:].detach().reshape(-1, 3, 3, self.limbs)
 
     def _store(self, flat: torch.Tensor, w: torch.Tensor, rows: torch.Tensor, T_rows) -> torch.Tensor:
-        """Storage with float parts ``w`` and, for ``rows``, the new group elements ``T_rows``."""
+        """Storage with float parts ``w`` and, for ``rows``, the new group elements ``T_rows`` (limbs)."""
         out = torch.cat([w.to(flat.dtype), flat[:, 3:].detach()], dim=-1)
         if T_rows is not None and rows.numel():
             out[rows, 3:] = T_rows.reshape(rows.numel(), -1).to(flat.dtype)
@@ -240,9 +252,9 @@ class LTiling(HyperbolicManifold):
     def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = ()):
         """Reduce float points ``w`` ``(N, 3)`` into F.
 
-        ``limbs_of(rows)`` gives the current group elements of ``rows`` as limbs (``None``: the identity).
-        Returns ``(w, carried, rows, T_rows)``: the reduced points and vectors, the rows whose group element
-        changed and their new limbs.
+        ``limbs_of(rows)`` gives the current group elements of ``rows`` as stored limbs (``None``: the
+        identity). Returns ``(w, carried, rows, T_rows)``: the reduced points and vectors, the rows whose group
+        element changed and their new limbs (float64).
         """
         check_finite(w, "L-tiling float part")
         rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
@@ -250,13 +262,27 @@ class LTiling(HyperbolicManifold):
             return w, list(carried), rows, None
         w_rows, c_rows = w[rows], [c[rows] for c in carried]
         T_rows = limbs_of(rows)
+        pending = None  # all rows in the first pass; afterwards only those that paused
         while True:
-            try:
-                w_rows, c_rows, V, paused = reduction.reduce_into_domain(w_rows, c_rows)
-            except RuntimeError as error:
-                raise PrecisionError(str(error)) from None
-            T_rows = self._absorb(T_rows, V, rows)
-            if not bool(paused.any()):
+            if pending is None:
+                try:
+                    w_rows, c_rows, V, paused = reduction.reduce_into_domain(w_rows, c_rows)
+                except RuntimeError as error:
+                    raise PrecisionError(str(error)) from None
+                T_rows = self._absorb(T_rows, V, rows)
+                pending = torch.nonzero(paused).squeeze(-1)
+            else:
+                try:
+                    w_p, c_p, V, paused = reduction.reduce_into_domain(w_rows[pending],
+                                                                        [c[pending] for c in c_rows])
+                except RuntimeError as error:
+                    raise PrecisionError(str(error)) from None
+                T_rows[pending] = self._absorb(T_rows[pending], V, rows[pending])
+                w_rows[pending] = w_p
+                for c, c_new in zip(c_rows, c_p):
+                    c[pending] = c_new
+                pending = pending[paused]
+            if pending.numel() == 0:
                 break
         w = w.clone()
         w[rows] = w_rows
@@ -265,25 +291,43 @@ class LTiling(HyperbolicManifold):
             c[rows] = c_new
         return w, carried, rows, T_rows
 
-    def _absorb(self, T: torch.Tensor, V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """:math:`T V` for canonical limbs ``T`` (``None``: the identity) and exact float64 integer matrices
-        ``V``; raises :class:`PrecisionError` naming the row when the result outgrows ``limbs``."""
-        V_digits = bigint.from_int64(V.to(torch.int64), 3)
-        V_digits = V_digits[..., : bigint.used_limbs(V_digits)]
+    def _absorb(self, T, V: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        r""":math:`T V` as float64 limbs, for stored limbs ``T`` (``None``: the identity) and exact float64
+        integer matrices ``V``; raises :class:`PrecisionError` naming the row when the result outgrows ``limbs``.
+
+        * identity: the limbs of :math:`V` itself, split exactly in float64;
+        * :math:`|V| < 2^{26}` (the usual case after an optimiser step): per limb, :math:`\sum_k T_{ik} V_{kj}`
+          is an integer below :math:`3\cdot 2^{50}`, so a float64 GEMM is exact; carries then follow;
+        * otherwise exact multi-limb products.
+        """
         if T is None:
-            product = V_digits
+            return self._check_capacity(_float_limbs(V, self.limbs + 1), rows)
+        used = bigint.used_limbs(T)
+        if float(V.abs().max()) < 2.0**26:
+            per_limb = torch.matmul(V.transpose(-1, -2).unsqueeze(1),
+                                    T[..., :used].to(torch.float64).permute(0, 3, 1, 2).transpose(-1, -2))
+            # per_limb[n, l] = (T_l V)^T; back to (n, 3, 3, limbs)
+            product = bigint.normalize(per_limb.transpose(-1, -2).permute(0, 2, 3, 1).to(torch.int64),
+                                       used + 2, "T V")
         else:
-            used = bigint.used_limbs(T)
-            product = bigint.matmul(T[..., :used], V_digits, limbs=used + V_digits.shape[-1] + 1)
-        overflow = (product[..., self.limbs:] != 0).flatten(1).any(-1) if product.shape[-1] > self.limbs else None
-        if overflow is not None and bool(overflow.any()):
-            row = int(rows[torch.nonzero(overflow)[0, 0]])
-            raise PrecisionError(
-                f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
-                f"capacity of LTiling(max_radius={self.max_radius:g}), radius about {self.capacity_radius:.0f}); "
-                "use a larger max_radius"
-            )
-        return bigint.pad(product[..., : self.limbs], self.limbs)
+            V_digits = bigint.from_int64(V.to(torch.int64), 3)
+            V_digits = V_digits[..., : bigint.used_limbs(V_digits)]
+            product = bigint.matmul(T[..., :used].to(torch.int64), V_digits,
+                                    limbs=used + V_digits.shape[-1] + 1)
+        return self._check_capacity(product.to(torch.float64), rows)
+
+    def _check_capacity(self, limbs: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        if limbs.shape[-1] > self.limbs:
+            overflow = (limbs[..., self.limbs:] != 0).flatten(1).any(-1)
+            if bool(overflow.any()):
+                row = int(rows[torch.nonzero(overflow)[0, 0]])
+                raise PrecisionError(
+                    f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
+                    f"capacity of LTiling(max_radius={self.max_radius:g}), radius about "
+                    f"{self.capacity_radius:.0f}); use a larger max_radius"
+                )
+            limbs = limbs[..., : self.limbs]
+        return torch.nn.functional.pad(limbs, (0, self.limbs - limbs.shape[-1]))
 
     def _not_in_group(self, T: torch.Tensor) -> torch.Tensor:
         r"""Rows ``(N,)`` whose integer matrix is not an element of :math:`G`, decided exactly.
