@@ -1,5 +1,6 @@
 """Compression of Poincaré embeddings: exact decoding, bits per node, reconstruction error (mpmath)."""
 
+import os
 import random
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 from hyperbolic import reference
 from tiling import LTiling, compression, group
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "HyperbolicTiling_Compression" / "dataset"
+SHARED = Path(os.environ.get("HYPERBOLIC_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = SHARED / "HyperbolicTiling_Compression" / "dataset"
 needs_data = pytest.mark.skipif(
     not DATA.is_dir(), reason=f"compression test data not found at {DATA} (../shared/data, see its SOURCE.md)"
 )
