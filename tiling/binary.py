@@ -194,39 +194,11 @@ class BinaryTiling(HyperbolicManifold):
         k1 = torch.where(s1.unsqueeze(-1), kb, ka)
         k2 = torch.where(s1.unsqueeze(-1), ka, kb)
         with torch.no_grad():
-            t_c = t.unsqueeze(-1)
-            x2d = x2.detach().to(torch.float64)
-            mantissa, exponent = torch.frexp(x2d)
-            M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
-            shift = t_c + exponent.to(torch.int64) - 53  # 2^t x2 = M 2^shift
-            right = (-shift).clamp(0, 62)
-            integer_small = torch.where(shift < 0, M >> right, 0)
-            fractional = torch.where(
-                shift < 0,
-                torch.ldexp((M - (integer_small << right)).to(torch.float64), shift.to(torch.float64)),
-                torch.zeros_like(x2d),
-            )
             t_max = int(t.max()) if t.numel() else 0
-            width = max(k1.shape[-1], k2.shape[-1]) + bigint.limbs_for_bits(t_max + 1) + 4
-            integer = bigint.shift_left(bigint.from_int64(M, 3), shift.clamp_min(0), width, "2^t x")
-            integer = torch.where((shift < 0).unsqueeze(-1), bigint.pad(bigint.from_int64(integer_small, 3), width),
-                                  integer)
-            K = bigint.sub(bigint.sub(bigint.pad(k1, width), bigint.shift_left(k2, t_c, width, "2^t k"), width),
-                           integer, width, "K")
-            bits = bigint.bit_length(K).amax(-1)
-            sigma = torch.maximum(bits, t + 2)
-            positions = torch.arange(width, device=K.device)
-            top = torch.where(K != 0, positions, 0).amax(-1)
-            K_scaled = torch.ldexp(bigint.leading(K, top), (top * bigint.LIMB_BITS - sigma.unsqueeze(-1)).to(
-                torch.float64))
-            rest = x1.detach().to(torch.float64) - fractional
-            exact = (bits <= 53).unsqueeze(-1)
-            K_float = bigint.to_float(torch.where(exact.unsqueeze(-1), K, 0))
-            value = torch.where(
-                exact,
-                torch.ldexp(K_float + rest, -sigma.unsqueeze(-1).to(torch.float64)),
-                K_scaled + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
-            )
+            if t_max <= 3 and bigint.used_limbs(k1, k2) <= 2:
+                value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
+            else:
+                value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t)
         dtype = x1.dtype
         down = torch.exp2(-sigma.to(dtype)).unsqueeze(-1)
         down_t = torch.exp2((t - sigma).to(dtype)).unsqueeze(-1)
@@ -234,6 +206,58 @@ class BinaryTiling(HyperbolicManifold):
         height = h1 * down - h2 * down_t
         return {"delta": torch.cat([horizontal, height], -1), "sigma": sigma, "t": t, "swapped": swapped,
                 "h1": h1, "h2": h2}
+
+    def _separation_in_limbs(self, x1, x2, k1, k2, t):
+        """:math:`\\Delta 2^{-\\sigma}` (float64, no gradient) and :math:`\\sigma`, with exact multi-limb integers."""
+        t_c = t.unsqueeze(-1)
+        x2d = x2.detach().to(torch.float64)
+        mantissa, exponent = torch.frexp(x2d)
+        M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
+        shift = t_c + exponent.to(torch.int64) - 53  # 2^t x2 = M 2^shift
+        right = (-shift).clamp(0, 62)
+        integer_small = torch.where(shift < 0, M >> right, 0)
+        fractional = torch.where(
+            shift < 0,
+            torch.ldexp((M - (integer_small << right)).to(torch.float64), shift.to(torch.float64)),
+            torch.zeros_like(x2d),
+        )
+        t_max = int(t.max()) if t.numel() else 0
+        width = max(k1.shape[-1], k2.shape[-1]) + bigint.limbs_for_bits(t_max + 1) + 4
+        integer = bigint.shift_left(bigint.from_int64(M, 3), shift.clamp_min(0), width, "2^t x")
+        integer = torch.where((shift < 0).unsqueeze(-1), bigint.pad(bigint.from_int64(integer_small, 3), width),
+                              integer)
+        K = bigint.sub(bigint.sub(bigint.pad(k1, width), bigint.shift_left(k2, t_c, width, "2^t k"), width),
+                       integer, width, "K")
+        bits = bigint.bit_length(K).amax(-1)
+        sigma = torch.maximum(bits, t + 2)
+        positions = torch.arange(width, device=K.device)
+        top = torch.where(K != 0, positions, 0).amax(-1)
+        K_scaled = torch.ldexp(bigint.leading(K, top), (top * bigint.LIMB_BITS - sigma.unsqueeze(-1)).to(
+            torch.float64))
+        rest = x1.detach().to(torch.float64) - fractional
+        exact = (bits <= 53).unsqueeze(-1)
+        K_float = bigint.to_float(torch.where(exact.unsqueeze(-1), K, 0))
+        value = torch.where(
+            exact,
+            torch.ldexp(K_float + rest, -sigma.unsqueeze(-1).to(torch.float64)),
+            K_scaled + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
+        )
+        return value, sigma
+
+    def _separation_in_floats(self, x1, x2, k1, k2, t):
+        r"""Fast path of :meth:`_separation_in_limbs` for :math:`|k| < 2^{48}` and :math:`t \le 3`: every term of
+        :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` is an integer below :math:`2^{51}`, exact in float64."""
+        weights = torch.exp2(torch.arange(2, dtype=torch.float64, device=k1.device) * bigint.LIMB_BITS)
+        k1f = (k1[..., :2].to(torch.float64) * weights[: k1[..., :2].shape[-1]]).sum(-1)
+        k2f = (k2[..., :2].to(torch.float64) * weights[: k2[..., :2].shape[-1]]).sum(-1)
+        scale = torch.exp2(t.to(torch.float64)).unsqueeze(-1)
+        shifted = x2.detach().to(torch.float64) * scale
+        whole = torch.floor(shifted)
+        K = k1f - k2f * scale - whole
+        rest = x1.detach().to(torch.float64) - (shifted - whole)
+        bits = torch.where(K != 0, torch.frexp(K)[1].to(torch.int64), 0).amax(-1)
+        sigma = torch.maximum(bits, t + 2)
+        return torch.ldexp(K + rest, -sigma.unsqueeze(-1).to(torch.float64)), sigma
 
     def dist(self, x, y, *, keepdim=False):
         r"""Distance from the exact separation (module docstring); gradients reach the float parts only."""

@@ -450,16 +450,24 @@ class LTiling(HyperbolicManifold):
         ut, vt = u.to(dtype) * scale_tilde, v.to(dtype) * scale_tilde
         q_hat, q_exact, log_q = q_hat.to(dtype), q_exact.to(dtype), log_q.to(dtype)
         d_c = (ut.unsqueeze(-1) * q_hat * vt.unsqueeze(-2)).sum((-2, -1))
-        inverse_q2 = torch.exp(-2 * log_q)
-        far = log_q + torch.log(d_c + safe_sqrt(d_c.square() - inverse_q2))
-        # v in u's tile: T' = M3^{-1} Q (rows: Q_0j / 3, -Q_1j, -Q_2j), exact for small Q.
-        row_scale = torch.tensor([1 / 3, -1.0, -1.0], dtype=dtype, device=u.device).unsqueeze(-1)
-        relative = torch.where(small[..., None, None], q_exact * row_scale, torch.zeros_like(q_exact))
-        moved = (relative * vt.unsqueeze(-2)).sum(-1)
-        diff = ut - moved
-        chord2 = -3 * diff[..., 0].square() + diff[..., 1].square() + diff[..., 2].square()
-        near = 2 * torch.asinh(0.5 * safe_sqrt(chord2))
         use_near = small & (torch.exp(log_q) * d_c.detach() <= 8)
+        # Each branch is evaluated only when some pair needs it (both are finite everywhere, for where()).
+        some_near, some_far = bool(use_near.any()), not bool(use_near.all())
+        if some_far:
+            inverse_q2 = torch.exp(-2 * log_q)
+            far = log_q + torch.log(d_c + safe_sqrt(d_c.square() - inverse_q2))
+        if some_near:
+            # v in u's tile: T' = M3^{-1} Q (rows: Q_0j / 3, -Q_1j, -Q_2j), exact for small Q.
+            row_scale = torch.tensor([1 / 3, -1.0, -1.0], dtype=dtype, device=u.device).unsqueeze(-1)
+            relative = torch.where(small[..., None, None], q_exact * row_scale, torch.zeros_like(q_exact))
+            moved = (relative * vt.unsqueeze(-2)).sum(-1)
+            diff = ut - moved
+            chord2 = -3 * diff[..., 0].square() + diff[..., 1].square() + diff[..., 2].square()
+            near = 2 * torch.asinh(0.5 * safe_sqrt(chord2))
+        if not some_far:
+            far = near
+        elif not some_near:
+            near = far
         d = (torch.where(use_near, near, far) * self.scale(d_c)).to(out_dtype)
         return d.unsqueeze(-1) if keepdim else d
 
