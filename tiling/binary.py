@@ -1,0 +1,459 @@
+r"""The binary half-space tiling of :math:`H^n` (``../shared/notes/tiling.md`` §8).
+
+A point is :math:`p = 2^j (x + k)` in the upper half-space: horizontal coordinates :math:`2^j(x_i + k_i)`,
+height :math:`2^j x_n`, with integers :math:`k \in \mathbb{Z}^{n-1}` (exact, multi-limb), :math:`j \in \mathbb{Z}`,
+and floats in the bounded box :math:`x \in [0, 1)^{n-1}`, :math:`x_n \in [1, 2)`. Integer translations and
+dilations by powers of 2 are isometries, so rounding the floats moves the point by :math:`O(\varepsilon)` at
+any radius.
+
+Storage: one float tensor ``(..., n + 1 + (n - 1) * limbs)``: ``x_1 .. x_{n-1}, x_n``, then ``j`` (an integer
+held exactly in the float), then the limbs of :math:`k_1, \ldots, k_{n-1}` (:mod:`tiling.bigint`). Tangent vectors
+have the same shape; their first ``n`` slots are a half-space tangent vector at :math:`(x, x_n)` in the local
+chart (an isometric image of the true one), the others are zero.
+
+Distance (:math:`j_2 \ge j_1`, :math:`t = j_2 - j_1`, everything in units of :math:`2^{j_1}`): with
+:math:`\Delta = (k^1 + x^1) - 2^t(k^2 + x^2)` over all :math:`n` coordinates (:math:`k_n = 0`), the heights
+:math:`y_1 = x^1_n`, :math:`y_2 = 2^t x^2_n` and :math:`\rho = \lVert\Delta\rVert`,
+
+.. math::
+
+    \sinh\frac{d}{2} = \frac{\rho}{2\sqrt{y_1 y_2}} .
+
+The integer part :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` is formed exactly (multi-limb shift), the
+rest :math:`x^1 - \{2^t x^2\}` is one rounding; :math:`\Delta` is scaled by :math:`2^{-\sigma}` (:math:`\sigma` from
+the bit length of :math:`K`) before it is squared, so nothing overflows, and for
+:math:`z = \rho/(2\sqrt{y_1y_2}) > e^{20}` the distance is :math:`2(\log z + \log 2)` from logarithms.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import mpmath
+import torch
+from mpmath import mp
+from torch.func import jvp
+
+from hyperbolic import reference
+from hyperbolic.manifold import HyperbolicManifold, OffManifoldError, PrecisionContract, PrecisionError
+from hyperbolic.math import halfspace as chart
+from hyperbolic.math import lorentz as lorentz_kernel
+from hyperbolic.numerics import check_finite, scaled_norm
+from hyperbolic.rounding import round_to_tensor
+
+from . import bigint
+
+__all__ = ["BinaryTiling"]
+
+_LOG2E = math.log2(math.e)
+_LN2 = math.log(2.0)
+
+
+class BinaryTiling(HyperbolicManifold):
+    r"""Binary half-space tiling of :math:`H^n`: exact integers :math:`(k, j)` plus floats in a bounded box.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension ``n >= 2``.
+    max_radius : float
+        Radius up to which every point can be stored; fixes the limbs of each :math:`k_i`
+        (:math:`\log_2|k_i| \lesssim r\log_2 e`). Beyond it conversions and updates raise
+        :class:`~hyperbolic.manifold.PrecisionError`.
+    curvature : float
+        Negative curvature :math:`-c`; the storage holds the unit model, distances scale by :math:`c^{-1/2}`.
+    learnable : bool
+        Learn the curvature.
+    """
+
+    name = "binary-tiling"
+
+    def __init__(self, dim: int, max_radius: float = 100.0, curvature: float = -1.0, learnable: bool = False):
+        super().__init__(dim, curvature=curvature, learnable=learnable)
+        if dim < 2:
+            raise ValueError(f"the binary tiling needs dimension >= 2, got {dim}")
+        max_radius = float(max_radius)
+        if not math.isfinite(max_radius) or max_radius <= 0:
+            raise ValueError(f"max_radius must be a positive finite number, got {max_radius}")
+        self.max_radius = max_radius
+        self.limbs = bigint.limbs_for_bits(int(math.ceil(max_radius * _LOG2E + 4)))
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> BinaryTiling:
+        return cls(spec["dim"], max_radius=spec.get("max_radius", 100.0), curvature=spec["curvature"],
+                   learnable=spec.get("learnable", False))
+
+    def spec(self) -> dict:
+        out = super().spec()
+        out.update(max_radius=self.max_radius, limbs=self.limbs, limb_bits=bigint.LIMB_BITS)
+        return out
+
+    @property
+    def storage_dim(self) -> int:
+        return self.dim + 1 + (self.dim - 1) * self.limbs
+
+    @property
+    def capacity_radius(self) -> float:
+        return (bigint.LIMB_BITS * self.limbs - 4) / _LOG2E
+
+    def contract(self, dtype: torch.dtype = torch.float64) -> PrecisionContract:
+        if dtype not in (torch.float64, torch.float32):
+            raise TypeError(f"the binary tiling stores 24-bit limbs, exact only in float64 and float32, not {dtype}")
+        return PrecisionContract(self.capacity_radius, self.capacity_radius, "eps (independent of r)")
+
+    # ------------------------------------------------------------------ storage
+    def split(self, x: torch.Tensor):
+        """``(x_h, x_n, j, k)``: floats ``(..., n-1)``, heights ``(..., 1)``, ``j`` as int64 ``(...)``,
+        ``k`` as limbs ``(..., n-1, limbs)``."""
+        if x.shape[-1] != self.storage_dim:
+            raise OffManifoldError(
+                f"binary-tiling points of H^{self.dim} need a last axis of {self.storage_dim}, got {tuple(x.shape)}"
+            )
+        n = self.dim
+        k = x[..., n + 1:].detach().reshape(*x.shape[:-1], n - 1, self.limbs).to(torch.int64)
+        return x[..., : n - 1], x[..., n - 1: n], x[..., n].detach().to(torch.int64), k
+
+    def pack(self, xh, xn, j, k) -> torch.Tensor:
+        k = bigint.trim(k, self.limbs, "k")
+        shape = torch.broadcast_shapes(xh.shape[:-1], xn.shape[:-1], j.shape, k.shape[:-2])
+        dtype = xh.dtype
+        return torch.cat([
+            xh.expand(*shape, self.dim - 1), xn.expand(*shape, 1), j.expand(shape).unsqueeze(-1).to(dtype),
+            k.expand(*shape, self.dim - 1, self.limbs).reshape(*shape, -1).to(dtype),
+        ], dim=-1)
+
+    # ------------------------------------------------------------------ re-normalisation
+    def renormalize(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Bring the floats back into the box :math:`[0,1)^{n-1}\times[1,2)`, exactly (tiling.md §8).
+
+        Fold :math:`\lfloor x\rfloor` into :math:`k`; with :math:`a = \lfloor\log_2 x_n\rfloor`, set
+        :math:`x_n \leftarrow 2^{-a}x_n`, :math:`j \leftarrow j + a`; if :math:`a \le 0`,
+        :math:`X = 2^{-a}x`, :math:`k \leftarrow 2^{-a}k + \lfloor X\rfloor`, :math:`x \leftarrow X - \lfloor X\rfloor`
+        (all exact); if :math:`a > 0`, :math:`k = 2^a k' + r`, :math:`x \leftarrow (r + x)/2^a` (one rounding; a
+        result of 1 moves into :math:`k'`). Vectorised over all points.
+        """
+        xh, xn, j, k = self.split(x)
+        xh, xn = xh.detach(), xn.detach()
+        check_finite(torch.cat([xh, xn], -1), "binary-tiling float part")
+        bad = xn[..., 0] <= 0
+        if bool(bad.any()):
+            row = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise OffManifoldError(f"row {row}: height x_n = {xn[row].item()} is not positive")
+        try:
+            whole = torch.floor(xh)
+            k = bigint.add(k, bigint.from_float(whole, self.limbs + 1), limbs=self.limbs + 1, what="k")
+            xh = xh - whole
+            exponent = torch.frexp(xn)[1].to(torch.int64) - 1
+            xn = torch.ldexp(xn, (-exponent).to(xn.dtype))
+            j = j + exponent.squeeze(-1)
+            up = (-exponent).clamp_min(0)  # a <= 0: multiply by 2^-a
+            scaled = torch.ldexp(xh, up.to(xh.dtype))
+            floor_scaled = torch.floor(scaled)
+            k_up = bigint.add(bigint.shift_left(k, up, self.limbs + 1, "k"),
+                              bigint.from_float(floor_scaled, self.limbs + 1), limbs=self.limbs + 1, what="k")
+            x_up = scaled - floor_scaled
+            down = exponent.clamp_min(0)  # a > 0: divide by 2^a
+            k_down, fraction = bigint.floor_shift_right(k, down)
+            x_down = fraction.to(xh.dtype) + torch.ldexp(xh, (-down).to(xh.dtype))
+            carry = x_down >= 1
+            x_down = torch.where(carry, torch.zeros_like(x_down), x_down)
+            k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=self.limbs + 1, what="k")
+            use_up = (exponent <= 0).unsqueeze(-1)
+            k = torch.where(use_up, k_up, bigint.pad(k_down, self.limbs + 1))
+            xh = torch.where(use_up.squeeze(-1), x_up, x_down)
+            k = bigint.trim(k, self.limbs, "k")
+        except bigint.IntegerOverflowError as error:
+            raise PrecisionError(
+                f"binary tiling: {error}; the point left the capacity of BinaryTiling(max_radius={self.max_radius:g})"
+            ) from None
+        return self.pack(xh, xn, j, k)
+
+    def projx(self, x):
+        return self.renormalize(x)
+
+    # ------------------------------------------------------------------ distance
+    def _separation(self, p, q):
+        r"""Exact separation of two points in the chart of the one with the smaller :math:`j`.
+
+        Returns a dict with ``delta`` (:math:`\Delta \cdot 2^{-\sigma}`, ``(..., n)``, height difference last,
+        carrying gradients to the float parts), ``sigma``, ``t`` (int64), ``swapped`` (whether ``q`` has the
+        smaller :math:`j`) and the heights ``h1``, ``h2`` of the first and second point of the ordered pair.
+        """
+        xa, na, ja, ka = self.split(p)
+        xb, nb, jb, kb = self.split(q)
+        shape = torch.broadcast_shapes(ja.shape, jb.shape)
+        swapped = (jb < ja).expand(shape)
+        s1 = swapped.unsqueeze(-1)
+        x1 = torch.where(s1, xb, xa)
+        x2 = torch.where(s1, xa, xb)
+        h1 = torch.where(s1, nb, na)
+        h2 = torch.where(s1, na, nb)
+        j1 = torch.where(swapped, jb, ja)
+        t = (torch.where(swapped, ja, jb) - j1)
+        k1 = torch.where(s1.unsqueeze(-1), kb, ka)
+        k2 = torch.where(s1.unsqueeze(-1), ka, kb)
+        with torch.no_grad():
+            t_max = int(t.max()) if t.numel() else 0
+            if t_max <= 3 and bigint.used_limbs(k1, k2) <= 2:
+                value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
+            else:
+                value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t)
+        dtype = x1.dtype
+        down = torch.exp2(-sigma.to(dtype)).unsqueeze(-1)
+        down_t = torch.exp2((t - sigma).to(dtype)).unsqueeze(-1)
+        horizontal = value.to(dtype) + (x1 - x1.detach()) * down - (x2 - x2.detach()) * down_t
+        height = h1 * down - h2 * down_t
+        return {"delta": torch.cat([horizontal, height], -1), "sigma": sigma, "t": t, "swapped": swapped,
+                "h1": h1, "h2": h2}
+
+    def _separation_in_limbs(self, x1, x2, k1, k2, t):
+        """:math:`\\Delta 2^{-\\sigma}` (float64, no gradient) and :math:`\\sigma`, with exact multi-limb integers."""
+        t_c = t.unsqueeze(-1)
+        x2d = x2.detach().to(torch.float64)
+        mantissa, exponent = torch.frexp(x2d)
+        M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
+        shift = t_c + exponent.to(torch.int64) - 53  # 2^t x2 = M 2^shift
+        right = (-shift).clamp(0, 62)
+        integer_small = torch.where(shift < 0, M >> right, 0)
+        fractional = torch.where(
+            shift < 0,
+            torch.ldexp((M - (integer_small << right)).to(torch.float64), shift.to(torch.float64)),
+            torch.zeros_like(x2d),
+        )
+        t_max = int(t.max()) if t.numel() else 0
+        width = max(k1.shape[-1], k2.shape[-1]) + bigint.limbs_for_bits(t_max + 1) + 4
+        integer = bigint.shift_left(bigint.from_int64(M, 3), shift.clamp_min(0), width, "2^t x")
+        integer = torch.where((shift < 0).unsqueeze(-1), bigint.pad(bigint.from_int64(integer_small, 3), width),
+                              integer)
+        K = bigint.sub(bigint.sub(bigint.pad(k1, width), bigint.shift_left(k2, t_c, width, "2^t k"), width),
+                       integer, width, "K")
+        bits = bigint.bit_length(K).amax(-1)
+        sigma = torch.maximum(bits, t + 2)
+        positions = torch.arange(width, device=K.device)
+        top = torch.where(K != 0, positions, 0).amax(-1)
+        K_scaled = torch.ldexp(bigint.leading(K, top), (top * bigint.LIMB_BITS - sigma.unsqueeze(-1)).to(
+            torch.float64))
+        rest = x1.detach().to(torch.float64) - fractional
+        exact = (bits <= 53).unsqueeze(-1)
+        K_float = bigint.to_float(torch.where(exact.unsqueeze(-1), K, 0))
+        value = torch.where(
+            exact,
+            torch.ldexp(K_float + rest, -sigma.unsqueeze(-1).to(torch.float64)),
+            K_scaled + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
+        )
+        return value, sigma
+
+    def _separation_in_floats(self, x1, x2, k1, k2, t):
+        r"""Fast path of :meth:`_separation_in_limbs` for :math:`|k| < 2^{48}` and :math:`t \le 3`: every term of
+        :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` is an integer below :math:`2^{51}`, exact in float64."""
+        weights = torch.exp2(torch.arange(2, dtype=torch.float64, device=k1.device) * bigint.LIMB_BITS)
+        k1f = (k1[..., :2].to(torch.float64) * weights[: k1[..., :2].shape[-1]]).sum(-1)
+        k2f = (k2[..., :2].to(torch.float64) * weights[: k2[..., :2].shape[-1]]).sum(-1)
+        scale = torch.exp2(t.to(torch.float64)).unsqueeze(-1)
+        shifted = x2.detach().to(torch.float64) * scale
+        whole = torch.floor(shifted)
+        K = k1f - k2f * scale - whole
+        rest = x1.detach().to(torch.float64) - (shifted - whole)
+        bits = torch.where(K != 0, torch.frexp(K)[1].to(torch.int64), 0).amax(-1)
+        sigma = torch.maximum(bits, t + 2)
+        return torch.ldexp(K + rest, -sigma.unsqueeze(-1).to(torch.float64)), sigma
+
+    def dist(self, x, y, *, keepdim=False):
+        r"""Distance from the exact separation (module docstring); gradients reach the float parts only."""
+        sep = self._separation(x, y)
+        rho = scaled_norm(sep["delta"], keepdim=True)
+        h1, h2, sigma, t = sep["h1"], sep["h2"], sep["sigma"].unsqueeze(-1), sep["t"].unsqueeze(-1)
+        dtype = rho.dtype
+        half_t = torch.div(t, 2, rounding_mode="floor")
+        log_z = (torch.log(torch.where(rho > 0, rho, torch.ones_like(rho))) + (sigma.to(dtype) - t.to(dtype) / 2) * _LN2
+                 - _LN2 - 0.5 * (torch.log(h1) + torch.log(h2)))
+        exponent = (sigma - half_t).clamp(-1000, 1000).to(dtype)
+        z = rho * torch.exp2(exponent) / (2 * torch.sqrt(h1 * h2 * torch.exp2((t - 2 * half_t).to(dtype))))
+        far = log_z > 20
+        near_d = 2 * torch.asinh(torch.where(far, torch.zeros_like(z), z))
+        far_d = 2 * (torch.where(far, log_z, torch.zeros_like(log_z)) + _LN2)
+        d = torch.where(far, far_d, near_d) * self.scale(rho)
+        return d if keepdim else d.squeeze(-1)
+
+    # ------------------------------------------------------------------ tangent space
+    def _float_only(self, h, like):
+        shape = torch.broadcast_shapes(h.shape[:-1], like.shape[:-1])
+        return torch.cat([h.expand(*shape, self.dim), h.new_zeros(*shape, self.storage_dim - self.dim)], -1)
+
+    def inner(self, x, u, v=None, *, keepdim=False):
+        v = u if v is None else v
+        height = x[..., self.dim - 1: self.dim]
+        result = (self.scale(u) / height).square() * (u[..., : self.dim] * v[..., : self.dim]).sum(-1, keepdim=True)
+        return result if keepdim else result.squeeze(-1)
+
+    def proju(self, x, u):
+        return self._float_only(u[..., : self.dim], x)
+
+    def egrad2rgrad(self, x, g):
+        height = x[..., self.dim - 1: self.dim]
+        return self._float_only((height / self.scale(g)).square() * g[..., : self.dim], x)
+
+    def expmap(self, x, v):
+        r"""Half-space exponential map of the float part in pieces of length at most 1, re-normalising after each;
+        the velocity is carried in frame coordinates (invariant under the re-normalising similarity)."""
+        shape = torch.broadcast_shapes(x.shape[:-1], v.shape[:-1])
+        point = x.expand(*shape, self.storage_dim)
+        n = self.dim
+        frame = v[..., :n].expand(*shape, n) / point[..., n - 1: n]
+        length = frame.norm(dim=-1)
+        longest = float(length.max()) if length.numel() else 0.0
+        if not math.isfinite(longest):
+            check_finite(v, "tangent vector")
+        pieces = min(max(1, math.ceil(longest)), 4096)
+        if longest / pieces > 30:
+            raise PrecisionError(f"expmap step of length {longest:.3g} is too long for the float box")
+        step = frame / pieces
+        for piece in range(pieces):
+            start = point[..., :n]
+            dx, height = chart.expmap_frame(start[..., n - 1:], step)
+            end = torch.cat([start[..., : n - 1] + dx, height], -1)
+            if piece + 1 < pieces:
+                step = -chart.logmap_frame(end, start)
+            point = self.renormalize(torch.cat([end, point[..., n:]], -1))
+        return point
+
+    def retr(self, x, v):
+        return self.expmap(x, v)
+
+    def logmap(self, x, y):
+        r""":math:`\log_x y` from the exact separation: the frame direction of
+        :math:`(2\delta,\ \lVert\delta\rVert^2 + (h-1)(h+1))` (:math:`\delta, h` the horizontal offset and height
+        ratio of ``y`` in the chart of ``x``, all scaled so nothing overflows), of length :math:`d(x, y)`."""
+        sep = self._separation(x, y)
+        delta, swapped = sep["delta"], sep["swapped"].unsqueeze(-1)
+        dtype = delta.dtype
+        sigma, t = sep["sigma"].unsqueeze(-1), sep["t"].unsqueeze(-1)
+        h1, h2 = sep["h1"], sep["h2"]
+        own = torch.where(swapped, h2, h1)
+        sign = torch.where(swapped, 1.0, -1.0).to(dtype)
+        sigma_x = torch.where(swapped, sigma - t, sigma).to(dtype)
+        offset = sign * delta[..., :-1] / own
+        height_minus = sign * delta[..., -1:] / own
+        height_plus = (h1 * torch.exp2(-sigma.to(dtype)) + h2 * torch.exp2((t - sigma).to(dtype))) / own
+        direction = torch.cat([2 * offset * torch.exp2(-sigma_x),
+                               offset.square().sum(-1, keepdim=True) + height_minus * height_plus], -1)
+        norm = scaled_norm(direction, keepdim=True)
+        unit = torch.where(norm > 0, direction / torch.where(norm > 0, norm, 1.0), torch.zeros_like(direction))
+        d = self.dist(x, y, keepdim=True) / self.scale(delta)
+        height_x = x[..., self.dim - 1: self.dim]
+        return self._float_only(height_x * d * unit, x)
+
+    def transp(self, x, y, v):
+        r"""Parallel transport: ``y`` is placed in the chart of ``x`` (float offset from the exact separation),
+        both are mapped to the hyperboloid, the Lorentz transport is applied, and the result is pulled back and
+        rescaled by :math:`2^{j_x - j_y}` into the chart of ``y``."""
+        n = self.dim
+        sep = self._separation(x, y)
+        delta, swapped = sep["delta"], sep["swapped"].unsqueeze(-1)
+        sigma, t = sep["sigma"].unsqueeze(-1), sep["t"].unsqueeze(-1)
+        dtype = delta.dtype
+        scale = torch.exp2(torch.where(swapped, sigma - t, sigma).to(dtype))
+        sign = torch.where(swapped, 1.0, -1.0).to(dtype)
+        here = x[..., :n]
+        there = here + sign * delta * scale
+        if not bool(torch.isfinite(there).all()):
+            raise PrecisionError("parallel transport between points this far apart overflows the chart")
+        X, V = jvp(chart.to_lorentz, (here,), (v[..., :n],))
+        Y = chart.to_lorentz(there)
+        W = lorentz_kernel.transp(X, Y, V)
+        moved = jvp(chart.from_lorentz, (Y,), (W,))[1]
+        _, _, jx, _ = self.split(x)
+        _, _, jy, _ = self.split(y)
+        return self._float_only(moved * torch.exp2((jx - jy).to(dtype)).unsqueeze(-1), y)
+
+    # ------------------------------------------------------------------ charts
+    def _halfspace(self, x):
+        xh, xn, j, k = self.split(x)
+        scale = torch.exp2(j.to(xh.dtype)).unsqueeze(-1)
+        return torch.cat([(xh + bigint.to_float(k).to(xh.dtype)) * scale, xn * scale], -1)
+
+    def to_lorentz(self, x):
+        X = chart.to_lorentz(self._halfspace(x))
+        if not bool(torch.isfinite(X.detach()).all()):
+            row = tuple(int(i) for i in torch.nonzero(~torch.isfinite(X.detach()).all(-1))[0])
+            raise PrecisionError(f"row {row} lies beyond the range of {X.dtype} Lorentz coordinates")
+        return X * self.scale(X)
+
+    def from_lorentz(self, X):
+        p = chart.from_lorentz(X / self.scale(X))
+        check_finite(p, "half-space coordinates of the Lorentz input")
+        horizontal, height = p[..., :-1], p[..., -1:]
+        j = torch.frexp(height)[1].to(torch.int64).squeeze(-1) - 1
+        xn = torch.ldexp(height, -j.unsqueeze(-1).to(height.dtype))
+        scaled = torch.ldexp(horizontal, -j.unsqueeze(-1).to(height.dtype))
+        check_finite(scaled, "horizontal coordinates in units of the height")
+        whole = torch.floor(scaled)
+        try:
+            k = bigint.from_float(whole, self.limbs, "k")
+        except bigint.IntegerOverflowError as error:
+            raise PrecisionError(f"binary tiling: {error}") from None
+        return self.renormalize(self.pack(scaled - whole, xn, j, k))
+
+    def to_reference(self, x: torch.Tensor) -> list[tuple]:
+        xh, xn, j, k = self.split(x)
+        n = self.dim
+        floats = torch.cat([xh, xn], -1).detach().reshape(-1, n).to(torch.float64).cpu().tolist()
+        js = j.reshape(-1).tolist()
+        ks = bigint.to_ints(k.reshape(-1, n - 1, self.limbs))
+        out = []
+        for row, jj, kk in zip(floats, js, ks):
+            bits = max([abs(v).bit_length() for v in kk] + [1])
+            with mp.workprec(mp.prec + bits + 64):
+                horizontal = [mpmath.ldexp(mpmath.mpf(a) + b, jj) for a, b in zip(row[:-1], kk)]
+                height = mpmath.ldexp(mpmath.mpf(row[-1]), jj)
+            out.append(reference.from_halfspace(horizontal, height))
+        return out
+
+    def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
+        r"""Exact decomposition: :math:`j = \lfloor\log_2 y\rfloor`, :math:`x_n = y/2^j`,
+        :math:`k_i = \lfloor X_i/2^j\rfloor`, :math:`x_i = X_i/2^j - k_i` in mpmath, then the floats rounded."""
+        self._check_reference_radius(points, dtype)  # the declared ceiling (contract.max_radius)
+        floats, js, ks = [], [], []
+        for row, p in enumerate(points):
+            if len(p) != self.dim + 1:
+                raise ValueError(f"reference point {row} has {len(p)} coordinates; H^{self.dim} needs {self.dim + 1}")
+            x0 = mpmath.mpf(p[0])
+            if not mpmath.isfinite(x0) or x0 < 1:
+                raise OffManifoldError(f"reference point {row} has time coordinate {x0}, not >= 1")
+            magnitude = int(mpmath.log(x0, 2)) + 4
+            with mp.workprec(mp.prec + 2 * magnitude + 64):
+                horizontal, height = reference.to_halfspace(p)
+                exponent = mpmath.frexp(height)[1] - 1
+                xn = mpmath.ldexp(height, -exponent)
+                scaled = [mpmath.ldexp(c, -exponent) for c in horizontal]
+                whole = [int(mpmath.floor(c)) for c in scaled]
+                floats.append([c - w for c, w in zip(scaled, whole)] + [xn])
+            js.append(int(exponent))
+            ks.append(whole)
+        values = round_to_tensor(floats, dtype, None, "binary-tiling float part")
+        try:
+            k = bigint.from_ints(ks, self.limbs) if ks else torch.zeros(0, self.dim - 1, self.limbs, dtype=torch.int64)
+        except bigint.IntegerOverflowError:
+            raise PrecisionError(
+                f"a reference point needs more than the {self.limbs} limbs of BinaryTiling(max_radius="
+                f"{self.max_radius:g}) (radius about {self.capacity_radius:.0f})"
+            ) from None
+        j = torch.tensor(js, dtype=torch.int64)
+        x = self.renormalize(self.pack(values[:, :-1], values[:, -1:], j, k))
+        return x.to(device) if device is not None else x
+
+    # ------------------------------------------------------------------ checks
+    def _off_manifold_rows(self, x, atol, rtol):
+        n = self.dim
+        xh, xn, j = x[..., : n - 1], x[..., n - 1], x[..., n]
+        digits = x[..., n + 1:]
+        ok = (xh >= 0).all(-1) & (xh < 1).all(-1) & (xn >= 1) & (xn < 2) & (j == torch.round(j))
+        ok = ok & (digits == torch.round(digits)).all(-1) & (digits.abs() < bigint.LIMB_BASE).all(-1)
+        limbs = digits.reshape(*digits.shape[:-1], n - 1, self.limbs)
+        ok = ok & ((limbs >= 0).all(-1) | (limbs <= 0).all(-1)).all(-1)
+        return ~ok
+
+    def _describe_row(self, x, row):
+        n = self.dim
+        return f"x = {x[row][:n - 1].tolist()}, x_n = {x[row][n - 1].item()}, j = {x[row][n].item()}"
