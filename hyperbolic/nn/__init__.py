@@ -1,0 +1,5 @@
+"""Layers for hyperbolic GNNs: Fréchet means, Fréchet aggregation, hyperbolic batch norm, HGCN blocks."""
+
+from .frechet import FrechetInfo, frechet_mean, frechet_variance
+
+__all__ = ["frechet_mean", "frechet_variance", "FrechetInfo"]

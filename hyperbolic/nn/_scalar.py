@@ -1,0 +1,72 @@
+r"""Stable scalar functions of the squared-distance objective (``../shared/notes/frechet.md`` §2).
+
+With :math:`u \ge 0` the "half chord" variable of a pair of points at curvature -1,
+:math:`\cosh s = v = 1 + 2u` and :math:`s = d(x, y)`:
+
+* :func:`arc` — :math:`s = \log(1 + 2u + 2\sqrt{u}\sqrt{1+u})`, never forming :math:`u^2 + u`;
+* :func:`mm_weight` — :math:`g(u) = \frac{d}{du}\operatorname{arcosh}(1+2u)^2 = 4s/\sinh s`;
+* :func:`d2` — :math:`\frac{d^2}{dv^2}\operatorname{arcosh}(v)^2 = 2(\sinh s - s\cosh s)/\sinh^3 s`.
+
+All of them take float64 tensors (the Fréchet code works in float64 whatever the input dtype) and are
+finite for every :math:`u \in [0, 10^{300}]`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["arc", "mm_weight", "d1", "d2", "d1_with_d2_gradient"]
+
+# Below these arguments the Taylor branches are exact to float64 rounding (frechet.md §2).
+_G_TAYLOR = 1e-4
+_D2_TAYLOR = 1e-3
+
+
+def arc(u: torch.Tensor) -> torch.Tensor:
+    r""":math:`s = \operatorname{arcosh}(1 + 2u) = \log(1 + 2u + 2\sqrt{u}\sqrt{1+u})`."""
+    return torch.log1p(2 * u + 2 * torch.sqrt(u) * torch.sqrt(1 + u))
+
+
+def _s_over_sinh(s: torch.Tensor) -> torch.Tensor:
+    r""":math:`s/\sinh s` as :math:`2s e^{-s}/(1 - e^{-2s})` (no overflow), Taylor :math:`1 - s^2/6` near 0."""
+    small = s < _G_TAYLOR
+    s_safe = torch.where(small, torch.ones_like(s), s)
+    return torch.where(small, 1 - s.square() / 6, 2 * s_safe * torch.exp(-s_safe) / -torch.expm1(-2 * s_safe))
+
+
+def mm_weight(u: torch.Tensor) -> torch.Tensor:
+    r"""The majorise–minimise weight :math:`g(u) = 4s/\sinh s` (limit 4 at :math:`u = 0`)."""
+    return 4 * _s_over_sinh(arc(u))
+
+
+def d1(u: torch.Tensor) -> torch.Tensor:
+    r""":math:`\frac{d}{dv}\operatorname{arcosh}(v)^2 = 2s/\sinh s = g(u)/2` at :math:`v = 1 + 2u` (limit 2)."""
+    return 2 * _s_over_sinh(arc(u))
+
+
+def d2(u: torch.Tensor) -> torch.Tensor:
+    r""":math:`\frac{d^2}{dv^2}\operatorname{arcosh}(v)^2 = \frac{2}{\sinh^2 s}(1 - s\coth s)` at :math:`v = 1 + 2u`.
+
+    Taylor branch :math:`-2/3 + 4s^2/15` for small :math:`s`; for large :math:`s` the factor
+    :math:`1/\sinh^2 s` is formed from :math:`e^{-s}` so it underflows to 0 instead of overflowing.
+    """
+    s = arc(u)
+    small = s < _D2_TAYLOR
+    s_safe = torch.where(small, torch.ones_like(s), s)
+    e2 = torch.exp(-2 * s_safe)
+    one_minus_e2 = -torch.expm1(-2 * s_safe)
+    inv_sinh2 = 4 * e2 / one_minus_e2.square()
+    coth = (1 + e2) / one_minus_e2
+    large = 2 * inv_sinh2 * (1 - s_safe * coth)
+    return torch.where(small, -2.0 / 3.0 + 4 * s.square() / 15, large)
+
+
+def d1_with_d2_gradient(u: torch.Tensor) -> torch.Tensor:
+    r""":func:`d1` whose derivative with respect to ``u`` is ``2·d2`` (:math:`dv/du = 2`).
+
+    Autograd through :func:`arc` would multiply an infinite :math:`ds/du` at :math:`u = 0` by a zero;
+    this first-order expansion around the detached value gives the exact first derivative everywhere
+    (it is not meant to be differentiated twice).
+    """
+    u0 = u.detach()
+    return d1(u0) + 2 * d2(u0) * (u - u0)
