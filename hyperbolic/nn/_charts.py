@@ -23,7 +23,6 @@ import torch
 from ..lorentz import Lorentz
 from ..manifold import HyperbolicManifold, OffManifoldError
 from ..math import lorentz as lorentz_kernel
-from ..math import poincare as poincare_kernel
 from ..numerics import check_finite, guards
 from ..poincare import PoincareBall
 
@@ -72,26 +71,31 @@ class Chart:
         raise :class:`~hyperbolic.manifold.OffManifoldError`; points on or just outside the boundary
         are pulled radially inside, to :math:`1 - 4\varepsilon_{64}`.
         """
-        if check:
-            check_finite(x, "points")
         dtype = x.dtype
         if self.kind == "generic":
             x = self.manifold.to_lorentz(x)
-        x = x.to(_WORK)
-        p = x / R
-        if self.kind == "ball":
-            if check:
-                norm = p.detach().norm(dim=-1)
-                bad = norm > 1 + guards(dtype).rtol
+        p = x.to(_WORK) / R
+        if self.kind != "ball":
+            spatial = p[..., 1:]
+            p = spatial / (1 + torch.sqrt(1 + spatial.square().sum(-1, keepdim=True)))
+        squared = p.square().sum(-1, keepdim=True)
+        if check:
+            if not bool(torch.isfinite(squared).all()):
+                check_finite(x, "points")
+                raise OffManifoldError("points lie too far out to convert to the float64 ball (norm overflows)")
+            if self.kind == "ball":
+                bad = squared.squeeze(-1) > (1 + guards(dtype).rtol) ** 2
                 if bool(bad.any()):
                     row = tuple(int(i) for i in torch.nonzero(bad)[0])
                     raise OffManifoldError(
-                        f"point {row} lies outside the ball: norm/R = {float(norm[row]):.17g} > 1"
+                        f"point {row} lies outside the ball: norm/R = {float(squared[row].sqrt()):.17g} > 1"
                     )
-            return poincare_kernel.projx(p, 1 - guards(_WORK).ball_boundary)
-        spatial = p[..., 1:]
-        x0 = torch.sqrt(1 + spatial.square().sum(-1, keepdim=True))
-        return poincare_kernel.projx(spatial / (1 + x0), 1 - guards(_WORK).ball_boundary)
+        # Pull points on or beyond the float64 boundary radially inside (differentiably).
+        limit = 1 - guards(_WORK).ball_boundary
+        outside = squared > limit * limit
+        if bool(outside.any()):
+            p = p * torch.where(outside, limit / torch.sqrt(torch.where(outside, squared, 1.0)), 1.0)
+        return p
 
     def from_ball(self, p: torch.Tensor, R: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Points of the manifold, in ``dtype``, from float64 unit-ball coordinates."""
