@@ -60,6 +60,68 @@ def _floor(n: int) -> float:
 
 
 
+# Below this value of 1 - |x|^2, the plain float64 form has lost more than 10 bits: use the compensated one.
+_COMPENSATE_BELOW = 2.0**-10
+# Sets whose initial centre has 1 - |m|^2 below this (distance from the origin above about 4.1) are
+# translated to the origin before iterating.
+_RECENTRE_BELOW = 1.0 / 16
+
+
+def _two_sum(a: torch.Tensor, b: torch.Tensor):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _one_minus_squared_norm_exact(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`1 - \lVert x\rVert^2` to a few units of float64 rounding *relative to the result*.
+
+    Squares are split exactly (Dekker's product) and summed with error-free transformations, so the
+    difference with 1 does not amplify rounding errors by :math:`1/(1 - \lVert x\rVert^2)`.
+    """
+    c = 134217729.0 * x  # 2^27 + 1
+    hi = c - (c - x)
+    lo = x - hi
+    p = x * x
+    err = ((hi * hi - p) + 2 * hi * lo) + lo * lo
+    total = torch.zeros_like(x[..., 0])
+    comp = err.sum(-1)
+    for i in range(x.shape[-1]):
+        total, e = _two_sum(total, p[..., i])
+        comp = comp + e
+    return (1 - total) - comp
+
+
+def one_minus_squared_norm(x: torch.Tensor) -> torch.Tensor:
+    r""":math:`1 - \lVert x\rVert^2` of unit-ball points, compensated where the plain form loses bits."""
+    E = 1 - x.square().sum(-1)
+    close = E < _COMPENSATE_BELOW
+    if bool(close.any()):
+        E = E.clone()
+        E[close] = _one_minus_squared_norm_exact(x[close])
+    return E
+
+
+def _translate_to_origin(x: torch.Tensor, E: torch.Tensor, m: torch.Tensor, Em: torch.Tensor):
+    r"""Möbius translation :math:`x' = (-m) \oplus x` and :math:`1 - \lVert x'\rVert^2`, from differences.
+
+    With :math:`q = \lVert x - m\rVert^2`: :math:`x' = (E_m (x - m) - q\,m)/(q + E_m E_x)` and
+    :math:`1 - \lVert x'\rVert^2 = E_m E_x/(q + E_m E_x)`, both free of cancellation.
+    """
+    diff = x - m
+    q = diff.square().sum(-1, keepdim=True)
+    Em = Em.unsqueeze(-1)
+    den = q + Em * E.unsqueeze(-1)
+    return (Em * diff - q * m) / den, (Em * E.unsqueeze(-1) / den).squeeze(-1)
+
+
+def _translate_back(m: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r"""Möbius addition :math:`m \oplus y`."""
+    my = (m * y).sum(-1, keepdim=True)
+    m2 = m.square().sum(-1, keepdim=True)
+    y2 = y.square().sum(-1, keepdim=True)
+    return ((1 + 2 * my + y2) * m + (1 - m2) * y) / (1 + 2 * my + m2 * y2)
+
 
 def _squared_distances(xa: torch.Tensor, ma: torch.Tensor) -> torch.Tensor:
     r""":math:`\lVert x_l - \mu\rVert^2` ``[B, t]`` from differences, in one fused kernel (``cdist`` without
@@ -82,13 +144,22 @@ def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
     ``degenerate`` marks sets with zero total weight (or no points): their mean is the origin.
     """
     B, t, n = x.shape
-    s = x.square().sum(-1)
-    E = 1 - s
+    E = one_minus_squared_norm(x)
     wsum = w.sum(-1)
     degenerate = ~(wsum > 0)
     safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
     mu = (w.unsqueeze(-1) * x).sum(1) / safe_wsum.unsqueeze(-1)
     mu = torch.where(degenerate.unsqueeze(-1), torch.zeros_like(mu), mu)
+    # Sets far from the origin are iterated in a frame centred at their initial mean (frechet.md §2 on
+    # precision): ball coordinates near the boundary carry relative errors of eps / (1 - |x|^2).
+    Em = one_minus_squared_norm(mu)
+    far = torch.nonzero((Em < _RECENTRE_BELOW) & ~degenerate).squeeze(-1)
+    centres = None
+    if far.numel():
+        centres = mu[far]
+        x, E = x.clone(), E.clone()
+        x[far], E[far] = _translate_to_origin(x[far], E[far], centres.unsqueeze(1), Em[far].unsqueeze(1))
+        mu[far] = 0
     converged = torch.zeros(B, dtype=torch.bool, device=x.device)
     n_iter = torch.zeros(B, dtype=torch.long, device=x.device)
     floor = _floor(n)
@@ -131,6 +202,8 @@ def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
         mu[idx] = ma
         n_iter[idx] = iters
         converged[idx[frozen]] = True
+    if centres is not None:
+        mu[far] = _translate_back(centres, mu[far])
     return mu, converged, n_iter, degenerate
 
 
