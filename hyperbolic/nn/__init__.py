@@ -1,5 +1,6 @@
 """Layers for hyperbolic GNNs: Fréchet means, Fréchet aggregation, hyperbolic batch norm, HGCN blocks."""
 
+from .aggregation import FrechetAggregation, segment_frechet_mean
 from .frechet import FrechetInfo, frechet_mean, frechet_variance
 
-__all__ = ["frechet_mean", "frechet_variance", "FrechetInfo"]
+__all__ = ["frechet_mean", "frechet_variance", "FrechetInfo", "FrechetAggregation", "segment_frechet_mean"]

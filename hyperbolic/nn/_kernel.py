@@ -214,12 +214,22 @@ def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, t
     weight are degenerate and get the origin.
     """
     E_count, n = x.shape
-    s = x.square().sum(-1)
-    Ecoef = 1 - s
+    Ecoef = one_minus_squared_norm(x)
     wsum = x.new_zeros(N).index_add_(0, index, w)
     degenerate = ~(wsum > 0)
     safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
     mu = x.new_zeros(N, n).index_add_(0, index, w.unsqueeze(-1) * x) / safe_wsum.unsqueeze(-1)
+    Em = one_minus_squared_norm(mu)
+    far_node = (Em < _RECENTRE_BELOW) & ~degenerate
+    far = torch.nonzero(far_node).squeeze(-1)
+    centres = None
+    if far.numel():
+        centres = mu[far]
+        far_edges = torch.nonzero(far_node[index]).squeeze(-1)
+        target = index[far_edges]
+        x, Ecoef = x.clone(), Ecoef.clone()
+        x[far_edges], Ecoef[far_edges] = _translate_to_origin(x[far_edges], Ecoef[far_edges], mu[target], Em[target])
+        mu[far] = 0
     converged = torch.zeros(N, dtype=torch.bool, device=x.device)
     n_iter = torch.zeros(N, dtype=torch.long, device=x.device)
     floor = _floor(n)
@@ -228,17 +238,17 @@ def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, t
     local = torch.full((N,), -1, dtype=torch.long, device=x.device)
     local[nodes] = torch.arange(nodes.numel(), device=x.device)
     edges = torch.nonzero(local[index] >= 0).squeeze(-1)
-    xa, wa, sa, Ea, ia = x[edges], w[edges], s[edges], Ecoef[edges], local[index[edges]]
+    xa, wa, Ea, ia = x[edges], w[edges], Ecoef[edges], local[index[edges]]
+    wE, one_plus_s = wa / Ea, 2 - Ea
     ma = mu[nodes]
     frozen = torch.zeros(nodes.numel(), dtype=torch.bool, device=x.device)
     for _ in range(max_iter):
         if nodes.numel() == 0:
             break
         ym = 1 - ma.square().sum(-1)
-        diff = xa - ma[ia]
-        u = diff.square().sum(-1) / (Ea * ym[ia])
-        alpha = wa * mm_weight(u) / Ea
-        stacked = torch.cat([(alpha * (1 + sa)).unsqueeze(-1), alpha.unsqueeze(-1) * xa], dim=-1)
+        u = (xa - ma[ia]).square().sum(-1) / (Ea * ym[ia])
+        alpha = wE * mm_weight(u)
+        stacked = torch.cat([(alpha * one_plus_s).unsqueeze(-1), alpha.unsqueeze(-1) * xa], dim=-1)
         sums = ma.new_zeros(nodes.numel(), n + 1).index_add_(0, ia, stacked)
         b = sums[:, 1:]
         new = _eta(sums[:, 0], b).unsqueeze(-1) * b
@@ -256,12 +266,14 @@ def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, t
             keep = ~frozen
             relabel = torch.cumsum(keep, 0) - 1
             edge_keep = keep[ia]
-            xa, wa, sa, Ea = xa[edge_keep], wa[edge_keep], sa[edge_keep], Ea[edge_keep]
+            xa, wE, one_plus_s, Ea = xa[edge_keep], wE[edge_keep], one_plus_s[edge_keep], Ea[edge_keep]
             ia = relabel[ia[edge_keep]]
             nodes, ma, frozen = nodes[keep], ma[keep], frozen[keep]
     if nodes.numel():
         mu[nodes] = ma
         converged[nodes[frozen]] = True
+    if centres is not None:
+        mu[far] = _translate_back(centres, mu[far])
     return mu, converged, n_iter, degenerate
 
 
