@@ -107,6 +107,9 @@ class Chart:
         return X.to(dtype)
 
     def ball_dim(self, storage: int) -> int:
+        """Dimension of the ball for points with ``storage`` coordinates."""
+        if self.kind == "generic":
+            return self.manifold.dim
         return storage - self.storage_extra
 
 

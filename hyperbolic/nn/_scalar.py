@@ -13,6 +13,7 @@ finite for every :math:`u \in [0, 10^{300}]`.
 
 from __future__ import annotations
 
+import mpmath
 import torch
 
 __all__ = ["arc", "mm_weight", "d1", "d2", "d1_with_d2_gradient"]
@@ -55,21 +56,32 @@ def d1(u: torch.Tensor) -> torch.Tensor:
     return 2 * _s_over_sinh(u)
 
 
+# 1 - s coth s = -sum_k c_k s^(2k), c_k = 2^(2k) B_(2k) / (2k)!; eight terms are exact to float64 for s < 1/2.
+_COTH_SERIES = [float(2 ** (2 * k) * mpmath.bernoulli(2 * k) / mpmath.factorial(2 * k)) for k in range(1, 9)]
+_SERIES_BELOW = 0.5
+
+
 def d2(u: torch.Tensor) -> torch.Tensor:
     r""":math:`\frac{d^2}{dv^2}\operatorname{arcosh}(v)^2 = \frac{2}{\sinh^2 s}(1 - s\coth s)` at :math:`v = 1 + 2u`.
 
-    Taylor branch :math:`-2/3 + 4s^2/15` for small :math:`s`; for large :math:`s` the factor
-    :math:`1/\sinh^2 s` is formed from :math:`e^{-s}` so it underflows to 0 instead of overflowing.
+    :math:`1 - s\coth s` cancels for small :math:`s`; below :math:`s = 1/2` it is summed from its Taylor
+    series, and below :math:`s = 10^{-3}` the whole function is :math:`-2/3 + 4s^2/15`. For large
+    :math:`s` the factor :math:`1/\sinh^2 s` is formed from :math:`e^{-s}`, so it underflows to 0 instead
+    of overflowing. Relative error against 60-digit mpmath: below 1e-14 away from :math:`s = 10^{-3}`.
     """
     s = arc(u)
-    small = s < _D2_TAYLOR
-    s_safe = torch.where(small, torch.ones_like(s), s)
+    tiny = s < _D2_TAYLOR
+    s_safe = torch.where(tiny, torch.ones_like(s), s)
     e2 = torch.exp(-2 * s_safe)
     one_minus_e2 = -torch.expm1(-2 * s_safe)
     inv_sinh2 = 4 * e2 / one_minus_e2.square()
     coth = (1 + e2) / one_minus_e2
-    large = 2 * inv_sinh2 * (1 - s_safe * coth)
-    return torch.where(small, -2.0 / 3.0 + 4 * s.square() / 15, large)
+    s2 = s_safe.square()
+    series = torch.zeros_like(s)
+    for c in reversed(_COTH_SERIES):
+        series = (series + c) * s2
+    bracket = torch.where(s_safe < _SERIES_BELOW, -series, 1 - s_safe * coth)
+    return torch.where(tiny, -2.0 / 3.0 + 4 * s.square() / 15, 2 * inv_sinh2 * bracket)
 
 
 def d1_with_d2_gradient(u: torch.Tensor) -> torch.Tensor:

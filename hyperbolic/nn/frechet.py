@@ -160,13 +160,17 @@ def frechet_mean(
         w = w.movedim(d, -1)
     weights = _weights(w, x_moved.shape[:-1], torch.float64, x.device)
     R = ch.radius(x)
-    p = ch.to_ball(x_moved, R).reshape(-1, t, ch.ball_dim(storage))
-    weights = weights.reshape(-1, t)
+    B = 1
+    for size in lead:
+        B *= size
+    p = ch.to_ball(x_moved, R).reshape(B, t, ch.ball_dim(storage))
+    weights = weights.reshape(B, t)
     if tol is None:
         tol = default_tol(x.dtype)
-    if p.shape[0] == 0:
+    if B == 0:
         mu = p.new_zeros(0, p.shape[-1])
-        converged = n_iter = degenerate = torch.zeros(0, dtype=torch.bool, device=x.device)
+        converged = degenerate = torch.zeros(0, dtype=torch.bool, device=x.device)
+        n_iter = torch.zeros(0, dtype=torch.long, device=x.device)
     else:
         mu, converged, n_iter, degenerate = DenseMean.apply(p, weights, float(tol), int(max_iter))
     out = ch.from_ball(mu, R, x.dtype).reshape(*lead, storage)
