@@ -3,6 +3,7 @@
 from .aggregation import FrechetAggregation, segment_frechet_mean
 from .batchnorm import HyperbolicBatchNorm
 from .frechet import FrechetInfo, frechet_mean, frechet_variance
+from .hgcn import FermiDiracDecoder, HGCNConv, HypAct, HypLinear
 
 __all__ = [
     "frechet_mean",
@@ -11,4 +12,8 @@ __all__ = [
     "FrechetAggregation",
     "segment_frechet_mean",
     "HyperbolicBatchNorm",
+    "HGCNConv",
+    "HypLinear",
+    "HypAct",
+    "FermiDiracDecoder",
 ]

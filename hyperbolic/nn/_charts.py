@@ -26,7 +26,7 @@ from ..math import lorentz as lorentz_kernel
 from ..numerics import check_finite, guards
 from ..poincare import PoincareBall
 
-__all__ = ["Chart", "chart"]
+__all__ = ["Chart", "chart", "describe"]
 
 _WORK = torch.float64
 
@@ -141,3 +141,14 @@ def chart(manifold) -> Chart:
         f"frechet_mean supports the Poincaré ball and the Lorentz model (library or geoopt), "
         f"got {type(manifold).__name__}"
     )
+
+
+def describe(manifold) -> str:
+    """A one-line description of a manifold for layer ``repr``: model name and curvature."""
+    if manifold is None:
+        return "PoincareBall(curvature=-1)"
+    R = chart(manifold).radius(torch.zeros(()))
+    curvature = -1.0 / float(R.detach()) ** 2
+    learnable = any(p.requires_grad for p in manifold.parameters()) if isinstance(manifold, torch.nn.Module) else False
+    name = {"ball": "PoincareBall", "lorentz": "Lorentz"}.get(chart(manifold).kind, type(manifold).__name__)
+    return f"{name}(curvature={curvature:.4g}{', learnable' if learnable else ''})"

@@ -19,7 +19,7 @@ import warnings
 
 import torch
 
-from ._charts import chart
+from ._charts import chart, describe
 from ._kernel import SegmentMean
 from .frechet import DEFAULT_MAX_ITER, FrechetInfo, check_weights, default_tol
 
@@ -202,6 +202,8 @@ class FrechetAggregation(torch.nn.Module):
         self.last_info = FrechetInfo(*(t.detach() for t in info))
         return out
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self) -> str:
-        m = "PoincareBall(curvature=-1)" if self.manifold is None else repr(self.manifold)
-        return f"manifold={m}, tol={self.tol}, max_iter={self.max_iter}"
+        return f"manifold={describe(self.manifold)}, tol={self.tol}, max_iter={self.max_iter}"

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from ..math import lorentz as L
-from ._charts import chart
+from ._charts import chart, describe
 from ._kernel import DenseMean
 from .frechet import DEFAULT_MAX_ITER, default_tol
 
@@ -183,7 +183,10 @@ class HyperbolicBatchNorm(torch.nn.Module):
         unbiased = batch_var * B / (B - 1)
         self.running_var.copy_(((1 - mom) * self.running_var.to(torch.float64) + mom * unbiased).to(self.running_var.dtype))
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
     def extra_repr(self) -> str:
-        m = "PoincareBall(curvature=-1)" if self.manifold is None else repr(self.manifold).replace("\n", " ")
+        m = describe(self.manifold)
         groups = "" if self.groups is None else f", groups={self.groups}"
         return f"{self.dim}, manifold={m}{groups}, momentum={self.momentum}, eps={self.eps}"
