@@ -143,14 +143,14 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         return {
             "name": self.name,
             "dim": self.dim,
-            "curvature": float(self.curvature),
+            "curvature": float(self.curvature.detach()),
             "learnable": self.learnable,
             "storage_dim": self.storage_dim,
             "format_version": FORMAT_VERSION,
         }
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, curvature={float(self.curvature):.6g}" + (
+        return f"dim={self.dim}, curvature={float(self.curvature.detach()):.6g}" + (
             ", learnable=True" if self.learnable else ""
         )
 
@@ -209,7 +209,8 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         """The origin, with leading shape ``shape``: a tensor ``(*shape, storage_dim)``."""
         X = torch.zeros(*shape, self.dim + 1, dtype=dtype, device=device)
         X[..., 0] = 1
-        return self.from_lorentz(X * self.scale(X))
+        with torch.no_grad():
+            return self.from_lorentz(X * self.scale(X))
 
     def random(
         self,
@@ -224,7 +225,8 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         v = std * torch.randn(*shape, self.dim, dtype=dtype, device=device, generator=generator)
         length = v.norm(dim=-1, keepdim=True)
         X = torch.cat([torch.cosh(length), sinhc(length) * v], dim=-1)
-        return self.from_lorentz(X * self.scale(X))
+        with torch.no_grad():
+            return self.from_lorentz(X * self.scale(X))
 
     # ----------------------------------------------------------------- defaults of the protocol
     def retr(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

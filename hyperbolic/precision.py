@@ -39,6 +39,7 @@ __all__ = [
     "accurate_radius",
     "format_table",
     "peers",
+    "breakdown",
 ]
 
 RADII = (1, 5, 10, 20, 30, 40, 50, 75, 100, 200, 500, 1000)
@@ -219,3 +220,18 @@ def format_table(rows: Sequence[Row], kind: str) -> str:
             + f" | {'<' + str(radii[0]) if best is None else f'{best:g}'} |"
         )
     return "\n".join(lines)
+
+
+def breakdown(rows: Sequence[Row], manifold: str, dtype: str) -> tuple[float | None, float | None]:
+    """Break-down radii from the near-pair rows (precision.md §3): the largest tabulated radius whose
+    median error is below 1e-6 ("usable"), and the first radius where some pair is off by half its distance
+    or more (max error >= 1/2), returns NaN/inf, or is refused by the representation ("useless")."""
+    near = sorted((r for r in rows if (r.manifold, r.dtype, r.pairs) == (manifold, dtype, "near")),
+                  key=lambda r: r.radius)
+    usable = useless = None
+    for row in near:
+        if row.status == "ok" and not row.nonfinite and row.median_rel_err < 1e-6 and useless is None:
+            usable = row.radius
+        elif useless is None and (row.status != "ok" or row.nonfinite or row.max_rel_err >= 0.5):
+            useless = row.radius
+    return usable, useless

@@ -1,0 +1,166 @@
+"""Embedding files: plain tensors, the manifold spec, node names and the run config.
+
+An embedding file is a ``torch.save`` of a dictionary holding only tensors, strings, numbers, lists and
+dictionaries, so it loads with ``torch.load(weights_only=True)``: opening a file never runs code from it.
+Writes are atomic (a temporary file in the same folder, then ``os.replace``), so an interrupted save never
+leaves a truncated file behind.
+
+Exports: ``.npz`` (exact: the full storage, e.g. every MCF component or tiling integer, plus names and the
+spec as JSON) and ``.tsv`` (name, then the storage coordinates with ``%.17g``, which round-trips float64).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .manifold import FORMAT_VERSION, HyperbolicManifold
+from .registry import manifold_from_spec
+
+__all__ = [
+    "EmbeddingFileError",
+    "save_embedding",
+    "load_embedding",
+    "export_npz",
+    "load_npz",
+    "export_tsv",
+    "atomic_write",
+]
+
+_KIND = "hyperbolic-embedding"
+
+
+class EmbeddingFileError(ValueError):
+    """A file is not a valid embedding file."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Call ``write(temporary_path)`` and move the result onto ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _check_names(names: Sequence[str] | None, n: int) -> list[str]:
+    if names is None:
+        return [str(i) for i in range(n)]
+    names = [str(name) for name in names]
+    if len(names) != n:
+        raise ValueError(f"{len(names)} names for {n} points")
+    return names
+
+
+def save_embedding(
+    path: str | os.PathLike,
+    points: torch.Tensor,
+    manifold: HyperbolicManifold,
+    names: Sequence[str] | None = None,
+    config: dict | None = None,
+) -> None:
+    """Save ``points`` ``(N, storage_dim)`` of ``manifold`` with node ``names`` and a JSON-able ``config``."""
+    if points.dim() != 2 or points.shape[-1] != manifold.storage_dim:
+        raise ValueError(
+            f"points must have shape (N, {manifold.storage_dim}) for {manifold.name}, got {tuple(points.shape)}"
+        )
+    payload = {
+        "kind": _KIND,
+        "format_version": FORMAT_VERSION,
+        "spec": manifold.spec(),
+        "points": points.detach().cpu().clone(),
+        "names": _check_names(names, points.shape[0]),
+        "config": json.dumps(config or {}, sort_keys=True, default=str),
+    }
+    atomic_write(path, lambda temporary: torch.save(payload, temporary))
+
+
+def load_embedding(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
+    """Load an embedding file: ``(names, points, manifold)``.
+
+    Uses ``torch.load(weights_only=True)``. Raises :class:`EmbeddingFileError` naming the problem when
+    the file is not an embedding file, was written by a newer format, or holds points that are not
+    finite points of its manifold.
+    """
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # torch raises several types for foreign or unsafe files
+        raise EmbeddingFileError(f"{path}: not a loadable embedding file ({error})") from None
+    if not isinstance(payload, dict) or payload.get("kind") != _KIND:
+        raise EmbeddingFileError(f"{path}: not an embedding file (no '{_KIND}' marker)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise EmbeddingFileError(f"{path}: format version {version!r}; this library reads up to {FORMAT_VERSION}")
+    manifold = manifold_from_spec(payload["spec"])
+    points = payload["points"]
+    names = list(payload["names"])
+    if len(names) != points.shape[0]:
+        raise EmbeddingFileError(f"{path}: {len(names)} names for {points.shape[0]} points")
+    try:
+        manifold.assert_points(points, what=str(path))
+    except ValueError as error:
+        raise EmbeddingFileError(str(error)) from None
+    return names, points, manifold
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """The run configuration stored in an embedding file."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    return json.loads(payload.get("config", "{}"))
+
+
+def export_npz(
+    path: str | os.PathLike, points: torch.Tensor, manifold: HyperbolicManifold, names: Sequence[str] | None = None
+) -> None:
+    """Exact export: the full storage tensor, the names and the spec (as JSON) in one ``.npz``."""
+    storage = points.detach().cpu().numpy()
+    names = np.array(_check_names(names, storage.shape[0]), dtype=str)
+    spec = np.array(json.dumps(manifold.spec(), sort_keys=True))
+
+    def write(temporary):
+        with open(temporary, "wb") as handle:
+            np.savez(handle, points=storage, names=names, spec=spec)
+
+    atomic_write(path, write)
+
+
+def load_npz(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
+    """Read an ``.npz`` written by :func:`export_npz` (no pickles are loaded)."""
+    with np.load(path, allow_pickle=False) as data:
+        manifold = manifold_from_spec(json.loads(str(data["spec"])))
+        points = torch.from_numpy(data["points"].copy())
+        names = [str(n) for n in data["names"]]
+    manifold.assert_points(points, what=str(path))
+    return names, points, manifold
+
+
+def export_tsv(path: str | os.PathLike, points: torch.Tensor, names: Sequence[str] | None = None) -> None:
+    """One line per node: the name, then the storage coordinates as ``%.17g`` (exact for float64)."""
+    values = points.detach().cpu().to(torch.float64).numpy()
+    names = _check_names(names, values.shape[0])
+    for row, name in enumerate(names):
+        if any(c in name for c in "\t\n\r"):
+            raise ValueError(f"node name at row {row} ({name!r}) contains a tab or newline; cannot write TSV")
+
+    def write(temporary):
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for name, row in zip(names, values):
+                handle.write(name + "\t" + "\t".join(f"{v:.17g}" for v in row) + "\n")
+
+    atomic_write(path, write)

@@ -1,0 +1,136 @@
+"""Float models beyond the conformance suite: higher dimensions, curvature, gradients, accurate forms."""
+
+import random
+
+import geoopt
+import mpmath
+import pytest
+import torch
+
+from hyperbolic import HalfSpace, Lorentz, PoincareBall, reference
+from hyperbolic.math import halfspace as halfspace_kernel
+
+MODELS = [Lorentz, PoincareBall, HalfSpace]
+
+
+def _exact_pairs(n, radius, dim, seed, distance=None):
+    rng = random.Random(seed)
+    with mpmath.mp.workprec(reference.working_precision(radius + 2)):
+        if distance is None:
+            return [reference.far_pair(rng.uniform(0, radius), dim, rng) for _ in range(n)]
+        return [reference.near_pair(radius, distance, dim, rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("dim", [3, 5])
+def test_higher_dimensions_agree_with_reference(model, dim):
+    manifold = model(dim)
+    pairs = _exact_pairs(20, 8.0, dim, seed=dim)
+    x = manifold.from_reference([a for a, _ in pairs])
+    y = manifold.from_reference([b for _, b in pairs])
+    truth = torch.tensor([float(reference.dist(a, b)) for a, b in pairs], dtype=torch.float64)
+    torch.testing.assert_close(manifold.dist(x, y), truth, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("curvature", [-0.25, -3.0])
+def test_curvature_scales_distances(model, curvature):
+    """At curvature -c the distance between the same abstract points is d_unit / sqrt(c)."""
+    unit, curved = model(2), model(2, curvature=curvature)
+    pairs = _exact_pairs(10, 4.0, 2, seed=1)
+    points = [p for pair in pairs for p in pair]
+    x_unit, x_curved = unit.from_reference(points), curved.from_reference(points)
+    scale = (-curvature) ** -0.5
+    torch.testing.assert_close(curved.dist(x_curved[0::2], x_curved[1::2]),
+                               scale * unit.dist(x_unit[0::2], x_unit[1::2]), rtol=1e-12, atol=1e-14)
+    X = curved.to_lorentz(x_curved)
+    torch.testing.assert_close(Lorentz(2, curvature=curvature).dist(X[0::2], X[1::2]),
+                               curved.dist(x_curved[0::2], x_curved[1::2]), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(curved.from_lorentz(X), x_curved, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_tiny_distances_keep_full_relative_accuracy(model):
+    """arcosh(1 + tiny) loses half the digits; the half-angle forms do not."""
+    manifold = model(2)
+    pairs = _exact_pairs(10, 2.0, 2, seed=3, distance=mpmath.mpf("1e-9"))
+    x = manifold.from_reference([a for a, _ in pairs])
+    y = manifold.from_reference([b for _, b in pairs])
+    d = manifold.dist(x, y)
+    torch.testing.assert_close(d, torch.full_like(d, 1e-9), rtol=1e-5, atol=0)
+
+
+def test_geoopt_loses_tiny_distances_where_we_do_not():
+    """The same pairs through geoopt's Lorentz arcosh form: shows the test above can fail."""
+    pairs = _exact_pairs(10, 2.0, 2, seed=3, distance=mpmath.mpf("1e-9"))
+    ours = Lorentz(2)
+    x = ours.from_reference([a for a, _ in pairs])
+    y = ours.from_reference([b for _, b in pairs])
+    theirs = geoopt.Lorentz().dist(x, y)
+    assert float(((theirs - 1e-9).abs() / 1e-9).max()) > 1e-5
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_gradcheck_of_distance_exp_and_log(model):
+    manifold = model(3)
+    gen = torch.Generator().manual_seed(0)
+    x = manifold.random(4, std=1.0, generator=gen)
+    y = manifold.random(4, std=1.0, generator=gen)
+    u = manifold.proju(x, 0.3 * torch.randn(x.shape, dtype=torch.float64, generator=gen))
+    x, y, u = (t.clone().requires_grad_(True) for t in (x, y, u))
+    assert torch.autograd.gradcheck(manifold.dist, (x, y))
+    assert torch.autograd.gradcheck(manifold.logmap, (x, y))
+    assert torch.autograd.gradcheck(manifold.expmap, (x, u))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_learnable_curvature_has_a_gradient(model):
+    manifold = model(2, curvature=-2.0, learnable=True)
+    assert [name for name, _ in manifold.named_parameters()] == ["log_c"]
+    x = manifold.random(5, generator=torch.Generator().manual_seed(1))
+    y = manifold.random(5, generator=torch.Generator().manual_seed(2))
+
+    def dist_at(log_c):
+        with torch.no_grad():
+            manifold.log_c.copy_(log_c)
+        return manifold.dist(x, y).sum()
+
+    manifold.dist(x, y).sum().backward()
+    analytic = float(manifold.log_c.grad)
+    h = 1e-6
+    base = float(manifold.log_c.detach())
+    with torch.no_grad():
+        numeric = (float(dist_at(torch.tensor(base + h, dtype=torch.float64))) - float(dist_at(torch.tensor(base - h, dtype=torch.float64)))) / (2 * h)
+    assert analytic == pytest.approx(numeric, rel=1e-6)
+
+
+def test_zero_distance_has_finite_gradient():
+    for manifold in (Lorentz(2), PoincareBall(2), HalfSpace(2)):
+        x = manifold.random(3, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+        manifold.dist(x, x.detach().clone()).sum().backward()
+        assert bool(torch.isfinite(x.grad).all())
+
+
+def test_halfspace_distance_survives_radius_700():
+    """Textbook cosh d = 1 + rho^2 / (2 y1 y2) is 0/0 here (precision.md §7); our form is finite and exact for far pairs."""
+    manifold = HalfSpace(2)
+    pairs = _exact_pairs(5, 700.0, 2, seed=9)
+    x = manifold.from_reference([a for a, _ in pairs])
+    y = manifold.from_reference([b for _, b in pairs])
+    truth = torch.tensor([float(reference.dist(a, b)) for a, b in pairs], dtype=torch.float64)
+    torch.testing.assert_close(manifold.dist(x, y), truth, rtol=1e-14, atol=0)
+
+
+def test_halfspace_exponential_map_branches_agree():
+    """Both branches of the cancellation-free exp map describe the same point where both are valid."""
+    gen = torch.Generator().manual_seed(5)
+    y = torch.rand(200, 1, dtype=torch.float64, generator=gen) + 0.1
+    v = torch.randn(200, 3, dtype=torch.float64, generator=gen)
+    v[:, -1] = v[:, -1].abs() + 0.6  # v_y > 0 and s >= 1/2: the second branch
+    dx, y_new = halfspace_kernel.expmap_frame(y, v)
+    s = v.norm(dim=-1, keepdim=True)
+    vx, vy = v[:, :-1], v[:, -1:]
+    dx_first = y * vx / (s / torch.tanh(s) - vy)
+    y_first = y / (torch.cosh(s) - vy * torch.sinh(s) / s)
+    torch.testing.assert_close(dx, dx_first, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(y_new, y_first, rtol=1e-10, atol=1e-12)
