@@ -14,7 +14,11 @@ Forward: the majorise–minimise (MM) iteration of ``../shared/notes/frechet.md`
     \mu \leftarrow \eta\, b, \qquad \eta = \frac{2}{A + \sqrt{\max(A^2 - 4\lVert b\rVert^2, 0)}} .
 
 Each step minimises a majoriser of :math:`F(y) = \sum_l w_l d(x_l, y)^2`, so :math:`F` decreases
-monotonically with no step size. A set has converged when its Riemannian step
+monotonically with no step size. Its rate degrades when a set's points are far apart (the majoriser's
+curvature overshoots :math:`F`'s by a factor growing with the distances), so sets still active after
+``_NEWTON_AFTER`` steps also compute the Newton step with the closed-form Hessian below and take it
+whenever it lowers :math:`F`, else the MM step (a safeguarded Newton method: :math:`F` still decreases
+monotonically, and convergence becomes quadratic near the mean). A set has converged when its Riemannian step
 :math:`\lambda_\mu \lVert \Delta\mu\rVert = 2\lVert\Delta\mu\rVert/(1 - \lVert\mu\rVert^2)` is at most ``tol``,
 or when its Euclidean step is down to float64 resolution; converged sets are frozen and dropped from the
 working set.
@@ -36,13 +40,16 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..numerics import guards
-from ._scalar import d1, d1_with_d2_gradient, d2, mm_weight
+from ._scalar import arc, d1, d1_with_d2_gradient, d2, mm_weight
 
 __all__ = ["DenseMean", "SegmentMean", "mm_dense", "mm_segments"]
 
 _EPS = guards(torch.float64).eps
 # Steps of this many float64 units (times sqrt(n)) are rounding noise: the iteration cannot do better.
 _FLOOR_ULPS = 16.0
+# Sets still iterating after this many MM steps also try a Newton step (kept where it lowers F, else the
+# MM step is taken): MM alone converges slowly for sets whose points are far apart.
+_NEWTON_AFTER = 24
 # Re-gather the working set once this fraction of it has converged.
 _COMPACT_AT = 0.5
 # Edge chunk for the per-edge outer products of the segment Hessian (bounds memory at chunk * n^2).
@@ -138,20 +145,208 @@ def _weighted_sum(alpha: torch.Tensor, xa: torch.Tensor) -> torch.Tensor:
     return torch.bmm(alpha.unsqueeze(1), xa).squeeze(1)
 
 
+# --------------------------------------------------------------------------- layouts
+
+
+class _DenseSets:
+    """Working set of dense sets: points ``[b, t, n]``, ``E = 1 - |x|^2`` and weights ``[b, t]``."""
+
+    def __init__(self, x, E, w):
+        self.x, self.E, self.w = x, E, w
+        self.wE, self.one_plus_s = w / E, 2 - E
+
+    @property
+    def count(self) -> int:
+        return self.x.shape[0]
+
+    def gather(self, node: torch.Tensor) -> torch.Tensor:
+        return node.unsqueeze(1)
+
+    def reduce(self, edge: torch.Tensor) -> torch.Tensor:
+        return edge.sum(1)
+
+    def squared_distances(self, m: torch.Tensor) -> torch.Tensor:
+        return _squared_distances(self.x, m)
+
+    def weighted_sum(self, alpha: torch.Tensor) -> torch.Tensor:
+        return _weighted_sum(alpha, self.x)
+
+    def outer(self, T: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        r""":math:`\sum_l c_l T_l T_l^\top` as one batched product ``Tᵀ diag(c) T``."""
+        return torch.bmm((T * coef.unsqueeze(-1)).transpose(1, 2), T)
+
+    def keep(self, mask: torch.Tensor) -> _DenseSets:
+        return _DenseSets(self.x[mask], self.E[mask], self.w[mask])
+
+
+class _SegmentSets:
+    """Working set of segments: edge ``e`` (point ``x[e]``, ``E[e]``, weight ``w[e]``) belongs to set
+    ``index[e]`` of ``N``."""
+
+    def __init__(self, x, E, w, index, N):
+        self.x, self.E, self.w, self.index, self.N = x, E, w, index, N
+        self.wE, self.one_plus_s = w / E, 2 - E
+
+    @property
+    def count(self) -> int:
+        return self.N
+
+    def gather(self, node: torch.Tensor) -> torch.Tensor:
+        return node[self.index]
+
+    def reduce(self, edge: torch.Tensor) -> torch.Tensor:
+        return edge.new_zeros(self.N, *edge.shape[1:]).index_add_(0, self.index, edge)
+
+    def squared_distances(self, m: torch.Tensor) -> torch.Tensor:
+        return (self.x - m[self.index]).square().sum(-1)
+
+    def weighted_sum(self, alpha: torch.Tensor) -> torch.Tensor:
+        return self.reduce(alpha.unsqueeze(-1) * self.x)
+
+    def outer(self, T: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+        """Per-edge outer products, accumulated per set in chunks of edges."""
+        n = T.shape[-1]
+        H = T.new_zeros(self.N, n, n)
+        chunk = max(1, _CHUNK_ELEMENTS // max(n * n, 1))
+        for start in range(0, T.shape[0], chunk):
+            Tc = T[start : start + chunk]
+            products = (Tc * coef[start : start + chunk].unsqueeze(-1)).unsqueeze(-1) * Tc.unsqueeze(-2)
+            H.index_add_(0, self.index[start : start + chunk], products)
+        return H
+
+    def keep(self, mask: torch.Tensor) -> _SegmentSets:
+        edges = mask[self.index]
+        relabel = torch.cumsum(mask, 0) - 1
+        return _SegmentSets(self.x[edges], self.E[edges], self.w[edges], relabel[self.index[edges]],
+                            int(mask.sum()))
+
+
+# --------------------------------------------------------------------------- one step
+
+
+def _mm_step(S, m: torch.Tensor) -> torch.Tensor:
+    """One majorise–minimise step from the iterates ``m [b, n]``."""
+    ym = 1 - m.square().sum(-1)
+    u = S.squared_distances(m) / (S.E * S.gather(ym))
+    alpha = S.wE * mm_weight(u)
+    b = S.weighted_sum(alpha)
+    return _eta(S.reduce(alpha * S.one_plus_s), b).unsqueeze(-1) * b
+
+
+def _objective(S, m: torch.Tensor) -> torch.Tensor:
+    r""":math:`F(m) = \sum_l w_l\, d(x_l, m)^2` per set (NaN-free; ``inf`` outside the ball)."""
+    ym = 1 - m.square().sum(-1)
+    inside = ym > 0
+    u = S.squared_distances(m) / (S.E * S.gather(torch.where(inside, ym, torch.ones_like(ym))))
+    F = S.reduce(S.w * arc(u).square())
+    return torch.where(inside, F, torch.full_like(F, float("inf")))
+
+
+def _gradient_and_hessian(S, m: torch.Tensor, pair=None):
+    r"""Gradient and Hessian of :math:`F` in ball coordinates at ``m`` (``frechet.md`` §3, K = -1):
+    :math:`\nabla F = \sum_l w_l d_1 T_l`, :math:`H = T^\top \mathrm{diag}(w d_2) T + m p^\top + p m^\top + \beta m m^\top
+    + \gamma I`. ``pair`` = ``(diff, q, D, u, d1)`` when the caller has them already."""
+    y = S.gather(m)
+    if pair is None:
+        diff = S.x - y
+        q = diff.square().sum(-1)
+        D = S.E * S.gather(1 - m.square().sum(-1))
+        u = q / D
+        first = d1(u)
+    else:
+        diff, q, D, u, first = pair
+    E = S.E
+    T = 4 * (-diff / D.unsqueeze(-1) + (q * E / D.square()).unsqueeze(-1) * y)
+    wd1 = S.w * first
+    grad = S.reduce(wd1.unsqueeze(-1) * T)
+    H = S.outer(T, S.w * d2(u))
+    p = S.reduce((wd1 * -8 * E / D.square()).unsqueeze(-1) * diff)
+    beta = S.reduce(wd1 * 16 * E.square() * q / D.pow(3))
+    gamma = S.reduce(wd1 * (4 / D + 4 * E * q / D.square()))
+    eye = torch.eye(m.shape[-1], dtype=m.dtype, device=m.device)
+    H = (
+        H
+        + m.unsqueeze(-1) * p.unsqueeze(-2)
+        + p.unsqueeze(-1) * m.unsqueeze(-2)
+        + beta[:, None, None] * m.unsqueeze(-1) * m.unsqueeze(-2)
+        + gamma[:, None, None] * eye
+    )
+    return grad, H
+
+
+def _safeguarded_newton_step(S, m: torch.Tensor) -> torch.Tensor:
+    """The Newton step from ``m`` where it lowers ``F``, else the MM step (both from one set of distances)."""
+    diff = S.x - S.gather(m)
+    q = diff.square().sum(-1)
+    D = S.E * S.gather(1 - m.square().sum(-1))
+    u = q / D
+    g = mm_weight(u)
+    alpha = S.wE * g
+    b = S.weighted_sum(alpha)
+    mm = _eta(S.reduce(alpha * S.one_plus_s), b).unsqueeze(-1) * b
+    current = S.reduce(S.w * arc(u).square())
+    grad, H = _gradient_and_hessian(S, m, (diff, q, D, u, g / 2))
+    L, info = torch.linalg.cholesky_ex(H)
+    newton = m - torch.cholesky_solve(grad.unsqueeze(-1), L).squeeze(-1)
+    better = (info == 0) & (_objective(S, newton) <= current)
+    return torch.where(better.unsqueeze(-1), newton, mm)
+
+
+def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
+    """Iterate every set of ``S`` from ``m`` to convergence; returns ``(m, converged, iterations)``."""
+    count, n = m.shape
+    converged = torch.zeros(count, dtype=torch.bool, device=m.device)
+    n_iter = torch.zeros(count, dtype=torch.long, device=m.device)
+    floor = _floor(n)
+    idx = torch.arange(count, device=m.device)
+    m = m.clone()
+    ma = m
+    frozen = torch.zeros(count, dtype=torch.bool, device=m.device)
+    iters = torch.zeros(count, dtype=torch.long, device=m.device)
+    for it in range(max_iter):
+        if idx.numel() == 0:
+            break
+        new = _mm_step(S, ma) if it < _NEWTON_AFTER else _safeguarded_newton_step(S, ma)
+        step = (new - ma).norm(dim=-1)
+        done = (2 * step <= tol * (1 - ma.square().sum(-1))) | (step <= floor)
+        ma = torch.where(frozen.unsqueeze(-1), ma, new)
+        iters += ~frozen
+        frozen = frozen | done
+        n_frozen = int(frozen.sum())
+        if n_frozen == 0:
+            continue
+        if n_frozen == frozen.numel() or n_frozen >= _COMPACT_AT * frozen.numel():
+            m[idx] = ma
+            n_iter[idx] = iters
+            converged[idx[frozen]] = True
+            keep = ~frozen
+            idx = idx[keep]
+            S = S.keep(keep)
+            ma, frozen, iters = ma[keep], frozen[keep], iters[keep]
+    if idx.numel():
+        m[idx] = ma
+        n_iter[idx] = iters
+        converged[idx[frozen]] = True
+    return m, converged, n_iter
+
+
+# --------------------------------------------------------------------------- forward
+
+
 def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
-    """MM iteration on dense sets. Returns ``(mu [B,n], converged [B], n_iter [B], degenerate [B])``.
+    """Fréchet means of dense sets. Returns ``(mu [B,n], converged [B], n_iter [B], degenerate [B])``.
 
     ``degenerate`` marks sets with zero total weight (or no points): their mean is the origin.
     """
-    B, t, n = x.shape
+    B = x.shape[0]
     E = one_minus_squared_norm(x)
     wsum = w.sum(-1)
     degenerate = ~(wsum > 0)
     safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
     mu = (w.unsqueeze(-1) * x).sum(1) / safe_wsum.unsqueeze(-1)
     mu = torch.where(degenerate.unsqueeze(-1), torch.zeros_like(mu), mu)
-    # Sets far from the origin are iterated in a frame centred at their initial mean (frechet.md §2 on
-    # precision): ball coordinates near the boundary carry relative errors of eps / (1 - |x|^2).
+    # Sets far from the origin are iterated in a frame centred at their initial mean: ball coordinates
+    # near the boundary carry relative errors of eps / (1 - |x|^2).
     Em = one_minus_squared_norm(mu)
     far = torch.nonzero((Em < _RECENTRE_BELOW) & ~degenerate).squeeze(-1)
     centres = None
@@ -162,63 +357,29 @@ def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
         mu[far] = 0
     converged = torch.zeros(B, dtype=torch.bool, device=x.device)
     n_iter = torch.zeros(B, dtype=torch.long, device=x.device)
-    floor = _floor(n)
-
-    idx = torch.nonzero(~degenerate).squeeze(-1)
-    if idx.numel() == B:
-        xa, wa, Ea, ma = x, w, E, mu
+    active = torch.nonzero(~degenerate).squeeze(-1)
+    if active.numel() == B:
+        S = _DenseSets(x, E, w)
     else:
-        xa, wa, Ea, ma = x[idx], w[idx], E[idx], mu[idx]
-    # Pre-divide the weights by E_l and keep 1 + s_l: alpha_l = (w_l/E_l) g(u_l), A = sum alpha_l (1 + s_l).
-    wE = wa / Ea
-    one_plus_s = 2 - Ea
-    frozen = torch.zeros(idx.numel(), dtype=torch.bool, device=x.device)
-    iters = torch.zeros(idx.numel(), dtype=torch.long, device=x.device)
-    for _ in range(max_iter):
-        if idx.numel() == 0:
-            break
-        ym = 1 - ma.square().sum(-1)
-        u = _squared_distances(xa, ma) / (Ea * ym.unsqueeze(-1))
-        alpha = wE * mm_weight(u)
-        b = _weighted_sum(alpha, xa)
-        new = _eta((alpha * one_plus_s).sum(-1), b).unsqueeze(-1) * b
-        step = (new - ma).norm(dim=-1)
-        done = (2 * step <= tol * ym) | (step <= floor)
-        ma = torch.where(frozen.unsqueeze(-1), ma, new)
-        iters += ~frozen
-        frozen = frozen | done
-        n_frozen = int(frozen.sum())
-        if n_frozen == 0:
-            continue
-        if n_frozen == frozen.numel() or n_frozen >= _COMPACT_AT * frozen.numel():
-            mu[idx] = ma
-            n_iter[idx] = iters
-            converged[idx[frozen]] = True
-            keep = ~frozen
-            idx = idx[keep]
-            xa, wE, one_plus_s, Ea, ma = xa[keep], wE[keep], one_plus_s[keep], Ea[keep], ma[keep]
-            frozen, iters = frozen[keep], iters[keep]
-    if idx.numel():
-        mu[idx] = ma
-        n_iter[idx] = iters
-        converged[idx[frozen]] = True
+        S = _DenseSets(x[active], E[active], w[active])
+    m, conv, its = _iterate(S, mu[active], tol, max_iter)
+    mu[active], converged[active], n_iter[active] = m, conv, its
     if centres is not None:
         mu[far] = _translate_back(centres, mu[far])
     return mu, converged, n_iter, degenerate
 
 
 def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, tol: float, max_iter: int):
-    """MM iteration on edge segments (node ``index[e]`` receives message ``x[e]``).
+    """Fréchet means of edge segments (set ``index[e]`` holds point ``x[e]``).
 
-    Returns ``(mu [N,n], converged [N], n_iter [N], degenerate [N])``; nodes with no message or zero total
+    Returns ``(mu [N,n], converged [N], n_iter [N], degenerate [N])``; sets with no point or zero total
     weight are degenerate and get the origin.
     """
-    E_count, n = x.shape
-    Ecoef = one_minus_squared_norm(x)
+    E = one_minus_squared_norm(x)
     wsum = x.new_zeros(N).index_add_(0, index, w)
     degenerate = ~(wsum > 0)
     safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
-    mu = x.new_zeros(N, n).index_add_(0, index, w.unsqueeze(-1) * x) / safe_wsum.unsqueeze(-1)
+    mu = x.new_zeros(N, x.shape[-1]).index_add_(0, index, w.unsqueeze(-1) * x) / safe_wsum.unsqueeze(-1)
     Em = one_minus_squared_norm(mu)
     far_node = (Em < _RECENTRE_BELOW) & ~degenerate
     far = torch.nonzero(far_node).squeeze(-1)
@@ -227,112 +388,21 @@ def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, t
         centres = mu[far]
         far_edges = torch.nonzero(far_node[index]).squeeze(-1)
         target = index[far_edges]
-        x, Ecoef = x.clone(), Ecoef.clone()
-        x[far_edges], Ecoef[far_edges] = _translate_to_origin(x[far_edges], Ecoef[far_edges], mu[target], Em[target])
+        x, E = x.clone(), E.clone()
+        x[far_edges], E[far_edges] = _translate_to_origin(x[far_edges], E[far_edges], mu[target], Em[target])
         mu[far] = 0
     converged = torch.zeros(N, dtype=torch.bool, device=x.device)
     n_iter = torch.zeros(N, dtype=torch.long, device=x.device)
-    floor = _floor(n)
-
-    nodes = torch.nonzero(~degenerate).squeeze(-1)
-    local = torch.full((N,), -1, dtype=torch.long, device=x.device)
-    local[nodes] = torch.arange(nodes.numel(), device=x.device)
-    edges = torch.nonzero(local[index] >= 0).squeeze(-1)
-    xa, wa, Ea, ia = x[edges], w[edges], Ecoef[edges], local[index[edges]]
-    wE, one_plus_s = wa / Ea, 2 - Ea
-    ma = mu[nodes]
-    frozen = torch.zeros(nodes.numel(), dtype=torch.bool, device=x.device)
-    for _ in range(max_iter):
-        if nodes.numel() == 0:
-            break
-        ym = 1 - ma.square().sum(-1)
-        u = (xa - ma[ia]).square().sum(-1) / (Ea * ym[ia])
-        alpha = wE * mm_weight(u)
-        stacked = torch.cat([(alpha * one_plus_s).unsqueeze(-1), alpha.unsqueeze(-1) * xa], dim=-1)
-        sums = ma.new_zeros(nodes.numel(), n + 1).index_add_(0, ia, stacked)
-        b = sums[:, 1:]
-        new = _eta(sums[:, 0], b).unsqueeze(-1) * b
-        step = (new - ma).norm(dim=-1)
-        done = (2 * step <= tol * ym) | (step <= floor)
-        ma = torch.where(frozen.unsqueeze(-1), ma, new)
-        n_iter[nodes[~frozen]] += 1
-        frozen = frozen | done
-        n_frozen = int(frozen.sum())
-        if n_frozen == 0:
-            continue
-        if n_frozen == frozen.numel() or n_frozen >= _COMPACT_AT * frozen.numel():
-            mu[nodes] = ma
-            converged[nodes[frozen]] = True
-            keep = ~frozen
-            relabel = torch.cumsum(keep, 0) - 1
-            edge_keep = keep[ia]
-            xa, wE, one_plus_s, Ea = xa[edge_keep], wE[edge_keep], one_plus_s[edge_keep], Ea[edge_keep]
-            ia = relabel[ia[edge_keep]]
-            nodes, ma, frozen = nodes[keep], ma[keep], frozen[keep]
-    if nodes.numel():
-        mu[nodes] = ma
-        converged[nodes[frozen]] = True
+    S = _SegmentSets(x, E, w, index, N).keep(~degenerate)
+    active = torch.nonzero(~degenerate).squeeze(-1)
+    m, conv, its = _iterate(S, mu[active], tol, max_iter)
+    mu[active], converged[active], n_iter[active] = m, conv, its
     if centres is not None:
         mu[far] = _translate_back(centres, mu[far])
     return mu, converged, n_iter, degenerate
 
 
 # --------------------------------------------------------------------------- backward
-
-
-class _Dense:
-    """Reductions of the dense layout: sets on axis 1."""
-
-    @staticmethod
-    def gather(node: torch.Tensor) -> torch.Tensor:
-        return node.unsqueeze(1)
-
-    @staticmethod
-    def reduce(edge: torch.Tensor) -> torch.Tensor:
-        return edge.sum(1)
-
-    @staticmethod
-    def outer(T: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-        r""":math:`\sum_l c_l T_l T_l^\top` as one batched product ``Tᵀ diag(c) T``."""
-        return torch.bmm((T * coef.unsqueeze(-1)).transpose(1, 2), T)
-
-
-class _Segments:
-    """Reductions of the segment layout: edge ``e`` belongs to node ``index[e]``."""
-
-    def __init__(self, index: torch.Tensor, N: int):
-        self.index, self.N = index, N
-
-    def gather(self, node: torch.Tensor) -> torch.Tensor:
-        return node[self.index]
-
-    def reduce(self, edge: torch.Tensor) -> torch.Tensor:
-        return edge.new_zeros(self.N, *edge.shape[1:]).index_add_(0, self.index, edge)
-
-    def outer(self, T: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
-        """Per-edge outer products, accumulated per node in chunks of edges."""
-        n = T.shape[-1]
-        H = T.new_zeros(self.N, n, n)
-        chunk = max(1, _CHUNK_ELEMENTS // max(n * n, 1))
-        for start in range(0, T.shape[0], chunk):
-            Tc = T[start : start + chunk]
-            products = (Tc * coef[start : start + chunk].unsqueeze(-1)).unsqueeze(-1) * Tc.unsqueeze(-2)
-            H.index_add_(0, self.index[start : start + chunk], products)
-        return H
-
-
-def _pair_terms(x, y):
-    r"""Per-point quantities at the mean: difference, :math:`q`, :math:`E`, :math:`D`, :math:`u`."""
-    diff = x - y
-    q = diff.square().sum(-1)
-    E = 1 - x.square().sum(-1)
-    D = E * (1 - y.square().sum(-1))
-    return diff, q, E, D, q / D
-
-
-def _direction(diff, q, E, D, y):
-    r""":math:`T_l = \partial v_l/\partial y = 4[-(x_l - y)/D_l + q_l E_l y / D_l^2]` at curvature -1."""
-    return 4 * (-diff / D.unsqueeze(-1) + (q * E / D.square()).unsqueeze(-1) * y)
 
 
 def _solve_spd(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -346,34 +416,23 @@ def _solve_spd(H: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return z
 
 
-def ift_backward(layout, x, w, mu, grad, degenerate):
-    """Gradients ``(dL/dx, dL/dw)`` of the mean by the implicit function theorem (frechet.md §3)."""
-    y = layout.gather(mu)
-    diff, q, E, D, u = _pair_terms(x, y)
-    T = _direction(diff, q, E, D, y)
-    wd1 = w * d1(u)
-    H = layout.outer(T, w * d2(u))
-    p = layout.reduce((wd1 * -8 * E / D.square()).unsqueeze(-1) * diff)
-    beta = layout.reduce(wd1 * 16 * E.square() * q / D.pow(3))
-    gamma = layout.reduce(wd1 * (4 / D + 4 * E * q / D.square()))
-    n = mu.shape[-1]
-    eye = torch.eye(n, dtype=mu.dtype, device=mu.device)
-    H = (
-        H
-        + mu.unsqueeze(-1) * p.unsqueeze(-2)
-        + p.unsqueeze(-1) * mu.unsqueeze(-2)
-        + beta[:, None, None] * mu.unsqueeze(-1) * mu.unsqueeze(-2)
-        + gamma[:, None, None] * eye
-    )
+def ift_backward(S, mu, grad, degenerate):
+    """Gradients ``(dL/dx, dL/dw)`` of the means by the implicit function theorem (frechet.md §3)."""
+    _, H = _gradient_and_hessian(S, mu)
+    eye = torch.eye(mu.shape[-1], dtype=mu.dtype, device=mu.device)
     H = torch.where(degenerate[:, None, None], eye, H)
     grad = torch.where(degenerate.unsqueeze(-1), torch.zeros_like(grad), grad)
-    z = layout.gather(_solve_spd(H, grad))
+    z = S.gather(_solve_spd(H, grad))
+    y = S.gather(mu)
     with torch.enable_grad():
-        xr = x.detach().requires_grad_(True)
-        wr = w.detach().requires_grad_(True)
-        diff, q, E, D, u = _pair_terms(xr, y)
-        T = _direction(diff, q, E, D, y)
-        phi = (wr * d1_with_d2_gradient(u) * (T * z).sum(-1)).sum()
+        xr = S.x.detach().requires_grad_(True)
+        wr = S.w.detach().requires_grad_(True)
+        diff = xr - y
+        q = diff.square().sum(-1)
+        E = 1 - xr.square().sum(-1)
+        D = E * (1 - y.square().sum(-1))
+        T = 4 * (-diff / D.unsqueeze(-1) + (q * E / D.square()).unsqueeze(-1) * y)
+        phi = (wr * d1_with_d2_gradient(q / D) * (T * z).sum(-1)).sum()
         gx, gw = torch.autograd.grad(phi, (xr, wr))
     return -gx, -gw
 
@@ -392,7 +451,7 @@ class DenseMean(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad, *_):
         x, w, mu, degenerate = ctx.saved_tensors
-        gx, gw = ift_backward(_Dense, x, w, mu, grad, degenerate)
+        gx, gw = ift_backward(_DenseSets(x, one_minus_squared_norm(x), w), mu, grad, degenerate)
         return gx, gw, None, None
 
 
@@ -411,5 +470,6 @@ class SegmentMean(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad, *_):
         x, w, index, mu, degenerate = ctx.saved_tensors
-        gx, gw = ift_backward(_Segments(index, ctx.N), x, w, mu, grad, degenerate)
+        S = _SegmentSets(x, one_minus_squared_norm(x), w, index, ctx.N)
+        gx, gw = ift_backward(S, mu, grad, degenerate)
         return gx, gw, None, None, None, None

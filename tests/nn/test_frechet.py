@@ -361,3 +361,16 @@ def test_warns_when_not_converged():
     with pytest.warns(RuntimeWarning, match="did not converge"):
         _, info = frechet_mean(x, max_iter=2, return_info=True)
     assert not bool(info.converged.all()) and int(info.n_iter.max()) == 2
+
+
+def test_far_apart_points_converge_fast():
+    """Points far apart (MM alone needs hundreds of steps here): the safeguarded Newton phase finishes."""
+    g = torch.Generator().manual_seed(53)
+    directions = torch.randn(2, 2, 16, generator=g, dtype=torch.float64)
+    directions = directions / directions.norm(dim=-1, keepdim=True)
+    radii = torch.tensor([[16.5, 7.6], [12.0, 12.0]], dtype=torch.float64)
+    x = torch.tanh(radii / 2).unsqueeze(-1) * directions
+    w = torch.tensor([[1.0, 1.0], [1.0, 3.0]], dtype=torch.float64)
+    mu, info = frechet_mean(x, w, return_info=True)
+    assert bool(info.converged.all()) and int(info.n_iter.max()) <= 60
+    assert _certified_errors(x, mu, w, 2) <= 1e-10
