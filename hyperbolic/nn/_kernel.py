@@ -17,10 +17,11 @@ Each step minimises a majoriser of :math:`F(y) = \sum_l w_l d(x_l, y)^2`, so :ma
 monotonically with no step size. Its rate degrades when a set's points are far apart (the majoriser's
 curvature overshoots :math:`F`'s by a factor growing with the distances), so sets still active after
 ``_NEWTON_AFTER`` steps also compute the Newton step with the closed-form Hessian below and take it
-whenever it lowers :math:`F`, else the MM step (a safeguarded Newton method: :math:`F` still decreases
+whenever it does not raise :math:`F` beyond rounding, else the MM step (a safeguarded Newton method: :math:`F` still decreases
 monotonically, and convergence becomes quadratic near the mean). A set has converged when its Riemannian step
 :math:`\lambda_\mu \lVert \Delta\mu\rVert = 2\lVert\Delta\mu\rVert/(1 - \lVert\mu\rVert^2)` is at most ``tol``,
-or when its Euclidean step is down to float64 resolution; converged sets are frozen and dropped from the
+or when its Euclidean step is down to float64 resolution, or (Newton phase) when its steps, already
+below 1e-7, stop shrinking (rounding noise); converged sets are frozen and dropped from the
 working set.
 
 Backward: the implicit function theorem (§3). With :math:`v = H^{-1} g` (Cholesky solve of the Hessian
@@ -50,16 +51,17 @@ _FLOOR_ULPS = 16.0
 # Sets still iterating after this many MM steps also try a Newton step (kept where it lowers F, else the
 # MM step is taken): MM alone converges slowly for sets whose points are far apart.
 _NEWTON_AFTER = 24
+# Newton steps may raise F by this relative amount (rounding of F near the minimum).
+_F_ROUNDING = 64 * _EPS
+# In the Newton phase, a set whose Riemannian step is below this and stopped shrinking has converged to
+# float64 precision (its steps are rounding noise).
+_STALL_BELOW = 1e-7
+# Below this fraction of A^2, the MM discriminant is recomputed from its cancellation-free expansion.
+_DISC_RECOMPUTE = 1e-4
 # Re-gather the working set once this fraction of it has converged.
 _COMPACT_AT = 0.5
 # Edge chunk for the per-edge outer products of the segment Hessian (bounds memory at chunk * n^2).
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def _eta(A: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Smaller root of ``‖b‖²η² − Aη + 1 = 0`` (``A = a + c``) in its rationalised form (0/0-free at ``b = 0``)."""
-    disc = (A.square() - 4 * b.square().sum(-1)).clamp_min(0)
-    return 2 / (A + torch.sqrt(disc))
 
 
 def _floor(n: int) -> float:
@@ -224,13 +226,36 @@ class _SegmentSets:
 # --------------------------------------------------------------------------- one step
 
 
+def _mm_update(S, alpha: torch.Tensor) -> torch.Tensor:
+    r"""The MM iterate :math:`\eta b` from the weights :math:`\alpha_l`.
+
+    The discriminant :math:`A^2 - 4\lVert b\rVert^2` cancels when the new iterate lies near the boundary
+    of the working frame (relative error :math:`\varepsilon A^2/\text{disc}`). Expanding it over pairs of
+    points gives a sum of non-negative terms,
+
+    .. math:: A^2 - 4\lVert b\rVert^2 = \Big(\sum_l \alpha_l E_l\Big)^2 + 4a \sum_l \alpha_l \lVert x_l - b/a\rVert^2 ,
+
+    which is used for the sets where the plain form has lost more than ``_DISC_RECOMPUTE`` of ``A²``.
+    """
+    b = S.weighted_sum(alpha)
+    A = S.reduce(alpha * S.one_plus_s)
+    disc = A.square() - 4 * b.square().sum(-1)
+    poor = disc < _DISC_RECOMPUTE * A.square()
+    if bool(poor.any()):
+        a = S.reduce(alpha)
+        centroid = b / a.unsqueeze(-1)
+        spread = S.reduce(alpha * S.squared_distances(centroid))
+        accurate = S.reduce(alpha * S.E).square() + 4 * a * spread
+        disc = torch.where(poor, accurate, disc)
+    eta = 2 / (A + torch.sqrt(disc.clamp_min(0)))
+    return eta.unsqueeze(-1) * b
+
+
 def _mm_step(S, m: torch.Tensor) -> torch.Tensor:
     """One majorise–minimise step from the iterates ``m [b, n]``."""
     ym = 1 - m.square().sum(-1)
     u = S.squared_distances(m) / (S.E * S.gather(ym))
-    alpha = S.wE * mm_weight(u)
-    b = S.weighted_sum(alpha)
-    return _eta(S.reduce(alpha * S.one_plus_s), b).unsqueeze(-1) * b
+    return _mm_update(S, S.wE * mm_weight(u))
 
 
 def _objective(S, m: torch.Tensor) -> torch.Tensor:
@@ -275,20 +300,19 @@ def _gradient_and_hessian(S, m: torch.Tensor, pair=None):
 
 
 def _safeguarded_newton_step(S, m: torch.Tensor) -> torch.Tensor:
-    """The Newton step from ``m`` where it lowers ``F``, else the MM step (both from one set of distances)."""
+    """The Newton step from ``m`` where it does not raise ``F`` beyond rounding, else the MM step (both
+    from one set of distances)."""
     diff = S.x - S.gather(m)
     q = diff.square().sum(-1)
     D = S.E * S.gather(1 - m.square().sum(-1))
     u = q / D
     g = mm_weight(u)
-    alpha = S.wE * g
-    b = S.weighted_sum(alpha)
-    mm = _eta(S.reduce(alpha * S.one_plus_s), b).unsqueeze(-1) * b
+    mm = _mm_update(S, S.wE * g)
     current = S.reduce(S.w * arc(u).square())
     grad, H = _gradient_and_hessian(S, m, (diff, q, D, u, g / 2))
     L, info = torch.linalg.cholesky_ex(H)
     newton = m - torch.cholesky_solve(grad.unsqueeze(-1), L).squeeze(-1)
-    better = (info == 0) & (_objective(S, newton) <= current)
+    better = (info == 0) & (_objective(S, newton) <= current * (1 + _F_ROUNDING))
     return torch.where(better.unsqueeze(-1), newton, mm)
 
 
@@ -302,13 +326,27 @@ def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
     m = m.clone()
     ma = m
     frozen = torch.zeros(count, dtype=torch.bool, device=m.device)
+    failed = torch.zeros(count, dtype=torch.bool, device=m.device)
     iters = torch.zeros(count, dtype=torch.long, device=m.device)
+    previous = torch.full((count,), float("inf"), dtype=m.dtype, device=m.device)
     for it in range(max_iter):
         if idx.numel() == 0:
             break
-        new = _mm_step(S, ma) if it < _NEWTON_AFTER else _safeguarded_newton_step(S, ma)
+        newton_phase = it >= _NEWTON_AFTER
+        new = _safeguarded_newton_step(S, ma) if newton_phase else _mm_step(S, ma)
+        # A step that leaves the ball (or is not finite) is a numerical failure: keep the iterate, stop.
+        broken = ~(new.square().sum(-1) < 1)
+        if bool(broken.any()):
+            new = torch.where(broken.unsqueeze(-1), ma, new)
+            failed |= broken & ~frozen
         step = (new - ma).norm(dim=-1)
-        done = (2 * step <= tol * (1 - ma.square().sum(-1))) | (step <= floor)
+        riemannian = 2 * step / (1 - ma.square().sum(-1))
+        done = (riemannian <= tol) | (step <= floor) | broken
+        if newton_phase:
+            # Newton steps shrink quadratically; steps that stop shrinking this close to the mean are
+            # rounding noise (the mean is as accurate as float64 allows in this frame).
+            done |= (riemannian <= _STALL_BELOW) & (step >= 0.5 * previous)
+        previous = step
         ma = torch.where(frozen.unsqueeze(-1), ma, new)
         iters += ~frozen
         frozen = frozen | done
@@ -318,15 +356,15 @@ def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
         if n_frozen == frozen.numel() or n_frozen >= _COMPACT_AT * frozen.numel():
             m[idx] = ma
             n_iter[idx] = iters
-            converged[idx[frozen]] = True
+            converged[idx[frozen & ~failed]] = True
             keep = ~frozen
             idx = idx[keep]
             S = S.keep(keep)
-            ma, frozen, iters = ma[keep], frozen[keep], iters[keep]
+            ma, frozen, failed, iters, previous = ma[keep], frozen[keep], failed[keep], iters[keep], previous[keep]
     if idx.numel():
         m[idx] = ma
         n_iter[idx] = iters
-        converged[idx[frozen]] = True
+        converged[idx[frozen & ~failed]] = True
     return m, converged, n_iter
 
 
@@ -369,17 +407,26 @@ def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
     return mu, converged, n_iter, degenerate
 
 
-def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, tol: float, max_iter: int):
+def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, tol: float, max_iter: int,
+                init: torch.Tensor | None = None):
     """Fréchet means of edge segments (set ``index[e]`` holds point ``x[e]``).
 
-    Returns ``(mu [N,n], converged [N], n_iter [N], degenerate [N])``; sets with no point or zero total
-    weight are degenerate and get the origin.
+    ``init`` (``[N, n]`` unit-ball points, optional) replaces the weighted Euclidean mean as the starting
+    point wherever it is finite and inside the ball (a warm start; the result does not depend on it
+    beyond the tolerance). Returns ``(mu [N,n], converged [N], n_iter [N], degenerate [N])``; sets with no
+    point or zero total weight are degenerate and get the origin.
     """
     E = one_minus_squared_norm(x)
     wsum = x.new_zeros(N).index_add_(0, index, w)
     degenerate = ~(wsum > 0)
     safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
     mu = x.new_zeros(N, x.shape[-1]).index_add_(0, index, w.unsqueeze(-1) * x) / safe_wsum.unsqueeze(-1)
+    if init is not None:
+        # Keep the warm start only where it is a point of the ball with a lower objective.
+        usable = torch.isfinite(init).all(-1) & (init.square().sum(-1) < 1)
+        init = torch.where(usable.unsqueeze(-1), init, mu)
+        S = _SegmentSets(x, E, w, index, N)
+        mu = torch.where((_objective(S, init) < _objective(S, mu)).unsqueeze(-1), init, mu)
     Em = one_minus_squared_norm(mu)
     far_node = (Em < _RECENTRE_BELOW) & ~degenerate
     far = torch.nonzero(far_node).squeeze(-1)
@@ -459,8 +506,8 @@ class SegmentMean(torch.autograd.Function):
     """Fréchet means of edge segments on the unit ball (float64), with the IFT backward."""
 
     @staticmethod
-    def forward(ctx, x, w, index, N, tol, max_iter):
-        mu, converged, n_iter, degenerate = mm_segments(x, w, index, N, tol, max_iter)
+    def forward(ctx, x, w, index, N, tol, max_iter, init=None):
+        mu, converged, n_iter, degenerate = mm_segments(x, w, index, N, tol, max_iter, init)
         ctx.save_for_backward(x, w, index, mu, degenerate)
         ctx.N = N
         ctx.mark_non_differentiable(converged, n_iter, degenerate)
@@ -472,4 +519,4 @@ class SegmentMean(torch.autograd.Function):
         x, w, index, mu, degenerate = ctx.saved_tensors
         S = _SegmentSets(x, one_minus_squared_norm(x), w, index, ctx.N)
         gx, gw = ift_backward(S, mu, grad, degenerate)
-        return gx, gw, None, None, None, None
+        return gx, gw, None, None, None, None, None

@@ -47,6 +47,7 @@ def segment_frechet_mean(
     manifold=None,
     tol: float | None = None,
     max_iter: int = DEFAULT_MAX_ITER,
+    init: torch.Tensor | None = None,
     return_info: bool = False,
     warn: bool = True,
 ):
@@ -68,6 +69,9 @@ def segment_frechet_mean(
         ``[E]`` non-negative message weights (default 1).
     manifold, tol, max_iter, return_info, warn
         As for :func:`hyperbolic.nn.frechet_mean`.
+    init : torch.Tensor, optional
+        Starting points, shaped like the output (points of ``manifold``); a warm start, not differentiated.
+        Invalid rows (non-finite, outside the model) fall back to the default start.
 
     Returns
     -------
@@ -120,8 +124,12 @@ def segment_frechet_mean(
     flat_w = w.unsqueeze(-1).expand(E, R_count).reshape(-1)
     if tol is None:
         tol = default_tol(x.dtype)
+    start = None
+    if init is not None:
+        with torch.no_grad():
+            start = ch.to_ball(init.detach().movedim(d, 0), R.detach(), check=False).reshape(N * R_count, -1)
     mu, converged, n_iter, degenerate = SegmentMean.apply(
-        p, flat_w, flat_index, N * R_count, float(tol), int(max_iter)
+        p, flat_w, flat_index, N * R_count, float(tol), int(max_iter), start
     )
     out = ch.from_ball(mu, R, x.dtype).reshape(N, *rest, storage).movedim(0, d)
     info = FrechetInfo(*(t.reshape(N, *rest) for t in (converged, n_iter, degenerate)))
@@ -152,6 +160,10 @@ class FrechetAggregation(torch.nn.Module):
         MM tolerance (default by input dtype).
     max_iter : int
         MM iteration cap per node.
+    warm_start : bool
+        Start each call from the previous call's result when the graph is the same (same ``index`` and
+        output size): in training the means move little between steps, so this saves most iterations.
+        The result does not depend on the start beyond the tolerance.
 
     Shapes
     ------
@@ -166,13 +178,16 @@ class FrechetAggregation(torch.nn.Module):
         Convergence masks of the latest call (``converged``, ``n_iter``, ``degenerate`` per node).
     """
 
-    def __init__(self, manifold=None, tol: float | None = None, max_iter: int = DEFAULT_MAX_ITER):
+    def __init__(self, manifold=None, tol: float | None = None, max_iter: int = DEFAULT_MAX_ITER,
+                 warm_start: bool = False):
         super().__init__()
         chart(manifold)
         self.manifold = manifold
         self.tol = tol
         self.max_iter = max_iter
+        self.warm_start = warm_start
         self.last_info: FrechetInfo | None = None
+        self._previous: tuple | None = None
 
     def reset_parameters(self) -> None:
         """No parameters (present for the PyG layer protocol)."""
@@ -187,6 +202,12 @@ class FrechetAggregation(torch.nn.Module):
         *,
         weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        init = None
+        if self.warm_start and self._previous is not None:
+            prev_index, prev_out = self._previous
+            if (index is not None and prev_index.shape == index.shape and prev_out.dtype == x.dtype
+                    and (dim_size is None or prev_out.shape[dim] == dim_size) and torch.equal(prev_index, index)):
+                init = prev_out
         out, info = segment_frechet_mean(
             x,
             index,
@@ -197,13 +218,17 @@ class FrechetAggregation(torch.nn.Module):
             manifold=self.manifold,
             tol=self.tol,
             max_iter=self.max_iter,
+            init=init,
             return_info=True,
         )
         self.last_info = FrechetInfo(*(t.detach() for t in info))
+        if self.warm_start and index is not None:
+            self._previous = (index.detach().clone(), out.detach())
         return out
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.extra_repr()})"
 
     def extra_repr(self) -> str:
-        return f"manifold={describe(self.manifold)}, tol={self.tol}, max_iter={self.max_iter}"
+        warm = ", warm_start=True" if self.warm_start else ""
+        return f"manifold={describe(self.manifold)}, tol={self.tol}, max_iter={self.max_iter}{warm}"

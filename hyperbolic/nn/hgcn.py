@@ -208,8 +208,9 @@ class HGCNConv(_OneLine):
         Euclidean activation inside :class:`HypAct`.
     add_self_loops : bool
         Add :math:`I` to the adjacency (HGCN's :math:`A + I`).
-    tol, max_iter
-        Fréchet tolerance and iteration cap.
+    tol, max_iter, warm_start
+        Fréchet tolerance, iteration cap, and warm start from the previous call on the same graph (see
+        :class:`FrechetAggregation`).
 
     Shapes
     ------
@@ -222,7 +223,7 @@ class HGCNConv(_OneLine):
     def __init__(self, in_features: int, out_features: int, manifold_in: PoincareBall | None = None,
                  manifold_out: PoincareBall | None = None, aggregation: str = "tangent", dropout: float = 0.0,
                  bias: bool = True, act=F.relu, add_self_loops: bool = True, tol: float | None = None,
-                 max_iter: int = 1000):
+                 max_iter: int = 1000, warm_start: bool = False):
         super().__init__()
         if aggregation not in ("tangent", "frechet"):
             raise ValueError(f"aggregation must be 'tangent' or 'frechet', got {aggregation!r}")
@@ -230,7 +231,8 @@ class HGCNConv(_OneLine):
         self.manifold_out = manifold_out if manifold_out is not None else self.manifold_in
         self.linear = HypLinear(in_features, out_features, self.manifold_in, dropout, bias)
         self.aggregation = aggregation
-        self.frechet = FrechetAggregation(self.manifold_in, tol, max_iter) if aggregation == "frechet" else None
+        self.frechet = (FrechetAggregation(self.manifold_in, tol, max_iter, warm_start)
+                        if aggregation == "frechet" else None)
         self.act = HypAct(self.manifold_in, self.manifold_out, act)
         self.add_self_loops = add_self_loops
 
