@@ -41,18 +41,19 @@ DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / 
 class HGCNLinkPredictor(torch.nn.Module):
     """Two HGCN layers and a Fermi–Dirac decoder (Shapes: features ``[N, F]`` → embeddings ``[N, dim]``)."""
 
-    def __init__(self, in_features: int, dim: int, aggregation: str, layers: int = 2):
+    def __init__(self, in_features: int, dim: int, aggregation: str, layers: int = 2, margin: float | None = 4e-3):
         super().__init__()
         self.ball = hyperbolic.PoincareBall(dim)
         sizes = [in_features] + [dim] * layers
         self.convs = torch.nn.ModuleList(
-            HGCNConv(a, b, self.ball, self.ball, aggregation=aggregation, warm_start=True)
+            HGCNConv(a, b, self.ball, self.ball, aggregation=aggregation, warm_start=True, margin=margin)
             for a, b in zip(sizes[:-1], sizes[1:])
         )
         self.decoder = FermiDiracDecoder(2.0, 1.0)
+        self.margin = margin
 
     def encode(self, features: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
-        h = expmap0(features, self.ball)
+        h = expmap0(features, self.ball, self.margin)
         for conv in self.convs:
             h = conv(h, edge_index)
         return h

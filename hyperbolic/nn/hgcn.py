@@ -48,10 +48,16 @@ def _radius(manifold: PoincareBall, like: torch.Tensor) -> torch.Tensor:
     return manifold.scale(like)
 
 
-def project(x: torch.Tensor, manifold: PoincareBall) -> torch.Tensor:
-    """Pull points on or beyond the representable boundary of ``x``'s dtype back inside the ball."""
+def project(x: torch.Tensor, manifold: PoincareBall, margin: float | None = None) -> torch.Tensor:
+    r"""Pull points beyond radius :math:`R(1 - \text{margin})` back onto that sphere.
+
+    ``margin=None`` uses the representable boundary of ``x``'s dtype (4 units of roundoff). HGCN uses a
+    margin of 4e-3 in float32 (1e-5 in float64), which caps the distance from the origin at
+    :math:`2\operatorname{artanh}(1 - \text{margin})` (6.2 for 4e-3).
+    """
     R = _radius(manifold, x)
-    return R * ball_kernel.projx(x / R, 1 - guards(x.dtype).ball_boundary)
+    margin = guards(x.dtype).ball_boundary if margin is None else margin
+    return R * ball_kernel.projx(x / R, 1 - margin)
 
 
 def _artanhc(a: torch.Tensor) -> torch.Tensor:
@@ -61,10 +67,10 @@ def _artanhc(a: torch.Tensor) -> torch.Tensor:
     return torch.where(small, 1 + a.square() / 3, torch.atanh(a_safe) / a_safe)
 
 
-def expmap0(v: torch.Tensor, manifold: PoincareBall) -> torch.Tensor:
-    r""":math:`\exp_0^c(v) = R\tanh(\lVert v\rVert/R)\,v/\lVert v\rVert`, projected into the ball."""
+def expmap0(v: torch.Tensor, manifold: PoincareBall, margin: float | None = None) -> torch.Tensor:
+    r""":math:`\exp_0^c(v) = R\tanh(\lVert v\rVert/R)\,v/\lVert v\rVert`, projected into the ball (see :func:`project`)."""
     R = _radius(manifold, v)
-    return project(tanhc(scaled_norm(v, keepdim=True) / R) * v, manifold)
+    return project(tanhc(scaled_norm(v, keepdim=True) / R) * v, manifold, margin)
 
 
 def logmap0(y: torch.Tensor, manifold: PoincareBall) -> torch.Tensor:
@@ -80,9 +86,10 @@ def mobius_add(x: torch.Tensor, y: torch.Tensor, manifold: PoincareBall) -> torc
     return R * ball_kernel.mobius_add(x / R, y / R)
 
 
-def mobius_matvec(weight: torch.Tensor, x: torch.Tensor, manifold: PoincareBall) -> torch.Tensor:
+def mobius_matvec(weight: torch.Tensor, x: torch.Tensor, manifold: PoincareBall,
+                  margin: float | None = None) -> torch.Tensor:
     r"""Möbius matrix–vector product :math:`W \otimes_c x = \exp_0^c(W \log_0^c x)` (``x [..., in]``)."""
-    return expmap0(F.linear(logmap0(x, manifold), weight), manifold)
+    return expmap0(F.linear(logmap0(x, manifold), weight), manifold, margin)
 
 
 def add_self_loops(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, num_nodes: int):
@@ -119,6 +126,8 @@ class HypLinear(_OneLine):
         Dropout on the weight matrix (as in HGCN).
     bias : bool
         Add a hyperbolic bias :math:`\exp_0^c(b)`.
+    margin : float, optional
+        Keep outputs within :math:`R(1 - \text{margin})` (:func:`project`; default: the dtype's boundary).
 
     Shapes
     ------
@@ -127,9 +136,10 @@ class HypLinear(_OneLine):
     """
 
     def __init__(self, in_features: int, out_features: int, manifold: PoincareBall | None = None,
-                 dropout: float = 0.0, bias: bool = True):
+                 dropout: float = 0.0, bias: bool = True, margin: float | None = None):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
+        self.margin = margin
         self.manifold = manifold if manifold is not None else PoincareBall(out_features)
         self.dropout = dropout
         self.weight = torch.nn.Parameter(torch.empty(out_features, in_features))
@@ -144,15 +154,16 @@ class HypLinear(_OneLine):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = F.dropout(self.weight, self.dropout, training=self.training)
-        h = project(mobius_matvec(weight, x, self.manifold), self.manifold)
+        h = mobius_matvec(weight, x, self.manifold, self.margin)
         if self.bias is not None:
-            b = expmap0(self.bias.to(h.dtype), self.manifold)
-            h = project(mobius_add(h, b, self.manifold), self.manifold)
+            b = expmap0(self.bias.to(h.dtype), self.manifold, self.margin)
+            h = project(mobius_add(h, b, self.manifold), self.manifold, self.margin)
         return h
 
     def extra_repr(self) -> str:
+        margin = "" if self.margin is None else f", margin={self.margin}"
         return (f"{self.in_features}, {self.out_features}, {_describe(self.manifold)}, "
-                f"dropout={self.dropout}, bias={self.bias is not None}")
+                f"dropout={self.dropout}, bias={self.bias is not None}{margin}")
 
 
 class HypAct(_OneLine):
@@ -164,6 +175,8 @@ class HypAct(_OneLine):
         Input and output balls.
     act : callable
         Euclidean activation (default ReLU).
+    margin : float, optional
+        Boundary margin of the output (:func:`project`).
 
     Shapes
     ------
@@ -171,15 +184,16 @@ class HypAct(_OneLine):
     - **output**: ``[..., n]`` points of ``manifold_out``
     """
 
-    def __init__(self, manifold_in: PoincareBall, manifold_out: PoincareBall, act=F.relu):
+    def __init__(self, manifold_in: PoincareBall, manifold_out: PoincareBall, act=F.relu,
+                 margin: float | None = None):
         super().__init__()
-        self.manifold_in, self.manifold_out, self.act = manifold_in, manifold_out, act
+        self.manifold_in, self.manifold_out, self.act, self.margin = manifold_in, manifold_out, act, margin
 
     def reset_parameters(self) -> None:
         """No parameters of its own (the curvatures belong to the manifolds)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return expmap0(self.act(logmap0(x, self.manifold_in)), self.manifold_out)
+        return expmap0(self.act(logmap0(x, self.manifold_in)), self.manifold_out, self.margin)
 
     def extra_repr(self) -> str:
         name = getattr(self.act, "__name__", type(self.act).__name__)
@@ -211,6 +225,8 @@ class HGCNConv(_OneLine):
     tol, max_iter, warm_start
         Fréchet tolerance, iteration cap, and warm start from the previous call on the same graph (see
         :class:`FrechetAggregation`).
+    margin : float, optional
+        Boundary margin of every map onto the ball (:func:`project`; HGCN: 4e-3 in float32).
 
     Shapes
     ------
@@ -223,17 +239,18 @@ class HGCNConv(_OneLine):
     def __init__(self, in_features: int, out_features: int, manifold_in: PoincareBall | None = None,
                  manifold_out: PoincareBall | None = None, aggregation: str = "tangent", dropout: float = 0.0,
                  bias: bool = True, act=F.relu, add_self_loops: bool = True, tol: float | None = None,
-                 max_iter: int = 1000, warm_start: bool = False):
+                 max_iter: int = 1000, warm_start: bool = False, margin: float | None = None):
         super().__init__()
         if aggregation not in ("tangent", "frechet"):
             raise ValueError(f"aggregation must be 'tangent' or 'frechet', got {aggregation!r}")
         self.manifold_in = manifold_in if manifold_in is not None else PoincareBall(out_features)
         self.manifold_out = manifold_out if manifold_out is not None else self.manifold_in
-        self.linear = HypLinear(in_features, out_features, self.manifold_in, dropout, bias)
+        self.linear = HypLinear(in_features, out_features, self.manifold_in, dropout, bias, margin)
+        self.margin = margin
         self.aggregation = aggregation
         self.frechet = (FrechetAggregation(self.manifold_in, tol, max_iter, warm_start)
                         if aggregation == "frechet" else None)
-        self.act = HypAct(self.manifold_in, self.manifold_out, act)
+        self.act = HypAct(self.manifold_in, self.manifold_out, act, margin)
         self.add_self_loops = add_self_loops
 
     def reset_parameters(self) -> None:
@@ -251,7 +268,7 @@ class HGCNConv(_OneLine):
         total = h.new_zeros(N).index_add_(0, target, w)
         summed = h.new_zeros(N, h.shape[-1]).index_add_(0, target, w.unsqueeze(-1) * tangent[source])
         mean = summed / torch.where(total > 0, total, torch.ones_like(total)).unsqueeze(-1)
-        return expmap0(mean, self.manifold_in)
+        return expmap0(mean, self.manifold_in, self.margin)
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         h = self.linear(x)
@@ -262,7 +279,8 @@ class HGCNConv(_OneLine):
         lin = self.linear
         return (f"{lin.in_features}, {lin.out_features}, {_describe(self.manifold_in)} -> "
                 f"{_describe(self.manifold_out)}, aggregation={self.aggregation}, dropout={lin.dropout}, "
-                f"bias={lin.bias is not None}, add_self_loops={self.add_self_loops}")
+                f"bias={lin.bias is not None}, add_self_loops={self.add_self_loops}"
+                + ("" if self.margin is None else f", margin={self.margin}"))
 
 
 class FermiDiracDecoder(torch.nn.Module):

@@ -100,3 +100,14 @@ def test_fermi_dirac():
     p = dec(d2)
     torch.testing.assert_close(p, 1 / (torch.exp(d2 - 2) + 1))
     assert float(p[1]) == 0.5 and "r=2.0" in repr(dec)
+
+
+def test_margin_caps_the_radius():
+    ball = hyperbolic.PoincareBall(3, curvature=-4.0)
+    far = expmap0(torch.full((5, 3), 30.0, dtype=torch.float64), ball, margin=4e-3)
+    torch.testing.assert_close(far.norm(dim=-1), torch.full((5,), 0.5 * (1 - 4e-3), dtype=torch.float64))
+    conv = HGCNConv(5, 3, ball, aggregation="frechet", margin=4e-3).double()
+    with torch.no_grad():
+        conv.linear.weight.mul_(50)
+    out = conv(_points(), EDGES)
+    assert bool((out.norm(dim=-1) <= 0.5 * (1 - 4e-3) + 1e-12).all()) and "margin=0.004" in repr(conv)
