@@ -120,3 +120,19 @@ def test_repr_and_reset():
     agg = FrechetAggregation(hyperbolic.PoincareBall(4), max_iter=50)
     agg.reset_parameters()
     assert "FrechetAggregation(" in repr(agg) and "max_iter=50" in repr(agg)
+
+
+def test_warm_start_gives_the_cold_result():
+    x, w, index, sizes = _graph(seed=8)
+    cold = FrechetAggregation()(x, index, weight=w)
+    warm = FrechetAggregation(warm_start=True)
+    warm(x * 0.9, index, weight=w)  # a different previous result
+    torch.testing.assert_close(warm(x, index, weight=w), cold, rtol=0, atol=1e-12)
+    assert "warm_start=True" in repr(warm)
+    # a previous result far from the new means (points moved many units): still finite and exact
+    boundary = x / x.norm(dim=-1, keepdim=True) * (1 - 1e-9)
+    far = FrechetAggregation(warm_start=True)
+    far(-boundary, index, weight=w)
+    out = far(boundary, index, weight=w)
+    torch.testing.assert_close(out, FrechetAggregation()(boundary, index, weight=w), rtol=0, atol=1e-12)
+    assert torch.isfinite(out).all()

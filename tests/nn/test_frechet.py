@@ -374,3 +374,12 @@ def test_far_apart_points_converge_fast():
     mu, info = frechet_mean(x, w, return_info=True)
     assert bool(info.converged.all()) and int(info.n_iter.max()) <= 60
     assert _certified_errors(x, mu, w, 2) <= 1e-10
+
+
+def test_cancellation_free_discriminant_agrees(monkeypatch):
+    from hyperbolic.nn import _kernel
+
+    x = M.benchmark_sets(20, 10, 3, 1.5, seed=55)
+    plain = frechet_mean(x)
+    monkeypatch.setattr(_kernel, "_DISC_RECOMPUTE", 2.0)  # always the expanded form
+    torch.testing.assert_close(frechet_mean(x), plain, rtol=0, atol=1e-13)
