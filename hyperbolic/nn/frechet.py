@@ -8,8 +8,11 @@ The Fréchet (Karcher) mean of points :math:`x_1, \dots, x_t` with weights :math
 
 unique on a Hadamard manifold when some :math:`w_l > 0`, and invariant under a common rescaling of the
 weights. It is computed on the unit Poincaré ball in float64 whatever the input dtype, by the
-majorise–minimise iteration of :mod:`hyperbolic.nn._kernel` (monotone, no step size), with a per-set
-convergence mask. Its gradient with respect to the points, the weights and the curvature comes from
+majorise–minimise iteration of :mod:`hyperbolic.nn._kernel` (monotone, no step size; sets still
+iterating after 24 steps switch to a safeguarded Newton method), with a per-set convergence mask. Sets
+whose initial centre lies far from the origin are iterated in a Möbius-translated frame centred there,
+and :math:`1 - \lVert x\rVert^2` is computed with compensated arithmetic near the boundary, so the result
+is as accurate as its float64 ball coordinates can be (about :math:`\varepsilon e^{r}` at radius ``r``). Its gradient with respect to the points, the weights and the curvature comes from
 the implicit function theorem: one Cholesky solve with the Hessian of :math:`F` at the mean and one
 vector–Jacobian product, never by unrolling the iterations. Curvature enters through the scaling of
 the model (:mod:`hyperbolic.nn._charts`). Maths and pitfalls: ``../shared/notes/frechet.md`` §1–3.
