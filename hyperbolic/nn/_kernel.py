@@ -41,7 +41,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from ..numerics import guards
-from ._scalar import arc, d1, d1_with_d2_gradient, d2, mm_weight
+from ._scalar import _z, arc, d1, d1_with_d2_gradient, d2, mm_weight
 
 __all__ = ["DenseMean", "SegmentMean", "mm_dense", "mm_segments"]
 
@@ -251,11 +251,14 @@ def _mm_update(S, alpha: torch.Tensor) -> torch.Tensor:
     return eta.unsqueeze(-1) * b
 
 
-def _mm_step(S, m: torch.Tensor) -> torch.Tensor:
-    """One majorise–minimise step from the iterates ``m [b, n]``."""
-    ym = 1 - m.square().sum(-1)
+def _mm_step(S, m: torch.Tensor, ym: torch.Tensor) -> torch.Tensor:
+    r"""One majorise–minimise step from the iterates ``m [b, n]`` (``ym = 1 - |m|^2``).
+
+    The weights :math:`\alpha_l` enter only through :math:`\eta b`, which is invariant under a common
+    factor, so :math:`g(u)/8 = \frac{\log(1+z)}{z}\frac{1+z}{2+z}` replaces :math:`g`."""
     u = S.squared_distances(m) / (S.E * S.gather(ym))
-    return _mm_update(S, S.wE * mm_weight(u))
+    z = _z(u).clamp_min(1e-300)
+    return _mm_update(S, S.wE * (torch.log1p(z) / z * (1 + z) / (2 + z)))
 
 
 def _objective(S, m: torch.Tensor) -> torch.Tensor:
@@ -329,25 +332,29 @@ def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
     failed = torch.zeros(count, dtype=torch.bool, device=m.device)
     iters = torch.zeros(count, dtype=torch.long, device=m.device)
     previous = torch.full((count,), float("inf"), dtype=m.dtype, device=m.device)
+    ym = 1 - ma.square().sum(-1)
     for it in range(max_iter):
         if idx.numel() == 0:
             break
         newton_phase = it >= _NEWTON_AFTER
-        new = _safeguarded_newton_step(S, ma) if newton_phase else _mm_step(S, ma)
+        new = _safeguarded_newton_step(S, ma) if newton_phase else _mm_step(S, ma, ym)
+        new_ym = 1 - new.square().sum(-1)
         # A step that leaves the ball (or is not finite) is a numerical failure: keep the iterate, stop.
-        broken = ~(new.square().sum(-1) < 1)
+        broken = ~(new_ym > 0)
         if bool(broken.any()):
             new = torch.where(broken.unsqueeze(-1), ma, new)
+            new_ym = torch.where(broken, ym, new_ym)
             failed |= broken & ~frozen
         step = (new - ma).norm(dim=-1)
-        riemannian = 2 * step / (1 - ma.square().sum(-1))
-        done = (riemannian <= tol) | (step <= floor) | broken
+        # converged: Riemannian step 2|step|/ym <= tol, or a step at float64 resolution
+        done = (step <= (ym * (0.5 * tol)).clamp_min(floor)) | broken
         if newton_phase:
             # Newton steps shrink quadratically; steps that stop shrinking this close to the mean are
             # rounding noise (the mean is as accurate as float64 allows in this frame).
-            done |= (riemannian <= _STALL_BELOW) & (step >= 0.5 * previous)
+            done |= (step <= ym * (0.5 * _STALL_BELOW)) & (step >= 0.5 * previous)
         previous = step
         ma = torch.where(frozen.unsqueeze(-1), ma, new)
+        ym = torch.where(frozen, ym, new_ym)
         iters += ~frozen
         frozen = frozen | done
         n_frozen = int(frozen.sum())
@@ -361,6 +368,7 @@ def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
             idx = idx[keep]
             S = S.keep(keep)
             ma, frozen, failed, iters, previous = ma[keep], frozen[keep], failed[keep], iters[keep], previous[keep]
+            ym = ym[keep]
     if idx.numel():
         m[idx] = ma
         n_iter[idx] = iters
