@@ -1,0 +1,36 @@
+r"""Manifold ODEs and continuous normalizing flows on :math:`H^n` and :math:`S^n` (issue 9).
+
+Needs the optional dependency ``torchdiffeq`` (imported when a flow is integrated).
+
+* :class:`ManifoldODE` — integrate a learned vector field in exponential-map charts (one global chart
+  on :math:`H^n`, switched charts on :math:`S^n`);
+* :class:`ManifoldCNF` — log-density by the instantaneous change of variables plus the chart Jacobian
+  terms, exact or Hutchinson trace, ``log_prob`` and ``sample``;
+* :class:`WrappedNormal`, :class:`VonMisesFisher` — base distributions with exact log-densities;
+* :class:`Sphere` — the unit sphere as a geoopt manifold;
+* :class:`FieldMLP` — the published vector-field network;
+* :mod:`~hyperbolic.nn.flows.datasets` — synthetic densities on :math:`H^2` and :math:`S^2`;
+* :mod:`~hyperbolic.nn.flows.quadrature` — normalisation checks by grid quadrature.
+"""
+
+from . import datasets, functional, quadrature
+from .cnf import ManifoldCNF
+from .distributions import ManifoldConstraint, VonMisesFisher, WrappedNormal
+from .fields import FieldMLP
+from .ode import ChartDomainError, ChartDynamics, ManifoldODE
+from .sphere import Sphere
+
+__all__ = [
+    "ManifoldODE",
+    "ManifoldCNF",
+    "ChartDynamics",
+    "ChartDomainError",
+    "WrappedNormal",
+    "VonMisesFisher",
+    "ManifoldConstraint",
+    "Sphere",
+    "FieldMLP",
+    "datasets",
+    "functional",
+    "quadrature",
+]
