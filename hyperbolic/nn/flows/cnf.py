@@ -119,7 +119,9 @@ class ManifoldCNF(nn.Module):
         z, delta = self(x)
         return self.base.log_prob(z) + delta
 
-    def inverse(self, z: torch.Tensor, *, divergence: str | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def inverse(
+        self, z: torch.Tensor, *, divergence: str | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         r"""Flow latents back to data space: ``x`` and, with a divergence, :math:`\Delta` such that
         :math:`\log p(x) = \log\pi(z) - \Delta`."""
         return self.ode.integrate(z, 1.0, 0.0, divergence=divergence)

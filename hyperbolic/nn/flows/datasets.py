@@ -94,13 +94,19 @@ class SyntheticDensity:
             else:
                 a = 1.3
                 spatial = torch.tensor([[a, a], [-a, -a], [-a, a], [a, -a]], dtype=dtype, device=device)
-                loc = torch.cat([torch.full((4, 1), math.sqrt(1 + 2 * a * a), dtype=dtype, device=device), spatial], -1)
-                scale = torch.tensor([[0.3, 1.5], [0.3, 1.5], [1.5, 0.3], [1.5, 0.3]], dtype=dtype, device=device)
+                loc = torch.cat(
+                    [torch.full((4, 1), math.sqrt(1 + 2 * a * a), dtype=dtype, device=device), spatial], -1
+                )
+                scale = torch.tensor(
+                    [[0.3, 1.5], [0.3, 1.5], [1.5, 0.3], [1.5, 0.3]], dtype=dtype, device=device
+                )
         else:
             if self.name == "1wrapped":
                 loc = -torch.ones(1, 3, dtype=dtype, device=device) / math.sqrt(3)
             else:
-                base = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, -1.0]], dtype=dtype, device=device) / math.sqrt(3)
+                base = torch.tensor(
+                    [[1.0, 1.0, 1.0], [1.0, 1.0, -1.0]], dtype=dtype, device=device
+                ) / math.sqrt(3)
                 loc = torch.cat([base, -base])
             scale = torch.full((loc.shape[0], 2), 0.3, dtype=dtype, device=device)
         return WrappedNormal(self.manifold, loc, scale)

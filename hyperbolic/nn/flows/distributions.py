@@ -25,6 +25,7 @@ from .sphere import Sphere
 __all__ = ["ManifoldConstraint", "WrappedNormal", "VonMisesFisher", "log_bessel_iv"]
 
 _LOG_2PI = math.log(2 * math.pi)
+_EMPTY = torch.Size()
 
 
 class ManifoldConstraint(constraints.Constraint):
@@ -96,13 +97,17 @@ class WrappedNormal(Distribution):
         self.manifold = manifold
         n = manifold.dim
         if loc.shape[-1:] != (manifold.storage_dim,):
-            raise ValueError(f"loc must have a last axis of size {manifold.storage_dim}, got shape {tuple(loc.shape)}")
+            raise ValueError(
+                f"loc must have a last axis of size {manifold.storage_dim}, got shape {tuple(loc.shape)}"
+            )
         if not torch.is_tensor(scale):
             scale = torch.tensor(float(scale), dtype=loc.dtype, device=loc.device)
         if scale.dim() == 0:
             scale = scale.expand(n)
         if scale.shape[-1] not in (1, n):
-            raise ValueError(f"scale must have a last axis of size {n} (or 1), got shape {tuple(scale.shape)}")
+            raise ValueError(
+                f"scale must have a last axis of size {n} (or 1), got shape {tuple(scale.shape)}"
+            )
         scale = scale.expand(*scale.shape[:-1], n)
         batch_shape = torch.broadcast_shapes(loc.shape[:-1], scale.shape[:-1])
         self.loc = loc.expand(*batch_shape, manifold.storage_dim)
@@ -113,7 +118,10 @@ class WrappedNormal(Distribution):
 
     @property
     def arg_constraints(self):
-        return {"loc": ManifoldConstraint(self.manifold), "scale": constraints.independent(constraints.positive, 1)}
+        return {
+            "loc": ManifoldConstraint(self.manifold),
+            "scale": constraints.independent(constraints.positive, 1),
+        }
 
     @property
     def support(self):
@@ -121,7 +129,9 @@ class WrappedNormal(Distribution):
 
     @property
     def mean(self):
-        raise NotImplementedError("the wrapped normal's Fréchet mean is loc; its Euclidean mean is not defined here")
+        raise NotImplementedError(
+            "the wrapped normal's Fréchet mean is loc; its Euclidean mean is not defined here"
+        )
 
     def __repr__(self) -> str:
         return f"WrappedNormal(manifold={self.manifold!r}, loc: {tuple(self.loc.shape)}, scale: {tuple(self.scale.shape)})"
@@ -184,40 +194,54 @@ class WrappedNormal(Distribution):
             return self.manifold.from_lorentz(R * lorentz_kernel.expmap(mu, u))
         return self.manifold.expmap(mu, u)
 
-    def rsample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape=_EMPTY, generator: torch.Generator | None = None) -> torch.Tensor:
         """Samples ``(*sample_shape, *batch, storage)``; differentiable in ``loc`` and ``scale``."""
         shape = self._extended_shape(sample_shape)[:-1] + (self.manifold.dim,)
         noise = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator)
         return self.from_tangent(noise * self.scale)
 
-    def sample(self, sample_shape=torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, sample_shape=_EMPTY, generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator)
 
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        """Log-density ``(*sample, *batch)`` of points ``(*sample, *batch, storage)`` (Riemannian volume)."""
+    def _geometry(self, value: torch.Tensor):
+        """Unit-curvature tangent coordinates at ``o`` and the distance to ``loc`` (both in units of ``R``)."""
+        mu, R = self._unit_loc(value)
+        if self._hyperbolic():
+            mu, x = torch.broadcast_tensors(mu, self.manifold.to_lorentz(value) / R)
+            u = lorentz_kernel.logmap(mu, x)
+            r = lorentz_kernel.dist(mu, x, keepdim=True)
+        else:
+            mu, x = torch.broadcast_tensors(mu, value)
+            u = self.manifold.logmap(mu, x)
+            r = self.manifold.dist(mu, x, keepdim=True)
+        return self._to_origin(mu, u), r, R
+
+    def to_tangent(self, value: torch.Tensor) -> torch.Tensor:
+        r"""Tangent coordinates :math:`v = PT_{\mu\to o}(\log_\mu x)` ``(..., n)`` at :math:`o` (Riemannian
+        units) of points ``(..., storage)``: the inverse of :meth:`from_tangent`."""
+        v, _, R = self._geometry(value)
+        return R * v
+
+    def _check_value(self, value: torch.Tensor) -> None:
         if self._validate_args:
             self._validate_sample(value)
         elif value.shape[-1:] != (self.manifold.storage_dim,):
             raise OffManifoldError(
                 f"value must have a last axis of size {self.manifold.storage_dim}, got shape {tuple(value.shape)}"
             )
-        mu, R = self._unit_loc(value)
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """Log-density ``(*sample, *batch)`` of points ``(*sample, *batch, storage)`` (Riemannian volume)."""
+        self._check_value(value)
+        v, r, R = self._geometry(value)
         scale = self.scale.to(dtype=value.dtype, device=value.device)
-        n = self.manifold.dim
         if self._hyperbolic():
-            mu, x = torch.broadcast_tensors(mu, self.manifold.to_lorentz(value) / R)
-            u = lorentz_kernel.logmap(mu, x)
-            r = lorentz_kernel.dist(mu, x, keepdim=True)
-            jacobian = (n - 1) * log_sinhc(r.square()).squeeze(-1)
+            jacobian = log_sinhc(r.square())
         else:
-            mu, value = torch.broadcast_tensors(mu, value)
-            u = self.manifold.logmap(mu, value)
-            r = self.manifold.dist(mu, value, keepdim=True)
-            jacobian = (n - 1) * log_sinc(r.square()).squeeze(-1)
-        v = R * self._to_origin(mu, u)
-        gaussian = -0.5 * (v / scale).square() - torch.log(scale) - 0.5 * _LOG_2PI
-        return gaussian.sum(-1) - jacobian
+            jacobian = log_sinc(r.square())
+        gaussian = -0.5 * (R * v / scale).square() - torch.log(scale) - 0.5 * _LOG_2PI
+        return gaussian.sum(-1) - (self.manifold.dim - 1) * jacobian.squeeze(-1)
 
 
 class _LogBesselIv(torch.autograd.Function):
@@ -302,7 +326,9 @@ class VonMisesFisher(Distribution):
     def expand(self, batch_shape, _instance=None):
         batch_shape = torch.Size(batch_shape)
         return VonMisesFisher(
-            self.loc.expand(*batch_shape, self.loc.shape[-1]), self.concentration.expand(batch_shape), validate_args=False
+            self.loc.expand(*batch_shape, self.loc.shape[-1]),
+            self.concentration.expand(batch_shape),
+            validate_args=False,
         )
 
     def log_normalizer(self, like: torch.Tensor | None = None) -> torch.Tensor:
@@ -311,7 +337,11 @@ class VonMisesFisher(Distribution):
         For :math:`p = 3`: :math:`\log\kappa - \log(1 - e^{-2\kappa}) - \kappa - \log 2\pi`, with the
         limit :math:`-\log 4\pi` at :math:`\kappa = 0`.
         """
-        kappa = self.concentration if like is None else self.concentration.to(dtype=like.dtype, device=like.device)
+        kappa = (
+            self.concentration
+            if like is None
+            else self.concentration.to(dtype=like.dtype, device=like.device)
+        )
         p = self.loc.shape[-1]
         if p == 3:
             tiny = kappa < guards(kappa.dtype).taylor
@@ -326,7 +356,9 @@ class VonMisesFisher(Distribution):
         if self._validate_args:
             self._validate_sample(value)
         elif value.shape[-1:] != self.loc.shape[-1:]:
-            raise OffManifoldError(f"value must have a last axis of size {self.loc.shape[-1]}, got shape {tuple(value.shape)}")
+            raise OffManifoldError(
+                f"value must have a last axis of size {self.loc.shape[-1]}, got shape {tuple(value.shape)}"
+            )
         loc = self.loc.to(dtype=value.dtype, device=value.device)
         kappa = self.concentration.to(dtype=value.dtype, device=value.device)
         return self.log_normalizer(value) + kappa * (loc * value).sum(-1)
@@ -337,7 +369,7 @@ class VonMisesFisher(Distribution):
         g = g - (g * loc).sum(-1, keepdim=True) * loc
         return g / g.norm(dim=-1, keepdim=True)
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=_EMPTY) -> torch.Tensor:
         """Samples ``(*sample_shape, *batch, 3)`` by the inverse CDF (``p = 3`` only)."""
         if self.loc.shape[-1] != 3:
             raise NotImplementedError("reparameterised vMF samples exist here only for p = 3; use sample()")
@@ -353,7 +385,7 @@ class VonMisesFisher(Distribution):
         direction = self._tangent_directions(shape, loc)
         return w * loc + torch.sqrt((1 - w.square()).clamp_min(0)) * direction
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape=_EMPTY) -> torch.Tensor:
         """Samples ``(*sample_shape, *batch, p)``: inverse CDF for ``p = 3``, Wood's algorithm otherwise."""
         with torch.no_grad():
             if self.loc.shape[-1] == 3:

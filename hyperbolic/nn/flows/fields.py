@@ -37,7 +37,9 @@ class FieldMLP(nn.Module):
     def __init__(self, in_features: int, out_features: int | None = None, hidden: int = 32, depth: int = 4):
         super().__init__()
         if in_features < 1 or hidden < 1 or depth < 1:
-            raise ValueError(f"in_features, hidden and depth must be positive, got {in_features}, {hidden}, {depth}")
+            raise ValueError(
+                f"in_features, hidden and depth must be positive, got {in_features}, {hidden}, {depth}"
+            )
         self.in_features = in_features
         self.out_features = in_features if out_features is None else out_features
         self.hidden = hidden

@@ -64,7 +64,9 @@ def divergence_exact(g: torch.Tensor, y: torch.Tensor, create_graph: bool) -> to
     return trace
 
 
-def divergence_hutchinson(g: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, create_graph: bool) -> torch.Tensor:
+def divergence_hutchinson(
+    g: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, create_graph: bool
+) -> torch.Tensor:
     r"""Hutchinson's estimator :math:`\varepsilon^\top(\partial g/\partial y)\varepsilon` (one VJP); unbiased
     when :math:`E[\varepsilon\varepsilon^\top] = I`; ``(batch, n)`` -> ``(batch,)``."""
     (vjp,) = torch.autograd.grad((g * noise).sum(), y, create_graph=create_graph, retain_graph=True)
@@ -187,7 +189,9 @@ class ManifoldODE(nn.Module):
         super().__init__()
         sphere = isinstance(manifold, Sphere)
         if not sphere and not isinstance(manifold, HyperbolicManifold):
-            raise TypeError(f"manifold must be a hyperbolic manifold or a Sphere, got {type(manifold).__name__}")
+            raise TypeError(
+                f"manifold must be a hyperbolic manifold or a Sphere, got {type(manifold).__name__}"
+            )
         if field_on is None:
             field_on = "manifold" if sphere else "chart"
         if field_on not in ("chart", "manifold"):
@@ -248,7 +252,9 @@ class ManifoldODE(nn.Module):
 
     def _check(self, x: torch.Tensor, what: str) -> None:
         if x.dim() != 2:
-            raise ValueError(f"{what} must be a batch (batch, {self.manifold.storage_dim}), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"{what} must be a batch (batch, {self.manifold.storage_dim}), got shape {tuple(x.shape)}"
+            )
         self.manifold.assert_points(x, what)
 
     def forward(self, x: torch.Tensor, t0: float = 0.0, t1: float = 1.0) -> torch.Tensor:
