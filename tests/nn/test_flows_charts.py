@@ -28,7 +28,9 @@ MPMATH = {
     "sinc": _mp(lambda r: mpmath.sin(r) / r if r else mpmath.mpf(1)),
     "cosh": _mp(mpmath.cosh),
     "cos": _mp(mpmath.cos),
-    "alpha_hyperbolic": _mp(lambda r: (r * mpmath.cosh(r) - mpmath.sinh(r)) / r**3 if r else mpmath.mpf(1) / 3),
+    "alpha_hyperbolic": _mp(
+        lambda r: (r * mpmath.cosh(r) - mpmath.sinh(r)) / r**3 if r else mpmath.mpf(1) / 3
+    ),
     "alpha_sphere": _mp(lambda r: (mpmath.sin(r) - r * mpmath.cos(r)) / r**3 if r else mpmath.mpf(1) / 3),
     "log_sinhc": _mp(lambda r: mpmath.log(mpmath.sinh(r) / r) if r else mpmath.mpf(0)),
     "log_sinc": _mp(lambda r: mpmath.log(abs(mpmath.sin(r) / r)) if r else mpmath.mpf(0)),
@@ -47,7 +49,9 @@ def test_scalar_functions_match_mpmath(name):
 def test_arsinhc_matches_mpmath():
     t = torch.tensor([0.0, 1e-10, 1e-3, 0.5, 4.0, 100.0], dtype=torch.float64)
     want = [1.0] + [float(mpmath.asinh(mpmath.mpf(v)) / v) for v in t.tolist()[1:]]
-    torch.testing.assert_close(functional.arsinhc(t), torch.tensor(want, dtype=torch.float64), rtol=1e-15, atol=0)
+    torch.testing.assert_close(
+        functional.arsinhc(t), torch.tensor(want, dtype=torch.float64), rtol=1e-15, atol=0
+    )
 
 
 def _pulled_back_log_det(embed, metric, y):
@@ -88,7 +92,9 @@ def test_sphere_log_det_matches_autograd(dim):
     for p in sphere.random(5):
         y = torch.randn(dim, dtype=torch.float64)
         y = y / y.norm() * torch.rand(()) * 2.8
-        truth = _pulled_back_log_det(lambda v: chart.from_chart(p, v), lambda x: torch.eye(dim + 1, dtype=x.dtype), y)
+        truth = _pulled_back_log_det(
+            lambda v, p=p: chart.from_chart(p, v), lambda x: torch.eye(dim + 1, dtype=x.dtype), y
+        )
         torch.testing.assert_close(chart.log_det(y), truth, rtol=1e-10, atol=1e-10)
 
 
@@ -157,7 +163,7 @@ def test_sphere_pullback_inverts_the_chart_differential():
         y = scale * y / y.norm()
         z = chart.from_chart(p, y)
         f = sphere.proju(z, torch.randn(4, dtype=torch.float64, generator=g))
-        _check_pullback(lambda v: chart.from_chart(p, v), y, chart.pullback(p, y, z, f), f)
+        _check_pullback(lambda v, p=p: chart.from_chart(p, v), y, chart.pullback(p, y, z, f), f)
         # An ambient (non-tangent) vector is projected first.
         torch.testing.assert_close(chart.pullback(p, y, z, f + 3.0 * z), chart.pullback(p, y, z, f))
 

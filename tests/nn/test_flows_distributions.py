@@ -46,13 +46,17 @@ def test_wrapped_normal_log_prob_matches_mpmath(model, dim, curvature):
     scale = 0.4 + torch.rand(dim, dtype=torch.float64, generator=g)
     wn = WrappedNormal(manifold, loc[0], scale, validate_args=True)
     x = torch.cat([manifold.random(20, std=2.0, generator=g), loc])  # includes x = loc
-    torch.testing.assert_close(wn.log_prob(x), _wn_reference_log_prob(manifold, loc, scale, x), rtol=1e-11, atol=1e-11)
+    torch.testing.assert_close(
+        wn.log_prob(x), _wn_reference_log_prob(manifold, loc, scale, x), rtol=1e-11, atol=1e-11
+    )
 
 
 @pytest.mark.parametrize("model", [Lorentz, PoincareBall])
 def test_wrapped_normal_integrates_to_one_on_h2(model):
     manifold = model(2)
-    loc = manifold.from_lorentz(torch.tensor([math.sqrt(1 + 0.8**2 + 0.5**2), 0.8, -0.5], dtype=torch.float64))
+    loc = manifold.from_lorentz(
+        torch.tensor([math.sqrt(1 + 0.8**2 + 0.5**2), 0.8, -0.5], dtype=torch.float64)
+    )
     wn = WrappedNormal(manifold, loc, torch.tensor([0.5, 1.1], dtype=torch.float64))
     total = integrate_hyperbolic(wn.log_prob, manifold, points=241, extent=12.0)
     assert abs(total - 1) < 1e-6
@@ -95,7 +99,11 @@ def _vmf_log_normalizer(p, kappa):
     with mpmath.workdps(40):
         k = mpmath.mpf(kappa)
         nu = mpmath.mpf(p) / 2 - 1
-        return float(nu * mpmath.log(k) - mpmath.mpf(p) / 2 * mpmath.log(2 * mpmath.pi) - mpmath.log(mpmath.besseli(nu, k)))
+        return float(
+            nu * mpmath.log(k)
+            - mpmath.mpf(p) / 2 * mpmath.log(2 * mpmath.pi)
+            - mpmath.log(mpmath.besseli(nu, k))
+        )
 
 
 @pytest.mark.parametrize("p", [2, 3, 4, 7])
@@ -104,7 +112,9 @@ def test_vmf_log_normalizer_matches_mpmath(p, kappa):
     loc = torch.zeros(p, dtype=torch.float64)
     loc[0] = 1
     got = VonMisesFisher(loc, kappa).log_normalizer()
-    assert abs(float(got) - _vmf_log_normalizer(p, kappa)) < 1e-12 * max(1.0, abs(_vmf_log_normalizer(p, kappa)))
+    assert abs(float(got) - _vmf_log_normalizer(p, kappa)) < 1e-12 * max(
+        1.0, abs(_vmf_log_normalizer(p, kappa))
+    )
 
 
 @pytest.mark.parametrize("p", [2, 3, 5])
@@ -123,7 +133,9 @@ def test_vmf_integrates_to_one_by_mpmath_quadrature(p, kappa):
 
     with mpmath.workdps(20):
         sphere_area = 2 * mpmath.pi ** (mpmath.mpf(p - 1) / 2) / mpmath.gamma(mpmath.mpf(p - 1) / 2)
-        total = sphere_area * mpmath.quad(lambda w: density(w) * (1 - w * w) ** (mpmath.mpf(p - 3) / 2), [-1, 1])
+        total = sphere_area * mpmath.quad(
+            lambda w: density(w) * (1 - w * w) ** (mpmath.mpf(p - 3) / 2), [-1, 1]
+        )
     assert abs(float(total) - 1) < 1e-9
 
 
