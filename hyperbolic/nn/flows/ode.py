@@ -125,7 +125,9 @@ class ChartDynamics(nn.Module):
             return (g, torch.zeros_like(p)) if sphere else (g,)
         create_graph = torch.is_grad_enabled()
         with torch.enable_grad():
-            if not y.requires_grad:
+            # Without an outer graph, differentiate with respect to a fresh leaf: a view taken under
+            # no_grad of a tensor that requires grad claims requires_grad but is not in any graph.
+            if not create_graph or not y.requires_grad:
                 y = y.detach().requires_grad_(True)
             g = self.velocity(t, y, p)
             if self.divergence == "exact":
