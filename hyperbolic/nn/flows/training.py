@@ -101,9 +101,9 @@ def fit(
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
-        log.losses.append(float(loss))
+        log.losses.append(float(loss.detach()))
         log.wall_seconds.append(time.perf_counter() - wall)
         log.cpu_seconds.append(time.process_time() - cpu)
         if callback is not None:
-            callback(step, float(loss))
+            callback(step, log.losses[-1])
     return log
