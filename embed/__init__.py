@@ -1,1 +1,1 @@
-"""Placeholder; filled by its issue."""
+"""Embedding workflows: graph input (``embed.graphs``), WordNet datasets (``embed.wordnet``)."""
