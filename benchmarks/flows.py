@@ -109,7 +109,9 @@ def main(argv=None) -> int:
     parser.add_argument("--trace", choices=["exact", "hutchinson"], default="exact")
     parser.add_argument("--atol", type=float, default=1e-3, help="training solver tolerance (H^2, dopri5)")
     parser.add_argument("--rtol", type=float, default=1e-3)
-    parser.add_argument("--eval-tol", type=float, default=1e-6, help="solver tolerance for NLL and quadrature")
+    parser.add_argument(
+        "--eval-tol", type=float, default=1e-6, help="solver tolerance for NLL and quadrature"
+    )
     parser.add_argument("--adjoint", action="store_true", help="backpropagate with the adjoint method")
     parser.add_argument("--holdout", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
@@ -125,7 +127,9 @@ def main(argv=None) -> int:
         parser.error(f"--dataset must be one of {names} for --space {args.space}")
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python benchmarks/flows.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = "python benchmarks/flows.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
 
     torch.manual_seed(args.seed)
     density = synthetic(args.dataset, args.space)
@@ -153,14 +157,20 @@ def main(argv=None) -> int:
     if init_norm is None and not args.skip_quadrature:
         t = time.perf_counter()
         init_norm = normalisation(cnf, args.space, tol)
-        print(f"normalisation at initialisation: {init_norm:.6f} ({time.perf_counter() - t:.0f} s)", file=sys.stderr)
+        print(
+            f"normalisation at initialisation: {init_norm:.6f} ({time.perf_counter() - t:.0f} s)",
+            file=sys.stderr,
+        )
     if args.plot and start == 0:
         plots(cnf, density, args.space, args.plot, "init")
 
     def callback(step: int, loss: float) -> None:
         if (step + 1) % args.log_every == 0 or step + 1 == args.steps:
             wall, cpu = log.mean_step_seconds()
-            print(f"step {step + 1:5d}  loss {loss:.4f}  {wall:.3f} wall-s/step  {cpu:.3f} CPU-s/step", file=sys.stderr)
+            print(
+                f"step {step + 1:5d}  loss {loss:.4f}  {wall:.3f} wall-s/step  {cpu:.3f} CPU-s/step",
+                file=sys.stderr,
+            )
             if args.checkpoint:
                 args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
                 torch.save(
@@ -205,28 +215,34 @@ def main(argv=None) -> int:
     def fmt(value, digits=4):
         return "n/a" if value is None else f"{value:.{digits}f}"
 
-    solver = (
-        f"dopri5 atol=rtol={args.atol:g}" if args.space == "hyperbolic" else "rk4 h=1/16, 4 charts"
-    ) + (", adjoint" if args.adjoint else ", backprop through solver")
+    solver = (f"dopri5 atol=rtol={args.atol:g}" if args.space == "hyperbolic" else "rk4 h=1/16, 4 charts") + (
+        ", adjoint" if args.adjoint else ", backprop through solver"
+    )
     print(f"\n### Manifold CNF, {args.space} `{args.dataset}` ({args.steps} steps)\n")
     print("```")
     print(command)
     print("```\n")
-    print(f"Model: FieldMLP hidden {args.hidden} ({parameters} parameters), {args.trace} trace, {solver}; "
-          f"batch {args.batch_size}, Adam lr {args.lr:g}, weight decay {args.weight_decay:g}, "
-          f"{'no decay' if args.no_decay else 'x0.1 at E/3, 2E/3'}; {threads} torch threads on "
-          f"{os.cpu_count()} CPUs. Held-out: {args.holdout} samples; evaluation tolerance {tol:g}, exact trace.\n")
+    print(
+        f"Model: FieldMLP hidden {args.hidden} ({parameters} parameters), {args.trace} trace, {solver}; "
+        f"batch {args.batch_size}, Adam lr {args.lr:g}, weight decay {args.weight_decay:g}, "
+        f"{'no decay' if args.no_decay else 'x0.1 at E/3, 2E/3'}; {threads} torch threads on "
+        f"{os.cpu_count()} CPUs. Held-out: {args.holdout} samples; evaluation tolerance {tol:g}, exact trace.\n"
+    )
     print("| quantity | value |")
     print("|---|---|")
     print(f"| held-out NLL, trained model (nats/sample) | **{fmt(model_nll)}** |")
-    print(f"| held-out NLL, true-density oracle (same samples) | {fmt(oracle_nll)} (± {oracle_se:.3f} sampling s.e.) |")
+    print(
+        f"| held-out NLL, true-density oracle (same samples) | {fmt(oracle_nll)} (± {oracle_se:.3f} sampling s.e.) |"
+    )
     print(f"| held-out NLL, base distribution alone | {fmt(base_nll)} |")
     print(f"| model − oracle (KL estimate) | {fmt(model_nll - oracle_nll)} |")
     print(f"| ∫ p dVol at initialisation (quadrature) | {fmt(init_norm, 5)} |")
     print(f"| ∫ p dVol after training (quadrature) | {fmt(final_norm, 5)} |")
     print(f"| training loss, first / last step | {log.losses[0]:.3f} / {log.losses[-1]:.3f} |")
     print(f"| time per training step, ours (wall-s / CPU-s) | {wall:.3f} / {cpu:.3f} |")
-    print(f"| time per training step, published code (quoted, notes §8) | ≈ {PUBLISHED_CPU_SECONDS_PER_STEP:g} CPU-s |")
+    print(
+        f"| time per training step, published code (quoted, notes §8) | ≈ {PUBLISHED_CPU_SECONDS_PER_STEP:g} CPU-s |"
+    )
     print(f"| evaluating {args.holdout} held-out samples (wall-s) | {eval_seconds:.1f} |")
     if pictures:
         print(f"\nPlots: {', '.join(str(p) for p in pictures)}")

@@ -10,10 +10,12 @@ Needs the optional dependency ``torchdiffeq`` (imported when a flow is integrate
 * :class:`Sphere` — the unit sphere as a geoopt manifold;
 * :class:`FieldMLP` — the published vector-field network;
 * :mod:`~hyperbolic.nn.flows.datasets` — synthetic densities on :math:`H^2` and :math:`S^2`;
-* :mod:`~hyperbolic.nn.flows.quadrature` — normalisation checks by grid quadrature.
+* :mod:`~hyperbolic.nn.flows.quadrature` — normalisation checks by grid quadrature;
+* :mod:`~hyperbolic.nn.flows.training` — maximum-likelihood training (published schedule);
+* :mod:`~hyperbolic.nn.flows.plot` — density pictures on the Poincaré disk (matplotlib, Agg).
 """
 
-from . import datasets, functional, quadrature
+from . import datasets, functional, quadrature, training
 from .cnf import ManifoldCNF
 from .distributions import ManifoldConstraint, VonMisesFisher, WrappedNormal
 from .fields import FieldMLP
@@ -33,4 +35,5 @@ __all__ = [
     "datasets",
     "functional",
     "quadrature",
+    "training",
 ]

@@ -34,10 +34,11 @@ class ManifoldCNF(nn.Module):
         Base density on the same manifold, with ``log_prob`` and ``sample``
         (:class:`WrappedNormal`, :class:`VonMisesFisher`). Default: :math:`\mathcal{WN}(o, I)` on
         :math:`H^n`, :math:`\mathrm{vMF}(o, \kappa = 1)` on :math:`S^n` (the published bases).
-    trace : {"exact", "hutchinson"}
+    trace : {"auto", "exact", "hutchinson"}
         Divergence used in training mode. ``"exact"`` costs ``n`` vector-Jacobian products per field
         evaluation (use for ``n`` up to about 4); ``"hutchinson"`` one, with a Rademacher (or Gaussian)
-        probe drawn once per sample per solve.
+        probe drawn once per sample per solve (unbiased, variance growing with
+        :math:`\lVert\partial g/\partial y\rVert_F`). ``"auto"``: exact for ``n <= 4``, Hutchinson above.
     noise : {"rademacher", "gaussian"}
         Hutchinson probe distribution.
     exact_in_eval : bool
@@ -55,15 +56,17 @@ class ManifoldCNF(nn.Module):
         ode: ManifoldODE,
         base=None,
         *,
-        trace: str = "exact",
+        trace: str = "auto",
         noise: str = "rademacher",
         exact_in_eval: bool = True,
     ):
         super().__init__()
         if not isinstance(ode, ManifoldODE):
             raise TypeError(f"ode must be a ManifoldODE, got {type(ode).__name__}")
-        if trace not in ("exact", "hutchinson"):
-            raise ValueError(f"trace must be 'exact' or 'hutchinson', got {trace!r}")
+        if trace not in ("auto", "exact", "hutchinson"):
+            raise ValueError(f"trace must be 'auto', 'exact' or 'hutchinson', got {trace!r}")
+        if trace == "auto":
+            trace = "exact" if ode.manifold.dim <= 4 else "hutchinson"
         if noise not in ("rademacher", "gaussian"):
             raise ValueError(f"noise must be 'rademacher' or 'gaussian', got {noise!r}")
         self.ode = ode

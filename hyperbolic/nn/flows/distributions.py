@@ -13,7 +13,6 @@ import math
 
 import numpy as np
 import torch
-from scipy import special
 from torch.distributions import Distribution, constraints
 
 from ...manifold import HyperbolicManifold, OffManifoldError
@@ -250,6 +249,8 @@ class _LogBesselIv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, order: float, kappa: torch.Tensor) -> torch.Tensor:
+        from scipy import special
+
         k = kappa.detach().cpu().to(torch.float64).numpy()
         value = np.log(special.ive(order, k)) + k
         ctx.order = order
@@ -258,6 +259,8 @@ class _LogBesselIv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        from scipy import special
+
         (kappa,) = ctx.saved_tensors
         k = kappa.detach().cpu().to(torch.float64).numpy()
         ratio = special.ive(ctx.order + 1, k) / special.ive(ctx.order, k) + ctx.order / k

@@ -153,6 +153,10 @@ class ManifoldODE(nn.Module):
         ``field(t, y) -> (batch, n)`` in chart coordinates (``field_on="chart"``, :math:`H^n` only), or
         ``field(t, z) -> (batch, storage)`` a tangent vector at ``z`` in the model's coordinates
         (``field_on="manifold"``; projected onto the tangent space). :class:`FieldMLP` fits both.
+        On :math:`H^n` an ambient field should have bounded Riemannian speed: a raw MLP of Lorentz
+        coordinates projected onto :math:`T_z` grows like :math:`\cosh r` and its flow can blow up in
+        finite time (for the Lorentz model, output the spatial part :math:`f_s` and set
+        :math:`f_0 = \langle z_s, f_s\rangle / z_0`, whose speed is at most :math:`\lVert f_s\rVert`).
     field_on : {"chart", "manifold"}, optional
         Default ``"chart"`` on :math:`H^n`, ``"manifold"`` on :math:`S^n` (where it is the only choice).
     segments : int, optional
