@@ -8,7 +8,8 @@ Measures, in one run:
   training (H^2: 161 x 161 grid of T_oH^2 on [-8, 8]^2; S^2: 200 x 100 (phi, theta) midpoint grid);
 * wall-clock and process-CPU seconds per training step, printed next to the published code's figure
   (about 3 CPU-s per step at batch 200 on a 2-core CPU, from ../shared/notes/flows.md; the published
-  code is not available here to rerun, so that figure is quoted, not re-measured).
+  code is not available here to rerun, so that figure is quoted, not re-measured). Use ``--threads 0``
+  for torch's default thread count (what the published figure was measured with, presumably).
 
 Prints a markdown block for benchmarks/RESULTS.md headed by the command that produced it. With
 ``--plot DIR`` writes density pictures (Poincaré disk / equirectangular map) as PNG into DIR.
@@ -115,7 +116,13 @@ def main(argv=None) -> int:
     parser.add_argument("--adjoint", action="store_true", help="backpropagate with the adjoint method")
     parser.add_argument("--holdout", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1; 0 keeps torch's default). The field is tiny: on a loaded "
+        "2-core machine two threads made a step 20-30x slower in wall time",
+    )
     parser.add_argument("--skip-quadrature", action="store_true")
     parser.add_argument("--plot", type=Path, default=None, help="directory for PNG density plots")
     parser.add_argument("--checkpoint", type=Path, default=None, help="save/resume training state here")
