@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 from torch import nn
-from torch.func import functional_call, jvp
+from torch.func import functional_call
 
 pytest.importorskip("torchdiffeq")
 
@@ -93,15 +93,12 @@ class LorentzBoost(nn.Module):
 
 
 class PoincareBoost(nn.Module):
-    """The same Killing field in Poincaré-ball coordinates (pushed forward by from_lorentz)."""
-
-    def __init__(self):
-        super().__init__()
-        self.ball = PoincareBall(2)
+    """The same Killing field in Poincaré-ball coordinates: dp/dt = (1 + |p|^2)/2 e_1 - p_1 p."""
 
     def forward(self, t, p):
-        X = self.ball.to_lorentz(p)
-        return jvp(self.ball.from_lorentz, (X,), (LorentzBoost()(t, X),))[1]
+        e1 = torch.zeros_like(p)
+        e1[..., 0] = 1
+        return (1 + p.square().sum(-1, keepdim=True)) / 2 * e1 - p[..., :1] * p
 
 
 class Rotation(nn.Module):
@@ -119,13 +116,13 @@ class Rotation(nn.Module):
 def test_hyperbolic_isometry_flow_keeps_the_density(model, field):
     """A boost moves points away from the chart centre (J changes) but preserves volume: Delta = 0."""
     manifold = model(2)
-    ode = ManifoldODE(manifold, field(), field_on="manifold", atol=1e-10, rtol=1e-10)
-    x = manifold.random(8, generator=torch.Generator().manual_seed(1))
+    ode = ManifoldODE(manifold, field(), field_on="manifold", atol=1e-9, rtol=1e-9)
+    x = manifold.random(4, generator=torch.Generator().manual_seed(1))
     z, delta = ode.integrate(x, divergence="exact")
     c, s = math.cosh(1.0), math.sinh(1.0)
     boost = torch.tensor([[c, s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
-    torch.testing.assert_close(manifold.to_lorentz(z), manifold.to_lorentz(x) @ boost.T, rtol=1e-7, atol=1e-7)
-    assert delta.abs().max() < 1e-7
+    torch.testing.assert_close(manifold.to_lorentz(z), manifold.to_lorentz(x) @ boost.T, rtol=1e-6, atol=1e-6)
+    assert delta.abs().max() < 1e-6
 
 
 @pytest.mark.parametrize("switch_radius", [None, 0.8])
@@ -221,7 +218,7 @@ def test_inverse_undoes_forward(manifold, kwargs):
         manifold, atol=1e-10, rtol=1e-10, step_size=1 / 32 if isinstance(manifold, Sphere) else None, **kwargs
     )
     cnf = ManifoldCNF(ode)
-    x = manifold.random(32, generator=torch.Generator().manual_seed(5))
+    x = manifold.random(16, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         z, delta = cnf(x)
         back, delta_back = cnf.inverse(z, divergence="exact")
@@ -273,9 +270,9 @@ def test_dynamics_gradcheck_hyperbolic_chart_field(divergence):
 
 @pytest.mark.parametrize("model", [Lorentz, PoincareBall])
 def test_dynamics_gradcheck_hyperbolic_manifold_field(model):
-    ode = _random_ode(model(3, curvature=-0.7), "manifold")
-    y = torch.randn(4, 3, dtype=torch.float64)
-    _gradcheck_dynamics(ode, (y, torch.zeros(4, dtype=torch.float64)), "exact")
+    ode = _random_ode(model(2, curvature=-0.7), "manifold")
+    y = torch.randn(3, 2, dtype=torch.float64)
+    _gradcheck_dynamics(ode, (y, torch.zeros(3, dtype=torch.float64)), "exact")
 
 
 @pytest.mark.parametrize("divergence", [None, "exact", "hutchinson"])
@@ -308,10 +305,11 @@ def test_hutchinson_estimator_averages_to_the_exact_trace(manifold):
 
 @pytest.mark.parametrize("manifold", [Lorentz(2), Sphere(2)])
 def test_adjoint_gradients_match_backpropagation(manifold):
-    x = manifold.random(16, generator=torch.Generator().manual_seed(10))
+    x = manifold.random(8, generator=torch.Generator().manual_seed(10))
     grads = []
+    step = 1 / 8 if isinstance(manifold, Sphere) else None
     for adjoint in (False, True):
-        ode = _random_ode(manifold, atol=1e-10, rtol=1e-10, adjoint=adjoint)
+        ode = _random_ode(manifold, atol=1e-10, rtol=1e-10, adjoint=adjoint, step_size=step)
         loss = -ManifoldCNF(ode).log_prob(x).mean()
         grads.append(torch.autograd.grad(loss, list(ode.parameters())))
     for a, b in zip(*grads):
