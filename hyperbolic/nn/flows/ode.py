@@ -299,6 +299,8 @@ class ManifoldODE(nn.Module):
         """
         self._check(x, "points")
         dynamics = ChartDynamics(self, divergence, noise)
+        if t0 == t1:
+            return x, (torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device) if divergence else None)
         with_trace = divergence is not None
         if not self.is_sphere:
             y = self.chart.to_chart(x)
