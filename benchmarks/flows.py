@@ -233,7 +233,9 @@ def main(argv=None) -> int:
         f"Model: FieldMLP hidden {args.hidden} ({parameters} parameters), {args.trace} trace, {solver}; "
         f"batch {args.batch_size}, Adam lr {args.lr:g}, weight decay {args.weight_decay:g}, "
         f"{'no decay' if args.no_decay else 'x0.1 at E/3, 2E/3'}; {threads} torch threads on "
-        f"{os.cpu_count()} CPUs. Held-out: {args.holdout} samples; evaluation tolerance {tol:g}, exact trace.\n"
+        f"{os.cpu_count()} CPUs. Held-out: {args.holdout} samples; evaluation "
+        + (f"tolerance {tol:g}" if args.space == "hyperbolic" else "with the training solver")
+        + ", exact trace.\n"
     )
     print("| quantity | value |")
     print("|---|---|")
