@@ -1,0 +1,156 @@
+"""HyLa-SGC node classification at 16 dimensions against the published table, with a Euclidean
+random-Fourier-feature baseline run by the same code; prints a markdown block for benchmarks/RESULTS.md.
+
+    python benchmarks/hyla.py [--datasets cora citeseer airport disease] [--seeds 10] [--threads 2]
+                              [--data ../shared/data/HyLa/nc/datasets] [--methods hyla rff]
+
+Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
+removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
+full batch, test accuracy after the last epoch), seeds 0..N-1 for the random features, the embedding
+and the classifier. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
+split (the published protocol: 524 test entries, 225 of them also training entries). Disease has no
+node features here (the file is missing upstream), so it runs feature-free and has no published target.
+The RFF baseline swaps the feature map for sqrt(2/D) cos(E W + b), W ~ N(0, s^2), on a Euclidean
+embedding trained by plain SGD, with s = --rff-scale (10, chosen on Cora validation accuracy among
+0.01, 1, 10, 100) and otherwise the same preset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
+
+import torch  # noqa: E402
+
+from embed.hyla_data import load_node_dataset  # noqa: E402
+from hyperbolic import PoincareBall  # noqa: E402
+from hyperbolic.nn.hyla import RandomFourierFeatures, RandomLaplacianFeatures  # noqa: E402
+from hyperbolic.nn.hyla_model import (  # noqa: E402
+    HyLaSGC,
+    normalized_adjacency,
+    preset,
+    sgc_propagate,
+    train_node_classifier,
+)
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "HyLa" / "nc" / "datasets"
+
+# Published HyLa-SGC test accuracy (README, 16-d) and the wall time of one run of the published code on
+# a contended 2-core CPU (../shared/notes/hyla.md §5).
+PUBLISHED = {
+    "cora": (82.6, 184.0),
+    "citeseer": (72.0, 673.0),
+    "airport": (95.8, 1732.0),
+    "disease": (None, None),  # 91.3 published only with node features, which are missing upstream
+}
+
+
+def run(dataset, split, method, seeds, rff_scale, log):
+    options = {"split": split} if split else {}
+    data = load_node_dataset(dataset, args.data, **options)
+    config = preset(dataset, 16)
+    started = time.perf_counter()
+    adjacency = normalized_adjacency(data.edge_index, data.num_nodes)
+    propagated = sgc_propagate(adjacency, data.features if config.use_features else None, config.order)
+    propagation = time.perf_counter() - started
+    results = []
+    for seed in range(seeds):
+        if method.startswith("hyla"):
+            features = RandomLaplacianFeatures(
+                PoincareBall(config.he_dim), config.he_dim, config.hyla_dim,
+                lambda_scale=config.lambda_scale, convention="official", seed=seed,
+            )
+        else:
+            features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
+        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred")
+        result = train_node_classifier(
+            model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
+            epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
+        )
+        results.append(result)
+        log(f"{dataset:9s} {split or '':8s} {method:12s} seed {seed}: test {100 * result.test_acc:.2f} % "
+            f"val {100 * result.val_acc:.2f} % {result.seconds:.1f} s unstable epochs {len(result.unstable_epochs)}")
+    return data, config, propagation, results
+
+
+def summary(values):
+    mean = statistics.mean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return mean, spread
+
+
+def main() -> None:
+    global args
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "airport", "disease"])
+    parser.add_argument("--methods", nargs="+", default=["hyla", "hyla-centred", "rff"],
+                        choices=["hyla", "hyla-centred", "rff"])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="DATASET=N",
+                        help="run only N seeds for DATASET (time budget on a shared machine)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--rff-scale", type=float, default=10.0)
+    parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    fewer = {key: int(value) for key, value in (item.split("=") for item in args.fewer_seeds)}
+    rows = []
+    total_started = time.perf_counter()
+    for dataset in args.datasets:
+        splits = args.airport_splits if dataset == "airport" else [None]
+        seeds = fewer.get(dataset, args.seeds)
+        for split in splits:
+            for method in args.methods:
+                data, config, propagation, results = run(dataset, split, method, seeds, args.rff_scale, log)
+                rows.append((dataset, split, method, data, config, propagation, results))
+    total = time.perf_counter() - total_started
+
+    command = "python benchmarks/hyla.py " + " ".join(
+        [f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}", f"--seeds {args.seeds}",
+         f"--threads {args.threads}", f"--rff-scale {args.rff_scale:g}",
+         f"--airport-splits {' '.join(args.airport_splits)}"]
+        + ([f"--fewer-seeds {' '.join(args.fewer_seeds)}"] if args.fewer_seeds else [])
+    )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"Command: `{command}`  ")
+    print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (torch threads {args.threads}), Python "
+          f"{platform.python_version()}, torch {torch.__version__}; shared with other jobs (1-min load average "
+          f"{load:.1f} at the end); total {total / 60:.1f} min.\n")
+    print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets, float64, test accuracy after the last "
+          "epoch, mean ± std over seeds 0..N-1 (N in the last column). Time = wall time of one training run (all epochs "
+          "and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
+          "run of the published code on a contended 2-core CPU. Unstable = runs with a training loss above the "
+          "first epoch's after epoch 10.\n")
+    print("HyLa-SGC-centred: the same with each feature centred over the embedding rows (`HyLaSGC(center=True)`), "
+          "which removes the loss spikes. RFF-SGC: Euclidean random Fourier features, same code and presets.\n")
+    print("| dataset | split (train/val/test) | method | test acc % | published % | time per run s | published s "
+          "| unstable runs | propagation s | seeds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for dataset, split, method, data, config, propagation, results in rows:
+        accuracy = summary([100 * r.test_acc for r in results])
+        seconds = summary([r.seconds for r in results])
+        unstable = sum(1 for r in results if r.unstable_epochs)
+        published, published_time = PUBLISHED[dataset]
+        shown_published = "—" if published is None or method == "rff" or split == "disjoint" else f"{published}"
+        shown_time = "—" if published_time is None or method == "rff" else f"{published_time:.0f}"
+        split_text = f"{split or 'standard'} ({len(data.train_idx)}/{len(data.val_idx)}/{len(data.test_idx)})"
+        name = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "rff": "RFF-SGC"}[method]
+        print(f"| {dataset}{'' if config.use_features else ' (no features)'} | {split_text} | {name} | "
+              f"{accuracy[0]:.2f} ± {accuracy[1]:.2f} | {shown_published} | {seconds[0]:.1f} ± {seconds[1]:.1f} | "
+              f"{shown_time} | {unstable}/{len(results)} | {propagation:.2f} | {len(results)} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,740 @@
+"""Random Laplacian features: native forms of h against mpmath, eigenfunctions, the kernel, invariance,
+conventions, caps, MCF far out, gradients and bad input (../shared/notes/hyla.md §6)."""
+
+import math
+import random
+
+import mpmath
+import pytest
+import torch
+from mpmath import mp, mpf
+
+from hyperbolic import HalfSpace, HyperbolicManifold, Lorentz, PoincareBall, PrecisionError, reference
+from hyperbolic.nn.hyla import (
+    OFFICIAL_MAX_NORM,
+    RandomFourierFeatures,
+    RandomLaplacianFeatures,
+    ball_to_halfspace_boundary,
+    log_poisson,
+    log_poisson_ball,
+    log_poisson_halfspace,
+    log_poisson_halfspace_mcf,
+    log_poisson_lorentz,
+    log_poisson_polar,
+    log_poisson_reference,
+)
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: thread start-up costs more than it saves on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# --------------------------------------------------------------------------- mpmath oracle
+def ref_h(point, omega_hat):
+    """h = -log(-<x, (1, ω)>_L) for an exact Lorentz point and an exact unit direction."""
+    with mp.workprec(mp.prec + reference._magnitude_bits(point)):
+        return -mpmath.log(point[0] - mpmath.fsum(a * b for a, b in zip(point[1:], omega_hat)))
+
+
+def unit(values):
+    values = [mpf(v) for v in values]
+    norm = mpmath.sqrt(mpmath.fsum(v * v for v in values))
+    return [v / norm for v in values]
+
+
+def halfspace_boundary_to_ball(omega):
+    """Exact unit ball direction of a half-space boundary point: (2ω, ‖ω‖² - 1)/(1 + ‖ω‖²)."""
+    omega = [mpf(v) for v in omega]
+    s = mpmath.fsum(v * v for v in omega)
+    return [2 * v / (1 + s) for v in omega] + [(s - 1) / (1 + s)]
+
+
+def aligned_point(r, direction, sideways):
+    """The point at radius r towards `direction`, then moved `sideways` along the horosphere-ish frame."""
+    p = reference.point_at(r, direction)
+    tangent = reference.tangent_frame(r, direction)[1][0]
+    return reference.expmap(p, tuple(mpf(sideways) * c for c in tangent))
+
+
+def assert_close_h(h, truth, tol=1e-13):
+    for got, want in zip(h.reshape(-1).tolist(), truth):
+        want = float(want)
+        assert abs(got - want) <= tol * max(1.0, abs(want)), (got, want)
+
+
+# An exactly unit boundary direction of H^4 whose half-space image (1, 1, 1) is exact too.
+EXACT_OMEGA = torch.full((1, 4), 0.5, dtype=F64)
+EXACT_OMEGA_MP = [mpf(1) / 2] * 4
+
+
+@pytest.fixture(autouse=True)
+def _precision():
+    with mp.workprec(300):
+        yield
+
+
+@pytest.mark.parametrize("radius", [0.5, 5, 18, 30])
+@pytest.mark.parametrize("sideways", [0.0, 1e-3, 0.3, 3.0])
+@pytest.mark.parametrize("model", [PoincareBall, Lorentz, HalfSpace])
+def test_native_forms_match_mpmath(model, radius, sideways):
+    """Including x aligned with ω (h ≈ r), where the Gram form cancels and the explicit pairs take over."""
+    if model is Lorentz and radius > 18 and sideways > 0:
+        pytest.skip("float Lorentz points are accurate near ω only to radius about 18 (notes §6.1)")
+    manifold = model(4)
+    x = manifold.from_reference([aligned_point(radius, EXACT_OMEGA_MP, sideways)])
+    exact = manifold.to_reference(x)[0]
+    assert_close_h(log_poisson(manifold, x, EXACT_OMEGA), [ref_h(exact, EXACT_OMEGA_MP)])
+
+
+@pytest.mark.parametrize("radius", [0.5, 5, 30])
+@pytest.mark.parametrize("model", [PoincareBall, Lorentz, HalfSpace])
+def test_native_forms_random_directions(model, radius):
+    """Random points and boundary points (unit-normalised exactly in the oracle for the float ω)."""
+    rng = random.Random(int(radius * 10))
+    manifold = model(3)
+    points = [reference.point_at(radius, reference.random_direction(3, rng)) for _ in range(4)]
+    x = manifold.from_reference(points)
+    omega = torch.tensor([[float(c) for c in reference.random_direction(3, rng)] for _ in range(5)], dtype=F64)
+    h = log_poisson(manifold, x, omega)
+    exact = manifold.to_reference(x)
+    if model is HalfSpace:
+        # The half-space path uses the float image of ω; the oracle takes that exact boundary point.
+        boundary, _ = ball_to_halfspace_boundary(omega)
+        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
+    else:
+        directions = [unit(row) for row in omega.tolist()]
+    for i, p in enumerate(exact):
+        assert_close_h(h[i], [ref_h(p, w) for w in directions])
+
+
+@pytest.mark.parametrize("radius", [0.5, 5, 30, 300])
+def test_polar_form(radius):
+    """h from (distance, unit direction): exact at every radius, h = s at ω = u and h = -s at ω = -u.
+    Directions and boundary points are exactly unit floats (a rounded unit vector moves the point by
+    eps e^r, which no formula can undo)."""
+    s = mpf(radius)
+    e1 = torch.tensor([[1.0, 0.0, 0.0, 0.0]], dtype=F64)
+    tilted = torch.tensor([[0.5, -0.5, 0.5, -0.5]], dtype=F64)
+    omegas = torch.cat([EXACT_OMEGA, -EXACT_OMEGA, e1, -e1, tilted])
+    for u in (EXACT_OMEGA, e1):
+        x = reference.point_at(s, [mpf(c) for c in u[0].tolist()])
+        h = log_poisson_polar(torch.tensor([radius], dtype=F64), u, omegas)
+        assert_close_h(h, [ref_h(x, [mpf(c) for c in w]) for w in omegas.tolist()])
+    h = log_poisson_polar(torch.tensor([radius], dtype=F64), EXACT_OMEGA, EXACT_OMEGA)
+    assert h.item() == radius
+    assert log_poisson_polar(torch.tensor([radius], dtype=F64), EXACT_OMEGA, -EXACT_OMEGA).item() == -radius
+
+
+def test_halfspace_special_boundary_points():
+    """ω = e_n maps to ∞ (h = log y); ω = -e_n maps to 0."""
+    omega = torch.tensor([[0.0, 0.0, 1.0], [0.0, 0.0, -1.0]], dtype=F64)
+    boundary, at_infinity = ball_to_halfspace_boundary(omega)
+    assert at_infinity.tolist() == [True, False]
+    assert boundary[1].tolist() == [0.0, 0.0]
+    x = torch.tensor([[0.3, -0.2, 0.05], [1e3, 2.0, 1e-200]], dtype=F64)
+    h = log_poisson(HalfSpace(3), x, omega)
+    assert torch.equal(h[:, 0], torch.log(x[:, -1]))
+    for row, point in enumerate(HalfSpace(3).to_reference(x)):
+        assert_close_h(h[row], [ref_h(point, [0, 0, 1]), ref_h(point, [0, 0, -1])])
+
+
+# --------------------------------------------------------------------------- MCF half-space far out
+def mcf_storage(point, components):
+    """MCF half-space storage of an exact point: x^(1) = fl(x), x^(2) = fl(x - x^(1)), ...; y rounded."""
+    horizontal, height = reference.to_halfspace(point)
+    parts = []
+    for c in horizontal:
+        rest, row = c, []
+        for _ in range(components):
+            row.append(float(rest))
+            rest = rest - mpf(row[-1])
+        parts.append(row)
+    flat = [parts[i][j] for j in range(components) for i in range(len(horizontal))]
+    return flat + [float(height)]
+
+
+def mcf_reference_point(storage, components, n):
+    """The exact point an MCF storage row represents."""
+    horizontal = [mpmath.fsum(mpf(storage[j * (n - 1) + i]) for j in range(components)) for i in range(n - 1)]
+    return reference.from_halfspace(horizontal, mpf(storage[-1]))
+
+
+@pytest.mark.parametrize("radius, components", [(60, 3), (100, 4), (400, 13)])
+def test_mcf_halfspace_far_out_matches_mpmath(radius, components):
+    """Features from MCF storage at radius 60+ agree with the oracle where float64 Poincaré breaks."""
+    n = 16
+    layer = RandomLaplacianFeatures(HalfSpace(n), n, 64, lambda_scale=0.3, convention="kernel", seed=3)
+    boundary, _ = ball_to_halfspace_boundary(layer.omega)
+    rng = random.Random(radius)
+    with mp.workprec(reference.working_precision(radius) + 100):
+        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
+        points = [aligned_point(radius, directions[k], s) for k, s in ((0, 0.3), (5, 0.0), (9, 2.0))]
+        points.append(reference.point_at(radius, reference.random_direction(n, rng)))
+        storage = torch.tensor([mcf_storage(p, components) for p in points], dtype=F64)
+        exact = [mcf_reference_point(row, components, n) for row in storage.tolist()]
+        truth = [[ref_h(p, w) for w in directions] for p in exact]
+    h = log_poisson_halfspace_mcf(storage, boundary, components)
+    for i in range(len(points)):
+        assert_close_h(h[i], truth[i])
+    assert h[0, 0].item() > radius - 1  # the aligned rows are the informative ones
+    # the features themselves (kernel convention; log-domain shift c = ρ max h so e^{ρh - c} fits
+    # float64 at every radius), relative to their amplitude
+    rho, D = (n - 1) / 2, layer.n_features
+    lam, b = layer.frequencies.tolist(), layer.phases.tolist()
+    shift = rho * h.amax().item()
+    for i, k in ((0, 0), (1, 5), (2, 9)):
+        t = truth[i][k]
+        amplitude = mpmath.sqrt(mpf(2) / D) * mpmath.exp(rho * t - mpf(shift))
+        want = amplitude * mpmath.cos(mpf(lam[k]) * t + mpf(b[k]))
+        got = math.sqrt(2 / D) * math.exp(rho * h[i, k].item() - shift) * math.cos(lam[k] * h[i, k].item() + b[k])
+        assert abs(got - float(want)) <= 1e-11 * max(float(amplitude), 1e-300)
+    # The float64 Poincaré path cannot even hold these points: its coordinates round onto the sphere.
+    ball = torch.tensor([[float(c) for c in reference.to_poincare(p)] for p in exact[:1]], dtype=F64)
+    float_ball = log_poisson_ball(ball, layer.omega)[0, 0].item()
+    assert not (abs(float_ball - float(truth[0][0])) < 1.0)
+    with pytest.raises(PrecisionError):
+        PoincareBall(n).from_reference(exact[:1])
+
+
+def test_mcf_single_component_equals_halfspace():
+    x = HalfSpace(3).random(6, std=2.0, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    omega, inf = ball_to_halfspace_boundary(torch.nn.functional.normalize(torch.randn(5, 3, dtype=F64, generator=g), dim=-1))
+    assert torch.equal(log_poisson_halfspace_mcf(x, omega, 1, inf), log_poisson_halfspace(x, omega, inf))
+
+
+def test_mcf_storage_layout_is_checked():
+    with pytest.raises(ValueError, match="components"):
+        log_poisson_halfspace_mcf(torch.ones(2, 6, dtype=F64), torch.zeros(3, 2, dtype=F64), 2)
+
+
+class _MCFStub(HyperbolicManifold):
+    """A stand-in for hyperbolic.HalfSpaceMCF (storage [x^(1), ..., x^(m), y]), enough for dispatch."""
+
+    def __init__(self, dim, components):
+        super().__init__(dim)
+        self.components = components
+        self.name = "halfspace_mcf"
+
+    storage_dim = property(lambda self: self.components * (self.dim - 1) + 1)
+    contract = HalfSpace.contract
+    _off_manifold_rows = HalfSpace._off_manifold_rows
+
+    def to_reference(self, x):
+        return [mcf_reference_point(row, self.components, self.dim) for row in x.reshape(-1, self.storage_dim).tolist()]
+
+    def to_lorentz(self, x):
+        raise NotImplementedError
+
+    from_lorentz = from_reference = retr = expmap = inner = proju = projx = egrad2rgrad = to_lorentz
+
+
+def test_layer_dispatches_mcf_storage_and_reference_route_agrees():
+    n, m, radius = 4, 3, 60
+    manifold = _MCFStub(n, m)
+    layer = RandomLaplacianFeatures(manifold, n, 8, convention="kernel", seed=1)
+    boundary, _ = ball_to_halfspace_boundary(layer.omega)
+    with mp.workprec(reference.working_precision(radius)):
+        direction = halfspace_boundary_to_ball(boundary[2].tolist())
+        storage = torch.tensor([mcf_storage(aligned_point(radius, direction, 0.5), m)], dtype=F64)
+    native = layer.log_poisson(storage)
+    assert native[0, 2].item() > 55
+    exact = log_poisson_reference(manifold, storage, boundary)
+    torch.testing.assert_close(native, exact, rtol=1e-14, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- the exact bridge (tiling route)
+class _Opaque(HyperbolicManifold):
+    """A model the layer does not know (like a tiling model): only the protocol, via a half-space."""
+
+    storage_dim = property(lambda self: self.dim)
+    contract = HalfSpace.contract
+    _off_manifold_rows = HalfSpace._off_manifold_rows
+    to_reference = HalfSpace.to_reference
+    to_lorentz = HalfSpace.to_lorentz
+    from_lorentz = HalfSpace.from_lorentz
+    from_reference = HalfSpace.from_reference
+    dist = HalfSpace.dist
+    retr = expmap = HalfSpace.expmap
+    inner = HalfSpace.inner
+    proju = HalfSpace.proju
+    projx = HalfSpace.projx
+    egrad2rgrad = HalfSpace.egrad2rgrad
+
+
+def test_unknown_models_go_through_the_exact_bridge():
+    opaque = _Opaque(3)
+    x = HalfSpace(3).random(5, std=3.0, generator=torch.Generator().manual_seed(2))
+    x = torch.cat([x, torch.tensor([[0.25, -0.5, 1e-20]], dtype=F64)])  # radius ~ 46
+    layer = RandomLaplacianFeatures(opaque, 3, 16, convention="kernel", seed=0)
+    native = RandomLaplacianFeatures(HalfSpace(3), 3, 16, convention="kernel", seed=0)
+    torch.testing.assert_close(layer(x), native(x), rtol=1e-13, atol=1e-13)
+    with pytest.raises(ValueError, match="not differentiable"):
+        layer(x.clone().requires_grad_(True))
+    lorentz_route = RandomLaplacianFeatures(opaque, 3, 16, convention="kernel", seed=0, route="lorentz")
+    torch.testing.assert_close(lorentz_route(x[:5]), native(x[:5]), rtol=1e-9, atol=1e-9)
+
+
+def test_reference_route_refuses_heights_below_float64():
+    far = reference.from_halfspace([mpf(0), mpf(0)], mpf("1e-400"))
+
+    class Far(_Opaque):
+        def to_reference(self, x):
+            return [far]
+
+    omega, inf = ball_to_halfspace_boundary(torch.tensor([[1.0, 0.0, 0.0]], dtype=F64))
+    with pytest.raises(PrecisionError, match="below the float64 range"):
+        log_poisson_reference(Far(3), torch.tensor([[0.0, 0.0, 1.0]], dtype=F64), omega, inf)
+
+
+# --------------------------------------------------------------------------- geometry of h
+def hyperbolic_laplacian_ball(f, x):
+    """Δ_H f = ((1-|x|²)²/4) Δ_E f + ((n-2)(1-|x|²)/2) <x, ∇f> by autograd, at one point x (n,)."""
+    x = x.clone().requires_grad_(True)
+    value = f(x)
+    (grad,) = torch.autograd.grad(value, x, create_graph=True)
+    trace = sum(torch.autograd.grad(grad[i], x, retain_graph=True)[0][i] for i in range(x.shape[0]))
+    gap = 1 - x.detach().square().sum()
+    n = x.shape[0]
+    return (gap**2 / 4 * trace + (n - 2) * gap / 2 * (x.detach() * grad.detach()).sum()).item(), value.item()
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_laplacian_eigenfunctions(n):
+    """Δh = -(n-1) and Δ e^{ρh}cos(λh+b) = -(λ²+ρ²) e^{ρh}cos(λh+b)."""
+    g = torch.Generator().manual_seed(n)
+    omega = torch.nn.functional.normalize(torch.randn(1, n, dtype=F64, generator=g), dim=-1)
+    rho, lam, b = (n - 1) / 2, 0.7, 0.4
+    for _ in range(3):
+        x = 0.8 * torch.nn.functional.normalize(torch.randn(n, dtype=F64, generator=g), dim=0) * torch.rand(1, dtype=F64, generator=g)
+
+        def h(p):
+            return log_poisson_ball(p.unsqueeze(0), omega, analytic_gradient=False)[0, 0]
+
+        lap_h, _ = hyperbolic_laplacian_ball(h, x)
+        assert lap_h == pytest.approx(-(n - 1), abs=1e-9)
+        lap_f, f = hyperbolic_laplacian_ball(lambda p: torch.exp(rho * h(p)) * torch.cos(lam * h(p) + b), x)
+        assert lap_f == pytest.approx(-(lam**2 + rho**2) * f, abs=1e-9 * max(1, abs(f)))
+
+
+def test_busemann_properties():
+    """h(0) = 0, |h(x)| <= d(0, x), and the Busemann cocycle h_ω(gx) = h_{g⁻¹ω}(x) + h_ω(g0)."""
+    ball = PoincareBall(3)
+    g = torch.Generator().manual_seed(5)
+    omega = torch.nn.functional.normalize(torch.randn(20, 3, dtype=F64, generator=g), dim=-1)
+    # zero up to the rounding of ‖ω‖ = 1 in floats
+    assert log_poisson_ball(torch.zeros(1, 3, dtype=F64), omega).abs().max().item() <= 1e-15
+    x = ball.random(30, std=1.5, generator=g)
+    d = ball.dist(ball.origin(dtype=F64), x).unsqueeze(-1)
+    assert bool((log_poisson_ball(x, omega).abs() <= d + 1e-12).all())
+    # An isometry in mpmath: boost along axis 1 by 0.8 after a rotation.
+    G = [[mpf(0)] * 4 for _ in range(4)]
+    boost, rot = reference.boost(3, 1, mpf("0.8")), reference.rotation(3, 2, 3, mpf("0.6"))
+    for i in range(4):
+        for j in range(4):
+            G[i][j] = mpmath.fsum(boost[i][k] * rot[k][j] for k in range(4))
+    # g⁻¹ of a Lorentz matrix is J Gᵀ J.
+    J = [1, -1, -1, -1]
+    Ginv = [[G[j][i] * J[i] * J[j] for j in range(4)] for i in range(4)]
+    xs = [reference.from_poincare(row) for row in x[:5].tolist()]
+    gx = torch.tensor([[float(c) for c in reference.to_poincare(reference.apply(G, p))] for p in xs], dtype=F64)
+    g0 = torch.tensor([[float(c) for c in reference.to_poincare(reference.apply(G, reference.origin(3)))]], dtype=F64)
+    w = omega[0].tolist()
+    ideal = reference.apply(Ginv, (mpf(1), *[mpf(c) for c in w]))
+    w_back = torch.tensor([[float(c / ideal[0]) for c in ideal[1:]]], dtype=F64)
+    lhs = log_poisson_ball(gx, omega[:1])
+    rhs = log_poisson_ball(x[:5], w_back) + log_poisson_ball(g0, omega[:1])
+    torch.testing.assert_close(lhs, rhs, rtol=1e-11, atol=1e-11)
+
+
+# --------------------------------------------------------------------------- the kernel
+def spherical_function_quad(n, lam, d):
+    r"""Φ_λ(d) = ∫_{S^{n-1}} P(x, ω)^{ρ + iλ} dσ(ω) by mpmath quadrature over the polar angle."""
+    rho = mpf(n - 1) / 2
+    c, s = mpmath.cosh(d), mpmath.sinh(d)
+
+    def integrand(t):
+        return (c - s * mpmath.cos(t)) ** (-(rho + 1j * lam)) * mpmath.sin(t) ** (n - 2)
+
+    norm = mpmath.quad(lambda t: mpmath.sin(t) ** (n - 2), [0, mpmath.pi])
+    return mpmath.re(mpmath.quad(integrand, [0, mpmath.pi]) / norm)
+
+
+def test_spherical_function_closed_forms():
+    """The oracle itself: n = 2 is the conical Legendre function, n = 3 is sin(λd)/(λ sinh d)."""
+    lam, d = mpf("0.8"), mpf("1.3")
+    assert spherical_function_quad(2, lam, d) == pytest.approx(float(mpmath.re(mpmath.legenp(-0.5 + 1j * lam, 0, mpmath.cosh(d)))), abs=1e-14)
+    assert spherical_function_quad(3, lam, d) == pytest.approx(float(mpmath.sin(lam * d) / (lam * mpmath.sinh(d))), abs=1e-14)
+
+
+def ball_points_at_distance():
+    x = torch.tensor([[0.3, 0.1], [-0.2, 0.4]], dtype=F64)
+    d = PoincareBall(2).dist(x[0], x[1]).item()
+    return x, d
+
+
+def moved(x, t=1.0, angle=0.7):
+    """Both points moved by the same isometry (a rotation then a boost), exactly in mpmath."""
+    G = reference.boost(2, 1, mpf(t))
+    R = reference.rotation(2, 1, 2, mpf(angle))
+    out = []
+    for row in x.tolist():
+        p = reference.apply(G, reference.apply(R, reference.from_poincare(row)))
+        out.append([float(c) for c in reference.to_poincare(p)])
+    return torch.tensor(out, dtype=F64)
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.8, 2.5])
+def test_quadrature_over_boundary_is_the_spherical_function_and_invariant(lam):
+    """Equispaced ω (trapezoid rule, exponentially convergent) with b integrated out:
+    mean_k e^{ρ(h_x + h_y)} cos(λ(h_x - h_y)) = Φ_λ(d), also after moving both points."""
+    x, d = ball_points_at_distance()
+    truth = float(mpmath.re(mpmath.legenp(-0.5 + 1j * mpf(lam), 0, mpmath.cosh(mpf(d)))))
+    assert truth == pytest.approx(spherical_function_quad(2, mpf(lam), mpf(d)), abs=1e-13)
+    layer = RandomLaplacianFeatures(PoincareBall(2), 2, 4096, boundary="fixed_uniform", convention="kernel")
+    for points in (x, moved(x), moved(x, t=-1.5, angle=2.0)):
+        h = layer.log_poisson(points)
+        value = (torch.exp(0.5 * (h[0] + h[1])) * torch.cos(lam * (h[0] - h[1]))).mean().item()
+        assert value == pytest.approx(truth, abs=1e-10)
+
+
+def monte_carlo(layer, x):
+    phi = layer(x)
+    products = layer.n_features * phi[0] * phi[1]
+    return products.mean().item(), products.std().item() / math.sqrt(layer.n_features)
+
+
+def test_monte_carlo_kernel_fixed_frequency():
+    """D = 4e5 kernel-convention features: Σ φ(x)φ(y) ≈ Φ_λ(d) (notes: 0.794 vs 0.792), for the pair
+    and for the same pair moved by an isometry (invariance of the kernel)."""
+    x, d = ball_points_at_distance()
+    lam = 0.8
+    truth = spherical_function_quad(2, mpf(lam), mpf(d))
+    layer = RandomLaplacianFeatures(PoincareBall(2), 2, 400_000, convention="kernel", seed=11)
+    layer.frequencies.fill_(lam)
+    for points in (x, moved(x)):
+        estimate, se = monte_carlo(layer, points)
+        assert abs(estimate - truth) < max(5 * se, 1e-3)
+        assert abs(estimate - truth) < 1e-2
+
+
+def test_monte_carlo_kernel_gaussian_frequencies_h3():
+    """λ ~ N(0, s²) in H³: Σ φ(x)φ(y) ≈ k(d) = ∫ sin(λd)/(λ sinh d) N(λ; 0, s²) dλ (mpmath)."""
+    s = 1.2
+    ball = PoincareBall(3)
+    x = torch.tensor([[0.2, -0.1, 0.3], [-0.3, 0.2, 0.1]], dtype=F64)
+    d = mpf(ball.dist(x[0], x[1]).item())
+
+    def integrand(lam):
+        phi = d / mpmath.sinh(d) if lam == 0 else mpmath.sin(lam * d) / (lam * mpmath.sinh(d))
+        return phi * mpmath.npdf(lam, 0, s)
+
+    truth = float(mpmath.quad(integrand, [-mpmath.inf, 0, mpmath.inf]))
+    layer = RandomLaplacianFeatures(ball, 3, 400_000, lambda_scale=s, convention="kernel", seed=5)
+    estimate, se = monte_carlo(layer, x)
+    assert abs(estimate - truth) < max(5 * se, 1e-3)
+
+
+def test_features_invariant_in_distribution_under_rotations():
+    """For a rotation about the origin, y = x q (rows), |y - ω| = |x - ω qᵀ|: the features at y with
+    boundary points ω equal those at x with ω qᵀ, which are again uniform on the sphere. So the feature
+    process at y has the law of the one at x. (Under translations only the kernel is invariant, see the
+    tests above; single features are not, notes §1.)"""
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(4, 4, dtype=F64, generator=g))
+    ball = PoincareBall(4)
+    x = ball.random(7, std=1.0, generator=g)
+    layer = RandomLaplacianFeatures(ball, 4, 200, lambda_scale=0.5, seed=9)
+    rotated = RandomLaplacianFeatures(ball, 4, 200, lambda_scale=0.5, seed=9)
+    rotated.omega.copy_(layer.omega @ q.T)
+    torch.testing.assert_close(layer(x @ q), rotated(x), rtol=1e-11, atol=1e-11)
+    big = RandomLaplacianFeatures(ball, 4, 100_000, seed=1).omega @ q.T
+    assert big.mean(0).abs().max().item() < 0.02
+    torch.testing.assert_close(big.T @ big / big.shape[0], torch.eye(4, dtype=F64) / 4, atol=0.01, rtol=0)
+
+
+# --------------------------------------------------------------------------- conventions, buffers, caps
+def test_conventions_are_the_documented_formulas():
+    ball = PoincareBall(5)
+    x = ball.random(6, std=1.0, generator=torch.Generator().manual_seed(0))
+    official = RandomLaplacianFeatures(ball, 5, 30, lambda_scale=0.5, convention="official", seed=4)
+    kernel = RandomLaplacianFeatures(ball, 5, 30, lambda_scale=0.5, convention="kernel", seed=4)
+    for name in ("omega", "frequencies", "phases"):
+        assert torch.equal(getattr(official, name), getattr(kernel, name))
+    om, lam, b = official.omega, official.frequencies, official.phases
+    P = (1 - x.square().sum(-1, keepdim=True)) / (x.unsqueeze(1) - om).square().sum(-1)
+    torch.testing.assert_close(official(x), P**2 * torch.cos(lam / 2 * torch.log(P) + b), rtol=1e-12, atol=0)
+    torch.testing.assert_close(kernel(x), math.sqrt(2 / 30) * P**2 * torch.cos(lam * torch.log(P) + b), rtol=1e-12, atol=0)
+    # official: inputs renormalised to ‖x‖ <= 1 - 1e-5
+    far = torch.nn.functional.normalize(x, dim=-1) * (1 - 1e-9)
+    clipped = torch.nn.functional.normalize(x, dim=-1) * OFFICIAL_MAX_NORM
+    # (the two clipped points differ by rounding, amplified by (n-1)/(1 - ‖x‖²))
+    torch.testing.assert_close(official(far), official(clipped), rtol=1e-9, atol=0)
+
+
+def test_sampling_is_reproducible_and_survives_state_dict():
+    a = RandomLaplacianFeatures(PoincareBall(3), 3, 50, seed=7)
+    b = RandomLaplacianFeatures(PoincareBall(3), 3, 50, seed=7)
+    c = RandomLaplacianFeatures(PoincareBall(3), 3, 50, seed=8)
+    assert torch.equal(a.omega, b.omega) and torch.equal(a.phases, b.phases)
+    assert not torch.equal(a.omega, c.omega)
+    torch.testing.assert_close(a.omega.norm(dim=-1), torch.ones(50, dtype=F64), rtol=0, atol=1e-15)
+    assert bool((a.phases >= 0).all() and (a.phases < 2 * math.pi).all())
+    before = a.omega.clone()
+    a.reset_parameters()
+    assert torch.equal(a.omega, before)  # a seed reproduces its draws
+    c.load_state_dict(a.state_dict())
+    assert torch.equal(c.omega, a.omega) and torch.equal(c.frequencies, a.frequencies)
+    assert set(a.state_dict()) == {"omega", "frequencies", "phases", "log_shift", "manifold.log_c"}
+    gen = torch.Generator().manual_seed(1)
+    d = RandomLaplacianFeatures(PoincareBall(3), 3, 50, generator=gen)
+    first = d.omega.clone()
+    d.reset_parameters()
+    assert not torch.equal(first, d.omega)  # a generator draws afresh
+    assert "convention='official'" in repr(a) and "n_features=50" in repr(a)
+    fixed = RandomLaplacianFeatures(PoincareBall(2), 2, 8, boundary="fixed_uniform")
+    torch.testing.assert_close(torch.atan2(fixed.omega[:, 1], fixed.omega[:, 0]) % (2 * math.pi),
+                               torch.arange(8, dtype=F64) * math.pi / 4, rtol=0, atol=1e-15)
+
+
+def far_points(n, radius, count=5, seed=0):
+    rng = random.Random(seed)
+    with mp.workprec(reference.working_precision(radius)):
+        return [reference.point_at(radius, reference.random_direction(n, rng)) for _ in range(count)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_caps_keep_features_finite_far_out(dtype):
+    """n = 16, a point right at a boundary point's horosphere depth: h = 100 in a float64 half-space
+    (e^{ρh} = e^{750} overflows) and h = 14 in a float32 ball (e^{105} overflows float32). Each of the
+    three controls keeps the features finite."""
+    n = 16
+    probe = RandomLaplacianFeatures(PoincareBall(n), n, 300, seed=2)
+    others = far_points(n, 30 if dtype == torch.float64 else 12)
+    if dtype == torch.float64:
+        manifold = HalfSpace(n)
+        boundary, _ = ball_to_halfspace_boundary(probe.omega[:1])
+        aligned = torch.cat([boundary, torch.tensor([[math.exp(-100.0)]], dtype=F64)], dim=-1)
+    else:
+        manifold = PoincareBall(n)
+        aligned = (math.tanh(7.0) * probe.omega[:1]).to(dtype)
+    x = torch.cat([aligned, manifold.from_reference(others, dtype=dtype)])
+    layer = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2)
+    assert layer.log_poisson(x)[0, 0].item() > (99 if dtype == torch.float64 else 13.9)
+    assert not bool(torch.isfinite(layer(x)).all())
+    for options in ({"radius_cap": 10.0}, {"amplitude_cap": 50.0}, {"log_scale": True}):
+        capped = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2, **options)
+        out = capped(x)
+        assert out.dtype == dtype and bool(torch.isfinite(out).all()), options
+        assert out[0, 0].item() != 0
+
+
+def test_log_scale_is_a_frozen_column_rescaling():
+    ball = PoincareBall(4)
+    x = ball.random(10, std=2.0, generator=torch.Generator().manual_seed(1))
+    plain = RandomLaplacianFeatures(ball, 4, 12, convention="kernel", seed=0)
+    scaled = RandomLaplacianFeatures(ball, 4, 12, convention="kernel", seed=0, log_scale=True)
+    train = scaled(x)
+    shift = scaled.log_shift.clone()
+    torch.testing.assert_close(train, plain(x) * torch.exp(-shift), rtol=1e-12, atol=0)
+    torch.testing.assert_close(shift, (1.5 * scaled.log_poisson(x)).amax(0))
+    scaled.eval()
+    torch.testing.assert_close(scaled(x[:3] * 0.5), plain(x[:3] * 0.5) * torch.exp(-shift), rtol=1e-12, atol=0)
+    assert torch.equal(scaled.log_shift, shift)
+
+
+def test_radius_cap_other_models():
+    """A point beyond the cap gets the features of the point at the cap in its direction."""
+    lorentz = Lorentz(3)
+    x = lorentz.from_reference(far_points(3, 25, count=3))
+    capped = RandomLaplacianFeatures(lorentz, 3, 20, convention="kernel", radius_cap=4.0, seed=0)
+    at_cap = lorentz.from_reference(
+        [reference.point_at(4.0, unit(p[1:])) for p in lorentz.to_reference(x)]
+    )
+    torch.testing.assert_close(capped(x), capped(at_cap), rtol=1e-9, atol=1e-12)
+    official = RandomLaplacianFeatures(HalfSpace(3), 3, 20, seed=0)
+    ball_official = RandomLaplacianFeatures(PoincareBall(3), 3, 20, seed=0)
+    hs = HalfSpace(3).from_reference(lorentz.to_reference(x))
+    torch.testing.assert_close(official(hs), ball_official(lorentz.to_poincare(x)), rtol=1e-8, atol=1e-8)
+
+
+def test_same_features_in_every_model_and_curvature():
+    rng = random.Random(4)
+    points = [reference.point_at(r, reference.random_direction(3, rng)) for r in (0.3, 2.0, 6.0)]
+    outs = []
+    for model in (PoincareBall, Lorentz, HalfSpace):
+        for curvature in (-1.0, -4.0):
+            m = model(3, curvature=curvature)
+            x = m.from_reference(points)
+            layer = RandomLaplacianFeatures(m, 3, 25, lambda_scale=0.7, convention="kernel", seed=6)
+            outs.append(layer(x))
+    for out in outs[1:]:
+        torch.testing.assert_close(out, outs[0], rtol=1e-11, atol=1e-12)
+
+
+def test_dtype_and_shape_follow_inputs():
+    layer = RandomLaplacianFeatures(None, 3, 9, seed=0)
+    x = PoincareBall(3).random(2, 4, std=0.5, dtype=torch.float32)
+    out = layer(x)
+    assert out.shape == (2, 4, 9) and out.dtype == torch.float32
+    assert layer.omega.dtype == F64
+
+
+# --------------------------------------------------------------------------- gradients
+def test_gradcheck_ball_function_including_aligned_pairs():
+    layer = RandomLaplacianFeatures(PoincareBall(3), 3, 7, lambda_scale=1.0, convention="kernel", seed=1)
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(5, 3, dtype=F64, generator=g), dim=-1)
+    x = x * torch.tensor([[0.1], [0.5], [0.7], [0.9], [0.95]], dtype=F64)
+    x[0] = layer.omega[0] * 0.9
+    x[1] = layer.omega[2] * 0.99 + 1e-3
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(layer, (x,))
+    assert torch.autograd.gradgradcheck(lambda p: log_poisson_ball(p, layer.omega, analytic_gradient=False), (x,))
+    with pytest.raises(RuntimeError):
+        torch.autograd.gradgradcheck(lambda p: log_poisson_ball(p, layer.omega), (x,))
+
+
+@pytest.mark.parametrize("model", [Lorentz, HalfSpace])
+def test_gradcheck_other_models(model):
+    manifold = model(3)
+    layer = RandomLaplacianFeatures(manifold, 3, 7, lambda_scale=1.0, convention="kernel", seed=1)
+    x = manifold.random(4, std=1.5, generator=torch.Generator().manual_seed(2))
+    aligned = manifold.from_lorentz(torch.cat([torch.tensor([math.cosh(2.0)], dtype=F64), math.sinh(2.0) * layer.omega[3]]).unsqueeze(0))
+    x = torch.cat([x, aligned])
+    if model is Lorentz:
+        spatial = x[:, 1:].clone().requires_grad_(True)
+
+        def features(s):
+            return layer(torch.cat([torch.sqrt(1 + s.square().sum(-1, keepdim=True)), s], dim=-1))
+
+        assert torch.autograd.gradcheck(features, (spatial,))
+    else:
+        assert torch.autograd.gradcheck(layer, (x.clone().requires_grad_(True),))
+
+
+def test_gradcheck_mcf_components():
+    x = HalfSpace(3).random(3, std=1.0, generator=torch.Generator().manual_seed(3))
+    storage = torch.cat([x[:, :2], 1e-17 * torch.ones(3, 2, dtype=F64), x[:, 2:]], dim=-1).requires_grad_(True)
+    g = torch.Generator().manual_seed(4)
+    omega, _ = ball_to_halfspace_boundary(torch.nn.functional.normalize(torch.randn(4, 3, dtype=F64, generator=g), dim=-1))
+    omega = torch.cat([omega, x[:1, :2].detach() + 1e-3])
+    assert torch.autograd.gradcheck(lambda s: log_poisson_halfspace_mcf(s, omega, 2), (storage,))
+
+
+def test_rff_baseline():
+    rff = RandomFourierFeatures(4, 200_000, scale=0.7, seed=0)
+    x = torch.tensor([[0.1, 0.2, -0.3, 0.4], [0.5, -0.1, 0.0, 0.2]], dtype=F64)
+    k = (rff(x[:1]) * rff(x[1:])).sum().item()
+    assert k == pytest.approx(math.exp(-0.49 * (x[0] - x[1]).square().sum().item() / 2), abs=1e-2)
+    assert "scale=0.7" in repr(rff)
+    with pytest.raises(ValueError, match="last axis 4"):
+        rff(torch.zeros(2, 3, dtype=F64))
+
+
+# --------------------------------------------------------------------------- bad input
+def test_bad_input_is_refused_clearly():
+    ball = PoincareBall(3)
+    with pytest.raises(ValueError, match="does not match"):
+        RandomLaplacianFeatures(ball, 4, 10)
+    with pytest.raises(ValueError, match="convention"):
+        RandomLaplacianFeatures(ball, 3, 10, convention="paper")
+    with pytest.raises(ValueError, match="n_features"):
+        RandomLaplacianFeatures(ball, 3, 0)
+    with pytest.raises(ValueError, match="fixed_uniform"):
+        RandomLaplacianFeatures(ball, 3, 10, boundary="fixed_uniform")
+    with pytest.raises(ValueError, match="lambda_scale"):
+        RandomLaplacianFeatures(ball, 3, 10, lambda_scale=-1)
+    with pytest.raises(ValueError, match="radius_cap"):
+        RandomLaplacianFeatures(ball, 3, 10, radius_cap=0)
+    with pytest.raises(TypeError, match="HyperbolicManifold"):
+        RandomLaplacianFeatures("poincare", 3, 10)
+    with pytest.raises(ValueError, match="either a generator or a seed"):
+        RandomLaplacianFeatures(ball, 3, 10, seed=1, generator=torch.Generator())
+    layer = RandomLaplacianFeatures(ball, 3, 10)
+    with pytest.raises(ValueError, match="non-finite"):
+        layer(torch.tensor([[0.1, math.nan, 0.0]], dtype=F64))
+    with pytest.raises(ValueError, match="not a point"):
+        layer(torch.tensor([[0.9, 0.9, 0.0]], dtype=F64))
+    with pytest.raises(ValueError, match="last axis"):
+        layer(torch.zeros(2, 4, dtype=F64))
+    with pytest.raises(ValueError, match="route"):
+        log_poisson(ball, torch.zeros(1, 3, dtype=F64), layer.omega, route="fast")
+    with pytest.raises(ValueError, match="not positive"):
+        log_poisson_halfspace(torch.tensor([[0.0, 0.0, -1.0]], dtype=F64), torch.zeros(2, 2, dtype=F64))
+    with pytest.raises(ValueError, match="shape"):
+        log_poisson_lorentz(torch.ones(2, 4, dtype=F64), torch.zeros(2, 2, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"convention": "kernel"}, {"amplitude_cap": 2.0, "convention": "kernel"}, {"log_scale": True}, {"radius_cap": 1.0}],
+)
+def test_one_pass_ball_features_equal_the_composed_path(options):
+    """The fused ball path (_BallFeatures) gives the values and gradients of h -> amplitude -> phase."""
+    ball = PoincareBall(4)
+    layer = RandomLaplacianFeatures(ball, 4, 40, lambda_scale=2.0, seed=3, **options)
+    x = ball.random(9, std=1.5, generator=torch.Generator().manual_seed(6))
+    x[0] = layer.omega[1] * 0.999
+    x.requires_grad_(True)
+    fused = layer(x)
+    composed_layer = RandomLaplacianFeatures(ball, 4, 40, lambda_scale=2.0, seed=3, **options)
+    h = composed_layer.log_poisson(x)
+    composed = torch.exp(composed_layer.log_amplitude(h)) * torch.cos(composed_layer.phase(h))
+    torch.testing.assert_close(fused, composed, rtol=1e-11, atol=1e-13)
+    weights = torch.randn(fused.shape, dtype=F64, generator=torch.Generator().manual_seed(0))
+    (g_fused,) = torch.autograd.grad((fused * weights).sum(), x)
+    (g_composed,) = torch.autograd.grad((composed * weights).sum(), x)
+    torch.testing.assert_close(g_fused, g_composed, rtol=1e-9, atol=1e-11)
+    if options.get("log_scale"):
+        torch.testing.assert_close(layer.log_shift, composed_layer.log_shift)
+
+
+def test_gradcheck_one_pass_ball_features_with_caps():
+    ball = PoincareBall(3)
+    layer = RandomLaplacianFeatures(ball, 3, 11, lambda_scale=1.5, seed=2, amplitude_cap=1.0, log_scale=True)
+    x = ball.random(6, std=1.0, generator=torch.Generator().manual_seed(1))
+    x[0] = layer.omega[4] * 0.95
+    layer(x)  # fit the shift in training mode, then freeze it
+    layer.eval()
+    assert torch.autograd.gradcheck(layer, (x.clone().requires_grad_(True),))
+    plain = RandomLaplacianFeatures(ball, 3, 11, lambda_scale=1.5, seed=2, convention="kernel")
+    assert torch.autograd.gradcheck(plain, (x.clone().requires_grad_(True),))
+    from hyperbolic.nn.hyla import _BallLogPoisson
+
+    assert torch.autograd.gradcheck(lambda p: _BallLogPoisson.apply(p, layer.omega), (x.clone().requires_grad_(True),))
+
+
+@pytest.mark.parametrize("radius, components", [(60, 3), (150, 6)])
+def test_halfspace_mcf_model_far_out(radius, components):
+    """hyperbolic.HalfSpaceMCF points (its own from_reference rounding) at radius 60 and 150: the
+    layer dispatches to the MCF form and matches mpmath on the exactly represented points, including
+    points on a boundary point's horosphere at depth ~r (features e^{7.5 r} with the log-domain shift)."""
+    from hyperbolic import HalfSpaceMCF
+
+    n = 16
+    manifold = HalfSpaceMCF(n, components=components)
+    layer = RandomLaplacianFeatures(manifold, n, 32, lambda_scale=0.3, convention="kernel", log_scale=True, seed=8)
+    boundary, _ = ball_to_halfspace_boundary(layer.omega)
+    rng = random.Random(radius)
+    with mp.workprec(reference.working_precision(radius) + 100):
+        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
+        points = [aligned_point(radius, directions[k], s) for k, s in ((0, 0.2), (3, 0.0), (7, 1.0))]
+        points.append(reference.point_at(radius, reference.random_direction(n, rng)))
+        x = manifold.from_reference(points)
+        exact = manifold.to_reference(x)
+        truth = [[ref_h(p, w) for w in directions] for p in exact]
+    h = layer.log_poisson(x)
+    for i in range(len(points)):
+        assert_close_h(h[i], truth[i])
+    assert min(h[0, 0].item(), h[1, 3].item(), h[2, 7].item()) > radius - 2
+    features = layer(x)
+    assert bool(torch.isfinite(features).all()) and features.abs().max().item() <= math.sqrt(2 / 32) * (1 + 1e-12)
+    torch.testing.assert_close(h, log_poisson_reference(manifold, x, boundary), rtol=1e-14, atol=1e-13)

@@ -1,0 +1,154 @@
+"""HyLa-SGC: propagation, the model, full-batch joint training, presets."""
+
+import math
+
+import geoopt
+import pytest
+import torch
+
+from hyperbolic import HalfSpace, HalfSpaceMCF, Lorentz, PoincareBall
+from hyperbolic.nn.hyla import RandomFourierFeatures, RandomLaplacianFeatures
+from hyperbolic.nn.hyla_model import (
+    PRESETS,
+    HyLaSGC,
+    normalized_adjacency,
+    preset,
+    sgc_propagate,
+    train_node_classifier,
+)
+
+F64 = torch.float64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: thread start-up costs more than it saves on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def two_communities(n=40, seed=0):
+    """Two dense blocks joined by a few edges; labels are the blocks."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) * 2 // n
+    same = labels[:, None] == labels[None, :]
+    probability = torch.where(same, 0.3, 0.02)
+    upper = torch.triu(torch.rand(n, n, generator=g) < probability, diagonal=1)
+    edges = torch.nonzero(upper).T
+    perm = torch.randperm(n, generator=g)
+    return edges, labels, perm[: n // 2], perm[n // 2 : 3 * n // 4], perm[3 * n // 4 :]
+
+
+def test_normalized_adjacency_matches_the_dense_formula():
+    edges = torch.tensor([[0, 1, 2, 3, 3], [1, 2, 0, 3, 0]])  # includes a self loop at 3
+    S = normalized_adjacency(edges, 5).to_dense()
+    A = torch.zeros(5, 5, dtype=F64)
+    A[edges[0], edges[1]] = 1
+    A[edges[1], edges[0]] = 1
+    A = A + torch.eye(5, dtype=F64)
+    d = A.sum(1).rsqrt()
+    torch.testing.assert_close(S, d[:, None] * A * d[None, :])
+    assert S[3, 3].item() == pytest.approx(2 / 3)  # self loop of the data counts once, plus I
+    X = torch.randn(5, 3, dtype=F64)
+    torch.testing.assert_close(sgc_propagate(normalized_adjacency(edges, 5), X, 2), S @ S @ X)
+    torch.testing.assert_close(sgc_propagate(normalized_adjacency(edges, 5), None, 1), S)
+    with pytest.raises(ValueError, match="outside"):
+        normalized_adjacency(torch.tensor([[0], [7]]), 5)
+    with pytest.raises(ValueError, match="order"):
+        sgc_propagate(normalized_adjacency(edges, 5), X, -1)
+    with pytest.raises(ValueError, match="rows"):
+        sgc_propagate(normalized_adjacency(edges, 5), X[:4], 1)
+
+
+def test_model_forward_is_the_linear_layer_on_propagated_features():
+    features = RandomLaplacianFeatures(PoincareBall(3), 3, 20, seed=1)
+    model = HyLaSGC(12, 4, features, seed=2)
+    assert isinstance(model.embedding, geoopt.ManifoldParameter) and model.embedding.shape == (12, 3)
+    assert model.embedding.abs().max().item() <= 1e-4
+    P = torch.rand(7, 12, dtype=F64)
+    torch.testing.assert_close(model(P), model.classifier(P @ model.embed()), rtol=1e-12, atol=1e-12)
+    again = HyLaSGC(12, 4, features, seed=2)
+    assert torch.equal(again.embedding, model.embedding)
+    assert torch.equal(again.classifier.weight, model.classifier.weight)
+    other = HyLaSGC(12, 4, features, seed=3)
+    assert not torch.equal(other.embedding, model.embedding)
+    assert "n_rows=12" in repr(model) and "RandomLaplacianFeatures" in repr(model)
+    with pytest.raises(ValueError, match="12 columns"):
+        model(torch.rand(7, 11, dtype=F64))
+    with pytest.raises(TypeError, match="features"):
+        HyLaSGC(12, 4, torch.nn.Linear(3, 3))
+
+
+@pytest.mark.parametrize(
+    "make, update",
+    [
+        (lambda: RandomLaplacianFeatures(PoincareBall(4), 4, 64, lambda_scale=0.5, seed=0), "auto"),
+        (lambda: RandomLaplacianFeatures(PoincareBall(4), 4, 64, lambda_scale=0.5, seed=0), "riemannian"),
+        (lambda: RandomLaplacianFeatures(Lorentz(4), 4, 64, lambda_scale=0.5, seed=0), "auto"),
+        (lambda: RandomLaplacianFeatures(HalfSpace(4), 4, 64, lambda_scale=0.5, seed=0, log_scale=True), "auto"),
+        (lambda: RandomLaplacianFeatures(HalfSpaceMCF(4, components=2), 4, 64, lambda_scale=0.5, seed=0), "auto"),
+        (lambda: RandomFourierFeatures(4, 64, scale=1.0, seed=0), "auto"),
+    ],
+)
+def test_training_learns_two_communities(make, update):
+    edges, labels, train, val, test = two_communities()
+    S = normalized_adjacency(edges, len(labels))
+    P = sgc_propagate(S, None, 2)
+    model = HyLaSGC(len(labels), 2, make(), seed=0, init_scale=1e-2)
+    result = train_node_classifier(
+        model, P, labels, train, val, test, epochs=60, lr_embedding=0.5, lr_classifier=0.05, update=update
+    )
+    assert len(result.losses) == 60 and all(math.isfinite(v) for v in result.losses)
+    assert result.losses[-1] < result.losses[0]
+    assert result.train_acc >= 0.9 and result.test_acc >= 0.8
+    assert result.seconds > 0
+    if isinstance(model.manifold, PoincareBall):
+        assert model.embedding.norm(dim=-1).max().item() < 1
+    if hasattr(model.manifold, "assert_points"):
+        model.manifold.assert_points(model.embedding.detach())
+
+
+def test_training_is_deterministic_and_checks_arguments():
+    edges, labels, train, val, test = two_communities(seed=1)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
+
+    def run():
+        model = HyLaSGC(len(labels), 2, RandomLaplacianFeatures(PoincareBall(3), 3, 16, seed=4), seed=5)
+        return train_node_classifier(model, P, labels, train, val, test, epochs=5, lr_embedding=0.1, lr_classifier=0.01)
+
+    assert run().losses == run().losses
+    model = HyLaSGC(len(labels), 2, RandomLaplacianFeatures(Lorentz(3), 3, 16, seed=4), seed=5)
+    with pytest.raises(ValueError, match="projected"):
+        train_node_classifier(model, P, labels, train, val, test, epochs=1, lr_embedding=0.1, lr_classifier=0.1, update="projected")
+    with pytest.raises(ValueError, match="update"):
+        train_node_classifier(model, P, labels, train, val, test, epochs=1, lr_embedding=0.1, lr_classifier=0.1, update="adam")
+    with pytest.raises(ValueError, match="epochs"):
+        train_node_classifier(model, P, labels, train, val, test, epochs=0, lr_embedding=0.1, lr_classifier=0.1)
+
+
+def test_presets_are_the_published_table():
+    cora = preset("cora")
+    assert (cora.he_dim, cora.hyla_dim, cora.order, cora.lambda_scale, cora.lr_embedding, cora.lr_classifier) == (
+        16, 100, 2, 0.01, 0.05, 0.01,
+    )
+    assert preset("airport").use_features is False and preset("airport").hyla_dim == 1000
+    assert preset("disease_nc", 50).lr_classifier == 1e-4
+    assert preset("citeseer", epochs=10).epochs == 10
+    assert set(PRESETS) == {"cora", "citeseer", "pubmed", "airport", "disease"}
+    with pytest.raises(ValueError, match="no preset"):
+        preset("reddit")
+    with pytest.raises(ValueError, match="dimension"):
+        preset("cora", 32)
+
+
+def test_centred_features_have_zero_column_means_and_train_stably():
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    features = RandomLaplacianFeatures(PoincareBall(4), 4, 200, lambda_scale=0.01, seed=0)
+    model = HyLaSGC(len(labels), 2, features, seed=0, center=True)
+    torch.testing.assert_close(model.embed().mean(0), torch.zeros(200, dtype=F64), rtol=0, atol=1e-12)
+    assert "center=True" in repr(model)
+    result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=0.5, lr_classifier=0.1)
+    assert result.unstable_epochs == [] and result.train_acc >= 0.9
