@@ -61,9 +61,17 @@ def _classes(plan: TreePlan) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     parent_is_root = torch.zeros(plan.n, dtype=torch.int64)
     parent_is_root[is_child] = (plan.parent[plan.parent[is_child]] < 0).to(torch.int64)
     weights, weight_id = torch.unique(plan.weight, return_inverse=True)
-    key = torch.stack([plan.slots, plan.slot, weight_id, parent_is_root], 1)
-    keys, inverse = torch.unique(key, dim=0, return_inverse=True)
-    return keys, inverse, weights
+    columns = [plan.slots, plan.slot, weight_id, parent_is_root]
+    sizes = [int(c.max()) + 1 for c in columns]
+    key = torch.zeros(plan.n, dtype=torch.int64)
+    for column, size in zip(columns, sizes):
+        key = key * size + column
+    unique, inverse = torch.unique(key, return_inverse=True)
+    keys = []
+    for size in reversed(sizes):
+        keys.append(unique % size)
+        unique = unique // size
+    return torch.stack(keys[::-1], 1), inverse, weights
 
 
 def _fixed(value, bits: int) -> int:
@@ -72,7 +80,7 @@ def _fixed(value, bits: int) -> int:
 
 def _sl2_constants(plan: TreePlan, tau: float, bits: int, b: int, L: int):
     keys, inverse, weights = _classes(plan)
-    guard = bits + 64
+    guard = -(-(bits + 64) // b) * b  # a whole number of digits: no shifting of the integers
     scale = 1 << guard
     values: list[int] = []
     rotations: dict[int, list[tuple[int, int]]] = {}
@@ -141,6 +149,40 @@ def _halfspace_from_ratio(numerators: torch.Tensor, eN: torch.Tensor, denominato
     return torch.stack(out, 1), height  # (N, components, k), (N,)
 
 
+def _level_radii(plan: TreePlan, tau: float) -> tuple[list[float], list[float], float]:
+    """Per level: the largest and the smallest radius bound ``tau * root-path weight``, and the largest."""
+    path = torch.zeros(plan.n, dtype=torch.float64)
+    high, low = [0.0], [0.0]
+    for level in plan.levels[1:]:
+        path[level] = path[plan.parent[level]] + plan.weight[level]
+        high.append(tau * float(path[level].max()))
+        low.append(tau * float(path[level].min()))
+    return high, low, max(high)
+
+
+def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int):
+    """What each level needs, in digits of ``b`` bits (never more than ``L``):
+
+    * ``k``: float components of the horizontal coordinate (radius bound in bits + 64, in 53-bit floats;
+      the lower components of shallower points are exactly zero);
+    * ``point``: matrix digits that the point formulas need (a node at radius ``r`` has entries up to
+      :math:`e^{r/2}`; its point needs them to :math:`\varepsilon e^{-r/2}`);
+    * ``constant``: digits of the child constants applied at the previous level. An error
+      :math:`\delta` there is a local error :math:`\delta e^{s}` at the child, seen as
+      :math:`\delta e^{s + D}` by descendants :math:`D` further down, so the constant needs only the
+      remaining height of the tree below the parent level, not the full radius.
+    """
+    high, low, top = _level_radii(plan, tau)
+    slack = math.log2(plan.max_depth + 1) + 64
+    k, point, constant = [1], [1], [L]
+    for level in range(1, len(plan.levels)):
+        k.append(min(components, max(1, math.ceil((high[level] / math.log(2) + 64) / 53))))
+        point.append(min(L, math.ceil((high[level] / math.log(2) + slack) / b) + 2))
+        remaining = top - low[level - 1]
+        constant.append(min(L, math.ceil((remaining / math.log(2) + slack) / b) + 2))
+    return k, point, constant
+
+
 def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=None) -> FastResult:
     """All nodes' MCF half-plane storage ``[x^(1), ..., x^(m), y]`` (``(n, m + 1)`` float64).
 
@@ -149,7 +191,7 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
     L0 = max(3, math.ceil(bits / 23) + 2)
     b = lb.limb_bits(2, L0)
     L = max(3, math.ceil(bits / b) + 2)
-    width = max(L, math.ceil((components + 1) * 53 / b) + 3)
+    needed, point_digits, constant_digits = _level_precision(plan, tau, components, b, L)
     C, eC, cls = _sl2_constants(plan, tau, bits, b, L)
     storage = torch.zeros(plan.n, components + 1, dtype=torch.float64)
     roots = plan.levels[0]
@@ -164,12 +206,16 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
         validate(0, roots, storage[roots])
     for level_index, nodes in enumerate(plan.levels[1:], start=1):
         parents = row[plan.parent[nodes]]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes]], eC[cls[nodes]], L, b)
-        a, bb, c, d = G[:, 0, 0], G[:, 0, 1], G[:, 1, 0], G[:, 1, 1]
+        Lc = constant_digits[level_index]
+        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
+        short = G[..., : point_digits[level_index]]
+        a, bb, c, d = short[:, 0, 0], short[:, 0, 1], short[:, 1, 0], short[:, 1, 1]
         numerator = (lb.convolve(a, c) + lb.convolve(bb, d)).unsqueeze(1)
         denominator = lb.convolve(c, c) + lb.convolve(d, d)
-        x, y = _halfspace_from_ratio(numerator, 2 * eG, denominator, 2 * eG, components, width, b)
-        storage[nodes, :components] = x[:, :, 0]
+        k = needed[level_index]
+        width = min(2 * L - 1, math.ceil((k + 1) * 53 / b) + 3)
+        x, y = _halfspace_from_ratio(numerator, 2 * eG, denominator, 2 * eG, k, width, b)
+        storage[nodes, :k] = x[:, :, 0]
         storage[nodes, components] = y
         row[nodes] = torch.arange(len(nodes))
         if validate is not None:
@@ -208,7 +254,9 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
     L0 = max(3, math.ceil(bits / 20) + 2)
     b = lb.limb_bits(n1, L0)
     L = max(3, math.ceil(bits / b) + 2)
-    width = max(L, math.ceil((components + 1) * 53 / b) + 3)
+    needed, _, constant_digits = _level_precision(plan, tau, 2 * components, b, L)
+    needed = [min(components, k) for k in needed]
+    constant_digits = [min(L, 2 * c) for c in constant_digits]
     C, eC, cls = _lorentz_constants(plan, tau, dim, method, bits, b, L)
     h = dim - 1
     storage = torch.zeros(plan.n, components * h + 1, dtype=torch.float64)
@@ -223,11 +271,14 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
         validate(0, roots, storage[roots])
     for level_index, nodes in enumerate(plan.levels[1:], start=1):
         parents = row[plan.parent[nodes]]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes]], eC[cls[nodes]], L, b)
+        Lc = constant_digits[level_index]
+        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
         X = G[:, :, 0, :]  # g e_0, (N, n1, L)
         denominator = X[:, 0] - X[:, dim]
-        x, y = _halfspace_from_ratio(X[:, 1:dim], eG, denominator, eG, components, width, b)
-        storage[nodes, : components * h] = x.reshape(len(nodes), components * h)
+        k = needed[level_index]
+        width = min(2 * L - 1, math.ceil((k + 1) * 53 / b) + 3)
+        x, y = _halfspace_from_ratio(X[:, 1:dim], eG, denominator, eG, k, width, b)
+        storage[nodes, : k * h] = x.reshape(len(nodes), k * h)
         storage[nodes, -1] = y
         row[nodes] = torch.arange(len(nodes))
         if validate is not None:

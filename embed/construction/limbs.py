@@ -6,11 +6,11 @@ significant first, with one ``int64`` exponent per block:
 
 .. math::
 
-    v = \sum_{k=0}^{L-1} d_k\, 2^{\,b\,(E - k)}, \qquad |d_k| \le 2^{b-1} \text{ (balanced digits).}
+    v = \sum_{k=0}^{L-1} d_k\, 2^{\,b\,(E - k)}, \qquad |d_k| \lesssim 2^{b-1} \text{ (nearly balanced digits).}
 
-Products are exact: a limb convolution of two blocks sums at most ``inner * L`` digit products, each at
-most :math:`2^{2b-2}`, so :func:`limb_bits` picks ``b`` with ``inner * L * 2^(2b-2) <= 2^52`` and every
-partial sum is an integer float64 represents exactly, in any summation order.
+Products are exact: a limb convolution of two blocks sums at most ``inner * L`` digit products, each about
+:math:`2^{2b-2}`, so :func:`limb_bits` picks ``b`` with every partial sum an integer below :math:`2^{53}`,
+which float64 represents exactly in any summation order.
 The only rounding is :func:`normalize`'s truncation to ``L`` limbs after the leading non-zero limb of the
 block, a relative error below :math:`2^{-b(L-1)+1}` of the block's largest entry. That is the error model
 the construction needs: an isometry matrix :math:`g` perturbed by :math:`\delta \lVert g\rVert` moves the
@@ -49,6 +49,9 @@ def _broadcast(a: torch.Size, b: torch.Size) -> tuple[int, ...]:
 def limb_bits(inner: int, limbs: int) -> int:
     """Digit width ``b`` that keeps every convolution sum of ``inner * limbs`` products exact in float64."""
     b = int((54 - math.log2(max(inner * limbs, 1))) // 2)
+    # carry() leaves digits slightly above 2^(b-1); keep every product sum below 2^53 with them.
+    while b > 8 and inner * limbs * (2.0 ** (b - 1) + 2.0 ** (53 - 2 * b) + 1) ** 2 > 2.0**53:
+        b -= 1
     if b < 8:
         raise ValueError(f"{limbs} limbs with inner dimension {inner} leave fewer than 8 bits per digit")
     return min(b, 24)
@@ -64,18 +67,31 @@ def from_ints(values: list[int], scale_bits: int, b: int, limbs: int, block: int
     """
     count = len(values) // block
     shift = (-scale_bits) % b  # make the scale a whole number of limbs
-    magnitudes = [abs(v) << shift for v in values]
+    if shift:
+        values = [v << shift for v in values]
     whole = (scale_bits + shift) // b
-    top_bits = max((m.bit_length() for m in magnitudes), default=1)
+    top_bits = max(max(values), -min(values), 1).bit_length() + 1  # room for the sign
     width = max((top_bits + b - 1) // b, 1)
-    nbytes = (width * b + 7) // 8
-    raw = b"".join(m.to_bytes(nbytes, "little") for m in magnitudes)
-    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(values), nbytes), axis=1,
-                         bitorder="little")[:, : width * b]
-    weights = 1 << np.arange(b, dtype=np.int64)
-    digits = bits.reshape(len(values), width, b).astype(np.int64) @ weights  # least significant first
-    signs = np.array([-1 if v < 0 else 1 for v in values], dtype=np.int64)
-    digits = torch.from_numpy(np.ascontiguousarray((digits * signs[:, None])[:, ::-1]).astype(np.float64))
+    if b % 8 == 0:
+        # Byte-aligned digits: two's complement bytes, grouped b/8 at a time (no per-bit work).
+        step = b // 8
+        nbytes = width * step
+        raw = b"".join(v.to_bytes(nbytes, "little", signed=True) for v in values)
+        data = np.frombuffer(raw, dtype=np.uint8).reshape(len(values), width, step).astype(np.int64)
+        digits = (data << (8 * np.arange(step, dtype=np.int64))).sum(-1)  # unsigned digits, least first
+        negative = np.frombuffer(raw, dtype=np.uint8).reshape(len(values), nbytes)[:, -1] >= 128
+        # two's complement: value = U - 2^(b * width) for negative values
+        digits = np.concatenate([digits, -negative[:, None].astype(np.int64)], axis=1)
+        width += 1
+    else:
+        magnitudes = [abs(v) for v in values]
+        nbytes = (width * b + 7) // 8
+        raw = b"".join(m.to_bytes(nbytes, "little") for m in magnitudes)
+        bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8).reshape(len(values), nbytes), axis=1,
+                             bitorder="little")[:, : width * b]
+        digits = bits.reshape(len(values), width, b).astype(np.int64) @ (1 << np.arange(b, dtype=np.int64))
+        digits = digits * np.array([-1 if v < 0 else 1 for v in values], dtype=np.int64)[:, None]
+    digits = torch.from_numpy(np.ascontiguousarray(digits[:, ::-1]).astype(np.float64))
     digits = digits.reshape(count, block, width)
     # value = sum_k d_k 2^{b (width - 1 - k - whole)}
     exponent = torch.full((count,), width - 1 - whole, dtype=torch.int64)
@@ -83,21 +99,18 @@ def from_ints(values: list[int], scale_bits: int, b: int, limbs: int, block: int
 
 
 def carry(digits: torch.Tensor, b: int) -> torch.Tensor:
-    """Propagate carries until every digit is balanced, :math:`-2^{b-1} \\le d < 2^{b-1}`.
+    """Two carry rounds, in place: digits below :math:`2^{53}` become nearly balanced,
+    :math:`|d| \le 2^{b-1} + 2^{53-2b} + 1` (the bound :func:`limb_bits` budgets for).
 
-    The first digit must have room: callers prepend zero limbs before calling.
+    Round one leaves :math:`|d| \le 2^{b-1} + 2^{53-b}`, round two moves the rest. The first two
+    digits must be zero headroom; the value is unchanged (every operation is exact).
     """
     base, inverse = float(1 << b), 2.0**-b
-    digits = digits.clone()
-    for round_ in range(digits.shape[-1] + 8):
+    for _ in range(2):
         up = torch.floor(digits * inverse + 0.5)  # exact: a power-of-two scaling of an integer below 2^53
-        if round_ >= 3 and not bool(up.any()):
-            return digits
         digits.addcmul_(up, digits.new_tensor(-base))
         digits[..., :-1] += up[..., 1:]
-        if bool(up[..., 0].any()):
-            raise OverflowError("limb carry left the block (internal error: too few leading zero limbs)")
-    raise RuntimeError("carry propagation did not settle")
+    return digits
 
 
 def normalize(digits: torch.Tensor, exponent: torch.Tensor, limbs: int, b: int, block_dims: int = 0,
@@ -133,22 +146,28 @@ def convolve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def matmul(A: torch.Tensor, eA: torch.Tensor, B: torch.Tensor, eB: torch.Tensor, limbs: int, b: int,
-           chunk: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
-    """Block matrix product ``(N, I, K, L) @ (N, K, J, L)``, rounded once to ``limbs`` limbs.
+           chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Block matrix product ``(N, I, K, L) @ (N, K, J, Lb)``, rounded once to ``limbs`` limbs.
 
-    Rows are processed ``chunk`` at a time so the accumulator stays in cache.
+    The digit loop runs over the shorter operand; inside, the batch axis is innermost (contiguous), so
+    every multiply-add is one long vectorised pass. Rows go ``chunk`` at a time to bound memory.
     """
     N, I, K, L = A.shape
     J, Lb = B.shape[-2], B.shape[-1]
+    if Lb > L:
+        # (A B)^T = B^T A^T: swap the roles so the loop runs over the shorter digit axis.
+        P, eP = matmul(B.transpose(1, 2), eB, A.transpose(1, 2), eA, limbs, b, chunk)
+        return P.transpose(1, 2).contiguous(), eP
     out = A.new_empty(N, I, J, L + Lb - 1)
     for begin in range(0, N, chunk):
-        a, bb = A[begin:begin + chunk], B[begin:begin + chunk]
-        acc = out[begin:begin + chunk]
-        acc.zero_()
+        a = A[begin:begin + chunk].permute(3, 1, 2, 0).contiguous()  # (L, I, K, n)
+        bb = B[begin:begin + chunk].permute(3, 1, 2, 0).contiguous()  # (Lb, K, J, n)
+        acc = a.new_zeros(L + Lb - 1, I, J, a.shape[-1])
         for k in range(K):
-            right = bb[:, None, k, :, :]  # (n, 1, J, Lb)
-            for t in range(L):
-                acc[..., t:t + Lb].addcmul_(a[:, :, k, t, None, None], right)
+            left = a[:, :, k, None, :]  # (L, I, 1, n)
+            for t in range(Lb):
+                acc[t:t + L].addcmul_(left, bb[t, None, k])  # (1, J, n) broadcast over L and I
+        out[begin:begin + chunk] = acc.permute(3, 1, 2, 0)
     return normalize(out, eA + eB, limbs, b, block_dims=2)
 
 
