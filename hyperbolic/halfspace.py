@@ -83,6 +83,9 @@ class HalfSpace(HyperbolicManifold):
     def logmap(self, x, y):
         return x[..., -1:] * kernel.logmap_frame(x, y)
 
+    def transp(self, x, y, v):
+        return kernel.transp(x, y, v)
+
     def to_lorentz(self, x):
         return self.scale(x) * kernel.to_lorentz(x)
 

@@ -18,8 +18,10 @@ with :math:`\rho` computed by a scaled norm, so neither the squares nor :math:`y
 from __future__ import annotations
 
 import torch
+from torch.func import jvp
 
 from ..numerics import scaled_norm, sinhc, sinhc_inverse, tanhc
+from . import lorentz
 
 __all__ = [
     "split",
@@ -28,6 +30,9 @@ __all__ = [
     "dist_from_difference",
     "expmap_frame",
     "logmap_frame",
+    "logmap_frame_from_difference",
+    "transp",
+    "transp_from_difference",
     "to_lorentz",
     "from_lorentz",
 ]
@@ -99,29 +104,63 @@ def expmap_frame(
     return dx, y_new
 
 
-def logmap_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-    r"""Frame coordinates of :math:`\log_p(q)`.
+def logmap_frame_from_difference(
+    delta: torch.Tensor, yp: torch.Tensor, yq: torch.Tensor
+) -> torch.Tensor:
+    r"""Frame coordinates of :math:`\log_p(q)` from :math:`\delta = x_q - x_p` and the heights.
 
     Move ``p`` to the origin by the isometry :math:`z \mapsto (z - x_p)/y_p`; there the chart differential
     to the hyperboloid is the identity, and :math:`\log_O(Q) = \frac{d}{\sinh d}\,(Q_1..Q_n)` gives
 
     .. math::
 
-        v_x = \frac{d}{\sinh d}\,\frac{\delta}{h}, \qquad
-        v_y = \frac{d}{\sinh d}\,\frac{\lVert\delta\rVert^2 + (h - 1)(h + 1)}{2h},
+        v_x = \frac{d}{\sinh d}\,\frac{\delta'}{h}, \qquad
+        v_y = \frac{d}{\sinh d}\,\frac{\lVert\delta'\rVert^2 + (h - 1)(h + 1)}{2h},
 
-    with :math:`\delta = (x_q - x_p)/y_p`, :math:`h = y_q/y_p` and :math:`h - 1 = (y_q - y_p)/y_p` formed
+    with :math:`\delta' = \delta/y_p`, :math:`h = y_q/y_p` and :math:`h - 1 = (y_q - y_p)/y_p` formed
     without cancellation.
     """
-    xp, yp = split(p)
-    xq, yq = split(q)
-    delta = (xq - xp) / yp
+    local = delta / yp
     h = yq / yp
     h_minus_one = (yq - yp) / yp
-    factor = sinhc_inverse(dist(p, q, keepdim=True))
-    vx = factor * delta / h
-    vy = factor * (delta.square().sum(-1, keepdim=True) + h_minus_one * (h + 1)) / (2 * h)
+    factor = sinhc_inverse(dist_from_difference(delta, yq - yp, yp, yq))
+    vx = factor * local / h
+    vy = factor * (local.square().sum(-1, keepdim=True) + h_minus_one * (h + 1)) / (2 * h)
     return torch.cat([vx, vy], dim=-1)
+
+
+def logmap_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    r"""Frame coordinates of :math:`\log_p(q)` (see :func:`logmap_frame_from_difference`)."""
+    xp, yp = split(p)
+    xq, yq = split(q)
+    return logmap_frame_from_difference(xq - xp, yp, yq)
+
+
+def transp_from_difference(
+    delta: torch.Tensor, yp: torch.Tensor, yq: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    r"""Parallel transport of the tangent vector ``v`` at ``p`` to ``q``, given :math:`\delta = x_q - x_p`.
+
+    The isometry :math:`z \mapsto (z - x_p)/y_p` moves ``p`` to the origin and ``q`` to
+    :math:`q' = (\delta/y_p,\ y_q/y_p)`, at distance :math:`d(p, q)` from it, and divides tangent vectors
+    by :math:`y_p`. There the transport is done on the hyperboloid (no large coordinates whatever the
+    radius of ``p``), pulled back with the differential of the chart, and scaled back by :math:`y_p`.
+    """
+    local_q = torch.cat([delta / yp, yq / yp], dim=-1)
+    local_v = v / yp
+    origin = torch.zeros_like(local_q)
+    origin[..., -1] = 1
+    X, V = jvp(to_lorentz, (origin,), (local_v,))
+    Y = to_lorentz(local_q)
+    W = lorentz.transp(X, Y, V)
+    return yp * jvp(from_lorentz, (Y,), (W,))[1]
+
+
+def transp(p: torch.Tensor, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Parallel transport from ``p`` to ``q`` (see :func:`transp_from_difference`)."""
+    xp, yp = split(p)
+    xq, yq = split(q)
+    return transp_from_difference(xq - xp, yp, yq, v)
 
 
 def to_lorentz(p: torch.Tensor) -> torch.Tensor:
