@@ -17,7 +17,7 @@ r"""Well-spread unit vectors for the r-dimensional combinatorial construction.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 import torch
@@ -29,7 +29,7 @@ def _bits(value: int, count: int) -> list[int]:
     return [(value >> i) & 1 for i in range(count)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _codeword_bits(K: int, r: int) -> tuple[tuple[int, ...], ...]:
     m = max(1, math.ceil(math.log2(K))) if K > 1 else 0
     if m == 0:
@@ -62,7 +62,7 @@ def min_angle(Z: torch.Tensor) -> float:
     return float(torch.arccos(G.max()))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _spread(K: int, r: int) -> torch.Tensor:
     if K <= 2 * r:
         eye = torch.eye(r, dtype=torch.float64)
@@ -119,7 +119,7 @@ def directions(K: int, r: int, method: str = "codes") -> torch.Tensor:
     return spread_directions(K, r)
 
 
-@lru_cache(maxsize=None)
+@cache
 def frame_directions(K: int, r: int, method: str, root: bool, digits: int) -> tuple[tuple, ...]:
     """Directions of one node in its frame, as mpmath vectors at ``digits`` decimal digits.
 

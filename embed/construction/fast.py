@@ -168,8 +168,8 @@ def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int
     * ``point``: matrix digits that the point formulas need (a node at radius ``r`` has entries up to
       :math:`e^{r/2}`; its point needs them to :math:`\varepsilon e^{-r/2}`);
     * ``constant``: digits of the child constants applied at the previous level. An error
-      :math:`\delta` there is a local error :math:`\delta e^{s}` at the child, seen as
-      :math:`\delta e^{s + D}` by descendants :math:`D` further down, so the constant needs only the
+      :math:`\\delta` there is a local error :math:`\\delta e^{s}` at the child, seen as
+      :math:`\\delta e^{s + D}` by descendants :math:`D` further down, so the constant needs only the
       remaining height of the tree below the parent level, not the full radius.
     """
     high, low, top = _level_radii(plan, tau)

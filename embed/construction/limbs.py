@@ -99,7 +99,7 @@ def from_ints(values: list[int], scale_bits: int, b: int, limbs: int, block: int
 
 
 def carry(digits: torch.Tensor, b: int) -> torch.Tensor:
-    """Two carry rounds, in place: digits below :math:`2^{53}` become nearly balanced,
+    r"""Two carry rounds, in place: digits below :math:`2^{53}` become nearly balanced,
     :math:`|d| \le 2^{b-1} + 2^{53-2b} + 1` (the bound :func:`limb_bits` budgets for).
 
     Round one leaves :math:`|d| \le 2^{b-1} + 2^{53-b}`, round two moves the rest. The first two
