@@ -288,7 +288,7 @@ def embed_graph(
         "radius_bound": radius,
         "bits_bound": radius * LOG2_E,
         "min_angle": min_angle,
-        "method": method if dim > 2 else "sarkar-2d",
+        "directions": method if dim > 2 else "equal angles (2-D)",
     }
 
     if kind in ("auto", "mcf"):

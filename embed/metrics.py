@@ -188,8 +188,11 @@ def is_transitively_closed(graph: Graph) -> bool:
         return False
     two.setdiag(0)
     two.eliminate_zeros()
-    missing = two.multiply(adjacency) != two.astype(bool)
-    return missing.nnz == 0
+    if two.nnz == 0:
+        return False
+    inside = two.multiply(adjacency).tocoo()
+    inside.eliminate_zeros()
+    return inside.nnz == two.nnz
 
 
 def transitive_reduction(graph: Graph) -> Graph:
