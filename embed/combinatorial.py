@@ -89,6 +89,8 @@ class CombinatorialEmbedding:
     info : dict
         Everything else worth saving: tau rule, eps, dimension, roots, depth, degrees, dropped edges,
         components, precision, bits, radius bound, timings.
+    plan : TreePlan or None
+        The tree that was embedded (with the virtual root, if any, as its last node); not saved.
     """
 
     points: torch.Tensor
@@ -96,6 +98,7 @@ class CombinatorialEmbedding:
     names: tuple
     tau: float
     info: dict = field(default_factory=dict)
+    plan: TreePlan | None = None
 
     def config(self) -> dict:
         """JSON-able run configuration for :func:`hyperbolic.io.save_embedding`."""
@@ -357,7 +360,8 @@ def embed_graph(
         keep = torch.arange(plan.n) != tree.virtual_root
         points = points[keep]
     info["seconds"] = time.perf_counter() - started
-    return CombinatorialEmbedding(points=points, manifold=manifold, names=names, tau=tau_value, info=info)
+    return CombinatorialEmbedding(points=points, manifold=manifold, names=names, tau=tau_value, info=info,
+                                  plan=plan)
 
 
 def _finish_mcf(manifold, storage: torch.Tensor) -> torch.Tensor:
@@ -386,7 +390,8 @@ def _reference(plan, tau, dim, bits, method, needed, radius, names, progress):
             f"{level}: {name!r}); tau = {tau:.6g}, radius bound {radius:.1f} needs about "
             f"{radius * LOG2_E:.0f} bits"
         )
-    points = manifold.from_reference(lorentz)
+    with mpmath.workprec(bits):
+        points = manifold.from_reference(lorentz)
     storage = torch.zeros_like(points)
     validate = _Validator(plan, manifold, tau, storage, needed, radius, names, rtol=1e-6)
     for level, nodes in enumerate(plan.levels):

@@ -20,6 +20,8 @@ from __future__ import annotations
 import mpmath
 import torch
 
+from hyperbolic.manifold import PrecisionError
+
 from ..codes import frame_directions
 from .plan import TreePlan
 
@@ -73,6 +75,13 @@ def reference_2d(plan: TreePlan, tau: float, bits: int, progress=None) -> list[m
                 for node in kids:
                     angle = theta0 + two_pi * slot[node] / slots[node]
                     positions[node] = sigma(radius(weight[node]) * mpmath.expj(angle))
+            collapsed = [node for node in nodes if not abs(positions[node]) < 1]
+            if collapsed:
+                raise PrecisionError(
+                    f"mpmath reference at {bits} bits: level {level_index}: {len(collapsed)} node(s) collapsed "
+                    f"onto the boundary of the disk (tau = {tau:.6g}; the radius bound needs about "
+                    f"{tau * plan.max_path_weight * 1.4427:.0f} bits)"
+                )
             done += len(nodes)
             if progress is not None:
                 progress(done, plan.n)
