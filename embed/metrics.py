@@ -385,7 +385,12 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
             total.add_(d)
             magnitude.add_(d.abs_())
         eta = height[ids].unsqueeze(1) - height.unsqueeze(0)  # (B,N,1)
-        rho = torch.linalg.vector_norm(torch.cat([total, eta], -1), dim=-1)  # (B,N)
+        vector = torch.cat([total, eta], -1)
+        if vector.shape[-1] == 2:
+            rho = torch.hypot(vector[..., 0], vector[..., 1])  # no underflow of the squares far out
+        else:
+            big = vector.abs().amax(-1, keepdim=True)
+            rho = big[..., 0] * torch.linalg.vector_norm(vector / torch.where(big > 0, big, 1.0), dim=-1)
         z = rho * factor[ids] * factor[:, 0].unsqueeze(0)
         out = 2 * torch.asinh(z)
         # Distance error <= 2 * (absolute error of delta) / rho; recompute where it could exceed rtol * d.

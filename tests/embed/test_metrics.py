@@ -169,3 +169,20 @@ def test_graph_distances_bfs_matches_networkx():
         lengths = nx.single_source_shortest_path_length(nxg, str(s))
         expected = [lengths.get(str(v), math.inf) for v in range(152)]
         assert D[row].tolist() == expected
+
+
+def test_fast_distance_matches_dist_far_out(shared_data):
+    # phylo_tree from its largest-degree node: depth 50, radius 500, heights down to 1e-217; the squares of
+    # the differences underflow unless the norm is scaled.
+    from embed.combinatorial import embed_graph
+    from embed.graphs import read_edgelist
+    from embed.metrics import fast_distance
+
+    graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
+    embedding = embed_graph(graph, eps=1.0)
+    assert embedding.info["radius_bound"] > 400
+    fast = fast_distance(embedding.points, embedding.manifold)(torch.arange(graph.num_nodes))
+    exact = embedding.manifold.dist(embedding.points[:, None], embedding.points[None])
+    gap = (fast - exact).abs() / exact.clamp_min(1e-300)
+    gap.fill_diagonal_(0)
+    assert float(gap.max()) < 1e-15
