@@ -157,7 +157,8 @@ def small(deep: bool) -> list[str]:
             for eps in (1.0, 0.1):
                 try:
                     embedding, cpu, _ = _timed(
-                        lambda graph=graph, dim=dim, eps=eps: embed_graph(graph, eps=eps, dim=dim, root=ROOTS[name]))
+                        lambda graph=graph, dim=dim, eps=eps, root=ROOTS[name]: embed_graph(graph, eps=eps, dim=dim,
+                                                                                          root=root))
                     metrics = evaluate(embedding.points, embedding.manifold, graph, scale=embedding.tau)
                     path = f"fast, MCF x{embedding.info['components']}"
                 except PrecisionError as error:
