@@ -104,25 +104,28 @@ def _sl2_constants(plan: TreePlan, tau: float, bits: int, b: int, L: int):
                 powers.append((c, s))
             rotations[(K, root)] = powers
         root_turn = (_fixed(mpmath.sqrt(2) / 2, guard),)[0]  # e^{-i pi/4} = (1 - i)/sqrt 2
-    for K, k, w, root in keys.tolist():
-        if K == 0:  # roots: no constant needed; keep the identity
-            values += [scale, 0, 0, scale]
+    halves: list[int] = []
+    for K, k, _, root in keys.tolist():
+        if K == 0:  # roots have no parent: their class is never used
+            halves += [scale, 0]
             continue
         C, S = rotations[(K, root)][k]
-        if root:
-            # half-angle pi k / K - pi / 4
-            c_half = (C * root_turn + S * root_turn) >> guard
-            s_half = (S * root_turn - C * root_turn) >> guard
-        else:
-            # half-angle -pi k / K
-            c_half, s_half = C, -S
-        e_plus, e_minus = E[w]
-        values += [
-            (-s_half * e_minus) >> guard, (c_half * e_plus) >> guard,
-            (-c_half * e_minus) >> guard, (-s_half * e_plus) >> guard,
-        ]
-    digits, exponent = lb.from_ints(values, guard, b, L, block=4)
-    return digits.reshape(-1, 2, 2, L), exponent, inverse
+        if root:  # half-angle pi k / K - pi / 4
+            halves += [(C * root_turn + S * root_turn) >> guard, (S * root_turn - C * root_turn) >> guard]
+        else:  # half-angle -pi k / K
+            halves += [C, -S]
+    H, eH = lb.from_ints(halves, guard, b, L, block=2)  # (classes, 2, L): cos, sin of the half-angle
+    scales, eS = lb.from_ints([v for w in range(len(E)) for v in E[w]], guard, b, L, block=2)  # e^{+-s/2}
+    w = keys[:, 2]
+    c, sn = H[:, 0], H[:, 1]
+    plus, minus = scales[w, 0], scales[w, 1]
+    # Rot(theta) A(s) Rot(pi) = [[-sin/E, cos E], [-cos/E, -sin E]] with E = e^{s/2}
+    entries = torch.stack([
+        torch.stack([-lb.convolve(sn, minus), lb.convolve(c, plus)], 1),
+        torch.stack([-lb.convolve(c, minus), -lb.convolve(sn, plus)], 1),
+    ], 1)
+    digits, exponent = lb.normalize(entries, eH + eS[w], L, b, block_dims=2)
+    return digits, exponent, inverse
 
 
 def _halfspace_from_ratio(numerators: torch.Tensor, eN: torch.Tensor, denominator: torch.Tensor,
