@@ -82,7 +82,6 @@ def _sl2_constants(plan: TreePlan, tau: float, bits: int, b: int, L: int):
     keys, inverse, weights = _classes(plan)
     guard = -(-(bits + 64) // b) * b  # a whole number of digits: no shifting of the integers
     scale = 1 << guard
-    values: list[int] = []
     rotations: dict[int, list[tuple[int, int]]] = {}
     with mpmath.workprec(guard + 32):
         E = {}
