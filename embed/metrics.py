@@ -240,7 +240,8 @@ class _GraphDistances:
             self.starts = np.minimum(self.indptr[:-1], max(len(self.indices) - 1, 0))
 
     def __call__(self, sources: np.ndarray) -> np.ndarray:
-        """``(len(sources), n)`` float64 distances, ``inf`` between components."""
+        """``(len(sources), n)`` distances (float32 hop counts, exact; float64 for weighted graphs), ``inf``
+        between components."""
         if self.weighted:
             from scipy.sparse.csgraph import dijkstra
 
@@ -276,12 +277,13 @@ class _GraphDistances:
             for j in range(level.bit_length()):
                 if (level >> j) & 1:
                     planes[j] |= new
-        out = np.zeros((count, n), dtype=np.float64)
+        dtype = np.uint8 if len(planes) <= 8 else np.uint16
+        levels = np.zeros((n, words * 64), dtype=dtype)
         for j, plane in enumerate(planes):
-            bits = np.unpackbits(plane.view(np.uint8), axis=1, bitorder="little")[:, :count]
-            out += bits.T.astype(np.float64) * float(1 << j)
-        reached = np.unpackbits(visited.view(np.uint8), axis=1, bitorder="little")[:, :count].T.astype(bool)
-        out[~reached] = np.inf
+            levels |= np.unpackbits(plane.view(np.uint8), axis=1, bitorder="little").astype(dtype) << dtype(j)
+        out = levels[:, :count].T.astype(np.float32)
+        reached = np.unpackbits(visited.view(np.uint8), axis=1, bitorder="little")[:, :count].T
+        out[reached == 0] = np.inf
         return out
 
 
@@ -289,7 +291,7 @@ def graph_distances(graph: Graph, sources) -> torch.Tensor:
     """Shortest-path distances ``(len(sources), n)`` from the given source nodes (float64, ``inf`` when
     unreachable; edge directions ignored; weights used when the graph has them)."""
     sources = np.asarray(torch.as_tensor(sources, dtype=torch.int64).reshape(-1))
-    return torch.from_numpy(_GraphDistances(graph)(sources))
+    return torch.from_numpy(_GraphDistances(graph)(sources)).to(torch.float64)
 
 
 # ============================================================================ ranking
@@ -384,18 +386,20 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
             torch.sub(xr[..., i], xa[..., i], out=d)
             total.add_(d)
             magnitude.add_(d.abs_())
-        eta = height[ids].unsqueeze(1) - height.unsqueeze(0)  # (B,N,1)
-        vector = torch.cat([total, eta], -1)
-        if vector.shape[-1] == 2:
-            rho = torch.hypot(vector[..., 0], vector[..., 1])  # no underflow of the squares far out
+        eta = height[ids] - height[:, 0].unsqueeze(0)  # (B,N)
+        if total.shape[-1] == 1:
+            rho = torch.hypot(total[..., 0], eta)  # no underflow of the squares far out
+            bound = magnitude[..., 0]
         else:
+            vector = torch.cat([total, eta.unsqueeze(-1)], -1)
             big = vector.abs().amax(-1, keepdim=True)
             rho = big[..., 0] * torch.linalg.vector_norm(vector / torch.where(big > 0, big, 1.0), dim=-1)
-        z = rho * factor[ids] * factor[:, 0].unsqueeze(0)
-        out = 2 * torch.asinh(z)
+            bound = magnitude.amax(-1) * magnitude.shape[-1]
+        out = rho * factor[ids]
+        out.mul_(factor[:, 0].unsqueeze(0))
+        out = torch.asinh_(out).mul_(2)
         # Distance error <= 2 * (absolute error of delta) / rho; recompute where it could exceed rtol * d.
-        error = 2 * slack * magnitude.amax(-1) * magnitude.shape[-1]
-        unsure = (error > rtol * out * rho) & (rho > 0)
+        unsure = (bound.mul_(2 * slack) > rtol * out * rho) & (rho > 0)
         if bool(unsure.any()):
             rows, cols = torch.nonzero(unsure, as_tuple=True)
             out[rows, cols] = manifold.dist(points[ids[rows]], points[cols]) / scale
@@ -478,8 +482,18 @@ def evaluate(
     else:
         row_ids = torch.arange(n)
     chunk = chunk_size or _default_chunk(n, points.shape[-1])
-    if chunk >= 64:
-        chunk -= chunk % 64  # whole machine words for the bit-parallel BFS
+    # Graph distances come in blocks of whole 64-bit words of sources (the BFS costs the same per level
+    # for 1 or 64 sources), stored compactly and served to the distance chunks.
+    block = max(chunk, min(len(row_ids), max(64, (1 << 25) // max(n, 1)) // 64 * 64))
+    cache: dict = {"begin": -1, "end": -1, "data": None}
+
+    def graph_rows(begin: int, ids: torch.Tensor) -> torch.Tensor:
+        if not (cache["begin"] <= begin and begin + len(ids) <= cache["end"]):
+            block_ids = row_ids[begin:begin + block]
+            data = graph_distance(block_ids.numpy())
+            cache.update(begin=begin, end=begin + len(block_ids), data=data)
+        offset = begin - cache["begin"]
+        return torch.from_numpy(cache["data"][offset:offset + len(ids)]).to(torch.float64)
 
     if distance is None:
         distance = fast_distance(points, manifold)
@@ -518,15 +532,14 @@ def evaluate(
             if closure_ranker is not None:
                 closure_ranker.add(ids, ranked)
 
-            G = torch.from_numpy(graph_distance(ids.numpy()))
+            G = graph_rows(begin, ids)
             pair = torch.isfinite(G) & (G > 0)
             pair[local, ids] = False
             pair_count += int(pair.sum())
-            dE = torch.where(pair, D, 1.0)
-            dG = torch.where(pair, G, 1.0)
-            relative_sum += float(torch.where(pair, (dE - dG).abs() / dG, 0.0).sum())
-            grow = torch.where(pair, dE / dG, 0.0)
-            shrink = torch.where(pair, dG / dE, 0.0)
+            # ratio d_E / d_G: relative error |ratio - 1|, expansion ratio, contraction 1 / ratio
+            grow = torch.where(pair, D / torch.where(pair, G, 1.0), 0.0)
+            relative_sum += float((grow - 1).abs_().mul_(pair).sum())
+            shrink = torch.where(pair, 1 / grow, 0.0)
             row_grow = grow.amax(1)
             row_shrink = shrink.amax(1)
             expansion = max(expansion, float(row_grow.max()))
