@@ -481,7 +481,12 @@ def evaluate(
         row_ids = torch.sort(torch.randperm(n, generator=generator)[:rows]).values
     else:
         row_ids = torch.arange(n)
-    chunk = chunk_size or _default_chunk(n, points.shape[-1])
+    chunk = None
+    if distance is None:
+        distance = fast_distance(points, manifold)
+        # its temporaries are (rows x points), one coordinate at a time
+        chunk = chunk_size or (_default_chunk(n, 4) if distance is not None else None)
+    chunk = chunk or chunk_size or _default_chunk(n, points.shape[-1])
     # Graph distances come in blocks of whole 64-bit words of sources (the BFS costs the same per level
     # for 1 or 64 sources), stored compactly and served to the distance chunks.
     block = max(chunk, min(len(row_ids), max(64, (1 << 25) // max(n, 1)) // 64 * 64))
@@ -495,8 +500,6 @@ def evaluate(
         offset = begin - cache["begin"]
         return torch.from_numpy(cache["data"][offset:offset + len(ids)]).to(torch.float64)
 
-    if distance is None:
-        distance = fast_distance(points, manifold)
     if distance is None:
         others = points.unsqueeze(0)
 
