@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 RADIUS_PER_COMPONENT = 36.7  # float64: ln(2^53)
-RADIUS_MARGIN = 40.0  # distances accurate to about 1e-12 relative at the deepest node
+RADIUS_MARGIN = 28.0  # near-pair error u^m e^R below ~1e-12 (precision.md section 5: r = 36.7 m - ln(1/err))
 FLOAT64_CEILING = 700.0  # the height y ~ exp(-r) must stay a normal float64
 
 

@@ -37,13 +37,17 @@ import torch
 from . import limbs as lb
 from .plan import TreePlan
 
-__all__ = ["build_sl2", "build_lorentz", "matrix_bits", "FastResult"]
+__all__ = ["build_sl2", "build_lorentz", "matrix_bits", "FastResult", "GUARD_BITS"]
+
+#: Bits kept beyond what a point at the radius bound needs (errors below 2^-40 of a unit distance; the
+#: acceptance test asks for 1e-12 relative).
+GUARD_BITS = 40
 
 
 def matrix_bits(radius: float, depth: int, lorentz: bool) -> int:
     """Bits of the limb matrices for points up to hyperbolic ``radius`` (2x for Lorentz entries ~e^r)."""
     factor = 2.0 if lorentz else 1.0
-    return int(math.ceil(factor * radius / math.log(2) + math.log2(depth + 1) + 64))
+    return int(math.ceil(factor * radius / math.log(2) + math.log2(depth + 1) + GUARD_BITS))
 
 
 class FastResult:
@@ -165,7 +169,7 @@ def _level_radii(plan: TreePlan, tau: float) -> tuple[list[float], list[float], 
 def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int):
     """What each level needs, in digits of ``b`` bits (never more than ``L``):
 
-    * ``k``: float components of the horizontal coordinate (radius bound in bits + 64, in 53-bit floats;
+    * ``k``: float components of the horizontal coordinate (radius bound in bits + guard, in 53-bit floats;
       the lower components of shallower points are exactly zero);
     * ``point``: matrix digits that the point formulas need (a node at radius ``r`` has entries up to
       :math:`e^{r/2}`; its point needs them to :math:`\varepsilon e^{-r/2}`);
@@ -175,10 +179,10 @@ def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int
       remaining height of the tree below the parent level, not the full radius.
     """
     high, low, top = _level_radii(plan, tau)
-    slack = math.log2(plan.max_depth + 1) + 64
+    slack = math.log2(plan.max_depth + 1) + GUARD_BITS
     k, point, constant = [1], [1], [L]
     for level in range(1, len(plan.levels)):
-        k.append(min(components, max(1, math.ceil((high[level] / math.log(2) + 64) / 53))))
+        k.append(min(components, max(1, math.ceil((high[level] / math.log(2) + GUARD_BITS) / 53))))
         point.append(min(L, math.ceil((high[level] / math.log(2) + slack) / b) + 2))
         remaining = top - low[level - 1]
         constant.append(min(L, math.ceil((remaining / math.log(2) + slack) / b) + 2))
