@@ -1,0 +1,222 @@
+"""Combinatorial construction: ours (exact-limb fast path, MCF half-space) against the mpmath reference path.
+
+Part 1 -- WordNet nouns (plain hypernyms, largest component: 74,374 nodes, 75,834 edges, undirected,
+root entity.n.01), 2-D, eps = 1:
+  * build time of ours and of the mpmath reference path at 512 and 1,024 bits, same tree, same run
+    (process CPU seconds, the fair measure on a shared machine; wall seconds alongside);
+  * agreement of distances on 1,000 random pairs: ours and the 512-bit path against the 1,024-bit path,
+    all in mpmath at 2,048 bits (relative differences);
+  * edge-MAP, mean rank and distortion over all rows (``--rows N`` samples instead, labelled).
+Part 2 -- the small shared graphs (smalltree, phylo_tree, ca-CSphd, bio-diseasome, bio-yeast) at eps = 1 and
+0.1, in 2-D and in 10-D with simplex codes, all rows. Trees whose radius bound exceeds the float64 MCF
+half-space's ceiling (about 700) are built by the mpmath path at the bits they need and evaluated with exact
+integer arithmetic (``--deep``; slow), or reported as refused.
+
+Prints a markdown block for benchmarks/RESULTS.md, with the command line.
+
+    python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--deep] [--threads T]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import mpmath
+import torch
+
+from embed.combinatorial import embed_graph
+from embed.construction.reference import poincare_to_lorentz, reference_2d
+from embed.graphs import read_edgelist
+from embed.metrics import evaluate
+from hyperbolic.manifold import PrecisionError
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hyperbolics"
+SMALL = ["smalltree", "phylo_tree", "ca-CSphd", "bio-diseasome", "bio-yeast"]
+# Roots of the reference runs in ../shared/notes/combinatorial.md section 7 (None: largest degree).
+ROOTS = {"smalltree": "0", "phylo_tree": "0", "ca-CSphd": None, "bio-diseasome": None, "bio-yeast": "0"}
+
+
+def _lorentz_distance(P, Q):
+    value = P[0] * Q[0] - mpmath.fsum(a * b for a, b in zip(P[1:], Q[1:]))
+    return mpmath.acosh(value) if value > 1 else mpmath.mpf(0)
+
+
+def _gap(A, B, pairs, bits=2048):
+    with mpmath.workprec(bits):
+        gaps, degenerate = [], 0
+        for u, v in pairs:
+            a, b = _lorentz_distance(A[u], A[v]), _lorentz_distance(B[u], B[v])
+            if a == 0:
+                degenerate += 1
+                gaps.append(math.inf if b != 0 else 0.0)
+                continue
+            gaps.append(float(abs(a - b) / a))
+    gaps.sort()
+    if degenerate:
+        print(f"warning: {degenerate} pairs at distance 0 in the reference", file=sys.stderr)
+    return gaps[len(gaps) // 2], gaps[-1]
+
+
+def _timed(function):
+    cpu, wall = time.process_time(), time.perf_counter()
+    result = function()
+    return result, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def _fmt(value, digits=4):
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def wordnet(rows: int | None, seed: int) -> list[str]:
+    from embed.wordnet import noun_hypernym_graph
+
+    graph = noun_hypernym_graph().as_undirected()
+    print(f"WordNet: {graph}", file=sys.stderr)
+    ours, cpu, wall = _timed(lambda: embed_graph(graph, eps=1.0, root="entity.n.01"))
+    plan, tau = ours.plan, ours.tau
+    print(f"ours: {cpu:.2f} CPU-s ({wall:.2f} s wall), tau {tau:.4f}, {ours.info['components']} components",
+          file=sys.stderr)
+    reference = {}
+    for bits in (512, 1024):
+        points, rcpu, rwall = _timed(lambda bits=bits: reference_2d(plan, tau, bits))
+        reference[bits] = (poincare_to_lorentz(points, bits), rcpu, rwall)
+        print(f"mpmath {bits} bits: {rcpu:.2f} CPU-s ({rwall:.2f} s wall)", file=sys.stderr)
+    rng = random.Random(seed)
+    pairs = []
+    while len(pairs) < 1000:
+        u, v = rng.randrange(graph.num_nodes), rng.randrange(graph.num_nodes)
+        if u != v:
+            pairs.append((u, v))
+    with mpmath.workprec(2048):
+        mine = ours.manifold.to_reference(ours.points)
+    ours_gap = _gap(mine, reference[1024][0], pairs)
+    print(f"ours vs 1024: median {ours_gap[0]:.2e}, max {ours_gap[1]:.2e}", file=sys.stderr)
+    low_gap = _gap(reference[512][0], reference[1024][0], pairs)
+    metrics = evaluate(ours.points, ours.manifold, graph, scale=tau, rows=rows, seed=seed)
+    print(metrics.summary(), file=sys.stderr)
+    rows_text = "all 74,374 rows" if not metrics.sampled else f"{metrics.rows} sampled rows (SE {metrics.edge_map_se:.4f})"
+    return [
+        "### WordNet nouns, 2-D, eps = 1 (root entity.n.01, undirected BFS tree)",
+        "",
+        f"tau {tau:.4f}, depth {ours.info['depth']}, {ours.info['dropped_edges']} non-tree edges dropped, "
+        f"radius bound {ours.info['radius_bound']:.1f} ({ours.info['bits_bound']:.0f} bits) -> "
+        f"MCF half-space with {ours.info['components']} float64 components.",
+        "",
+        "| path | build CPU-s | build wall-s | CPU ratio to ours | distances vs 1,024-bit path: median / max rel. diff (1,000 random pairs) |",
+        "|---|---|---|---|---|",
+        f"| ours (exact limbs -> MCF x{ours.info['components']}) | {cpu:.2f} | {wall:.2f} | 1 | "
+        f"{ours_gap[0]:.1e} / {ours_gap[1]:.1e} |",
+        f"| mpmath 512 bits | {reference[512][1]:.2f} | {reference[512][2]:.2f} | "
+        f"{reference[512][1] / cpu:.1f} | {low_gap[0]:.1e} / {low_gap[1]:.1e} |",
+        f"| mpmath 1,024 bits | {reference[1024][1]:.2f} | {reference[1024][2]:.2f} | "
+        f"{reference[1024][1] / cpu:.1f} | (reference) |",
+        "",
+        f"Metrics of ours over {rows_text}: edge-MAP {_fmt(metrics.edge_map)}, mean rank "
+        f"{_fmt(metrics.mean_rank, 3)}, D_avg {_fmt(metrics.d_avg)}, D_wc {_fmt(metrics.d_wc, 2)} (global) / "
+        f"{_fmt(metrics.d_wc_row, 2)} (row), non-finite {metrics.nonfinite}, zero {metrics.zero}; evaluation "
+        f"{metrics.seconds:.0f} s wall.",
+        "",
+    ]
+
+
+def _exact_distances(points_ball, bits: int):
+    """All-pairs distances of Poincaré points (``mpc``) from exact fixed-point integers.
+
+    With ``p`` scaled to integers at ``bits`` bits, :math:`w = 2|p-q|^2 / ((1-|p|^2)(1-|q|^2))` is a ratio of
+    exact integers, and :math:`d = \\log w + \\log(1 + 1/w + \\sqrt{1 + 2/w})` (an identity for
+    :math:`\\operatorname{arcosh}(1 + w)`) needs only :math:`\\log w` to double precision.
+    """
+    scale = 1 << bits
+    with mpmath.workprec(bits + 64):
+        xs = [int(mpmath.nint(p.real * scale)) for p in points_ball]
+        ys = [int(mpmath.nint(p.imag * scale)) for p in points_ball]
+    n = len(xs)
+    log_gap = [math.log(scale * scale - x * x - y * y) for x, y in zip(xs, ys)]  # log((1-|p|^2) 2^2bits)
+    D = torch.zeros(n, n, dtype=torch.float64)
+    log2 = math.log(2.0)
+    for i in range(n):
+        xi, yi, gi = xs[i], ys[i], log_gap[i]
+        row = D[i]
+        for j in range(i + 1, n):
+            dx, dy = xi - xs[j], yi - ys[j]
+            log_w = log2 + math.log(dx * dx + dy * dy) + 2 * bits * log2 - gi - log_gap[j]
+            inv = math.exp(-log_w) if log_w > -700 else math.inf
+            d = log_w + math.log1p(inv + math.sqrt(1 + 2 * inv)) if inv != math.inf else 0.0
+            row[j] = d
+    return D + D.T
+
+
+def small(deep: bool) -> list[str]:
+    lines = [
+        "### Small shared graphs (all rows; edge-MAP; D_wc global / row)",
+        "",
+        "| graph | dim | eps | tau | root, depth | path | MAP | D_avg | D_wc | build CPU-s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in SMALL:
+        graph = read_edgelist(SHARED / f"{name}.edges")
+        for dim in (2, 10):
+            for eps in (1.0, 0.1):
+                try:
+                    embedding, cpu, _ = _timed(
+                        lambda graph=graph, dim=dim, eps=eps, root=ROOTS[name]: embed_graph(graph, eps=eps, dim=dim,
+                                                                                          root=root))
+                    metrics = evaluate(embedding.points, embedding.manifold, graph, scale=embedding.tau)
+                    path = f"fast, MCF x{embedding.info['components']}"
+                except PrecisionError as error:
+                    if not (deep and dim == 2):
+                        lines.append(f"| {name} | {dim} | {eps} | — | — | refused: {str(error).split(';')[0]} "
+                                     "| — | — | — | — |")
+                        continue
+                    probe = embed_graph(graph, dim=dim, tau=1.0, root=ROOTS[name])
+                    from embed.construction.tau import tau_from_eps
+
+                    tau = tau_from_eps(eps, probe.plan.max_degree, probe.plan.min_weight)
+                    bits = math.ceil(tau * probe.plan.max_path_weight / math.log(2)) + 128
+                    ball, cpu, _ = _timed(lambda plan=probe.plan, tau=tau, bits=bits: reference_2d(plan, tau, bits))
+                    D = _exact_distances(ball, bits)
+                    embedding = probe
+                    embedding.tau = tau
+                    embedding.info["depth"] = probe.info["depth"]
+                    metrics = evaluate(torch.zeros(graph.num_nodes, 1), None, graph, scale=tau,
+                                       distance=lambda ids, D=D: D[ids])
+                    path = f"mpmath {bits} bits + exact-integer distances"
+                info = embedding.info
+                lines.append(
+                    f"| {name} | {dim} | {eps} | {embedding.tau:.2f} | {info['roots'][0]}, {info['depth']} | {path} | "
+                    f"{_fmt(metrics.edge_map)} | {_fmt(metrics.d_avg)} | {_fmt(metrics.d_wc, 2)} / "
+                    f"{_fmt(metrics.d_wc_row, 2)} | {cpu:.2f} |"
+                )
+                print(lines[-1], file=sys.stderr)
+    return lines + [""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=None, help="sample rows for WordNet (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-wordnet", action="store_true")
+    parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--deep", action="store_true",
+                        help="build trees beyond the MCF ceiling with the mpmath path and exact-integer distances")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    lines = ["```", "python benchmarks/combinatorial.py " + " ".join(sys.argv[1:]),
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads, mpmath backend {mpmath.libmp.BACKEND}",
+             "```", ""]
+    if not args.skip_wordnet:
+        lines += wordnet(args.rows, args.seed)
+    if not args.skip_small:
+        lines += small(args.deep)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,427 @@
+r"""Combinatorial tree embedding (Sala, De Sa, Gu and Ré 2018) at any depth, without BigFloats.
+
+Pipeline: graph -> BFS tree (non-tree edges dropped and counted; forests joined under a virtual root) ->
+tau (from ``eps`` and the largest degree, a fixed value, or the largest the representation can hold) ->
+placement level by level in a representation with enough precision -> validation of every level.
+
+Precisions (``precision=``)
+---------------------------
+* ``"auto"``: the MCF half-space with ``m = ceil((R + 40) / 36.7)`` float64 components, ``R`` = tau times
+  the largest root-path weight (the deepest node's radius bound); refused beyond the float64 exponent
+  range of the height (``R`` about 700).
+* ``"mcfN"``: the MCF half-space with ``N`` components; refused when ``N`` cannot hold ``R``.
+* ``"float64"``: the plain float64 half-space; refused beyond its usable radius (about 22).
+* ``"mpmath:BITS"``: the slow reference path (:mod:`embed.construction.reference`) at ``BITS`` bits, rounded
+  into the MCF half-space at the end. Every level is checked as for the fast path, so too few bits raise
+  instead of collapsing points onto the boundary.
+
+The fast path (:mod:`embed.construction.fast`) carries every node's isometry as an exact-limb matrix, so
+no float64 direction or position is ever rounded before the end; the horizontal coordinate comes out as
+``m`` exact float components.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from hyperbolic.manifold import PrecisionError
+
+from .construction import fast
+from .construction.plan import TreePlan, plan_tree
+from .construction.reference import poincare_to_lorentz, reference_2d, reference_rd
+from .construction.tau import LOG2_E, tau_for_radius, tau_from_eps
+from .graphs import BFSTree, Graph, GraphError, bfs_tree, connected_components
+
+__all__ = [
+    "CombinatorialEmbedding",
+    "embed_graph",
+    "parse_precision",
+    "components_for_radius",
+    "PrecisionError",
+]
+
+RADIUS_PER_COMPONENT = 36.7  # float64: ln(2^53)
+RADIUS_MARGIN = 28.0  # near-pair error u^m e^R below ~1e-12 (precision.md section 5: r = 36.7 m - ln(1/err))
+FLOAT64_CEILING = 700.0  # the height y ~ exp(-r) must stay a normal float64
+
+
+def components_for_radius(radius: float) -> int:
+    """MCF float64 components for points up to ``radius`` with near-pair distances good to ~1e-12."""
+    return max(1, math.ceil((radius + RADIUS_MARGIN) / RADIUS_PER_COMPONENT))
+
+
+def parse_precision(text: str) -> tuple[str, int | None]:
+    """``"auto" | "mcfN" | "float64" | "tiling" | "mpmath:BITS"`` -> ``(kind, number or None)``."""
+    text = str(text).strip().lower()
+    if text in ("auto", "float64", "tiling"):
+        return text, None
+    match = re.fullmatch(r"mcf(\d+)", text)
+    if match and int(match.group(1)) >= 1:
+        return "mcf", int(match.group(1))
+    match = re.fullmatch(r"mpmath:(\d+)", text)
+    if match and int(match.group(1)) >= 16:
+        return "mpmath", int(match.group(1))
+    raise ValueError(f"unknown precision {text!r}: use auto, mcfN (N >= 1), float64, tiling or mpmath:BITS "
+                     "(BITS >= 16)")
+
+
+@dataclass
+class CombinatorialEmbedding:
+    """The result of :func:`embed_graph`.
+
+    Attributes
+    ----------
+    points : torch.Tensor
+        ``(n, storage_dim)`` points of ``manifold``, row ``i`` = node ``i`` of the input graph.
+    manifold
+        The representation (``HalfSpaceMCF`` or ``HalfSpace``).
+    names : tuple of str
+        Node names.
+    tau : float
+        Scaling factor: embedded distance = manifold distance / tau.
+    info : dict
+        Everything else worth saving: tau rule, eps, dimension, roots, depth, degrees, dropped edges,
+        components, precision, bits, radius bound, timings.
+    plan : TreePlan or None
+        The tree that was embedded (with the virtual root, if any, as its last node); not saved.
+    """
+
+    points: torch.Tensor
+    manifold: object
+    names: tuple
+    tau: float
+    info: dict = field(default_factory=dict)
+    plan: TreePlan | None = None
+
+    def config(self) -> dict:
+        """JSON-able run configuration for :func:`hyperbolic.io.save_embedding`."""
+        return {"method": "combinatorial", "tau": self.tau, "scale": self.tau, **self.info}
+
+
+def _derived_graph(graph: Graph, edges: torch.Tensor, weights) -> Graph:
+    """A directed graph on ``graph``'s (already validated) nodes with valid ``edges``.
+
+    ``Graph()`` re-checks every name in Python (0.3 s for WordNet's 74k nodes); the nodes here are those
+    of a validated graph and the edges are a permutation of its own, so the checks are skipped.
+    """
+    derived = object.__new__(Graph)
+    for name, value in (("names", graph.names), ("edges", edges.contiguous()), ("weights", weights),
+                        ("directed", True), ("source", graph.source)):
+        object.__setattr__(derived, name, value)
+    return derived
+
+
+def _make_tree(graph: Graph, root, require_tree: bool) -> BFSTree:
+    """BFS tree with every node's neighbours visited in increasing index order (deterministic).
+
+    The graph is walked as a directed graph holding both directions of every edge sorted by
+    ``(u, v)``; for a directed hierarchy (child -> parent edges) the walk goes parent -> child.
+    Non-tree edges are counted against the input graph. Automatic roots: for a directed hierarchy its
+    sources; otherwise the node of largest degree (smallest index on ties), and in further components
+    their smallest node.
+    """
+    count, _ = connected_components(graph)
+    u, v = graph.edges[:, 0], graph.edges[:, 1]
+    if graph.directed:
+        tails, heads = v, u  # walk from parents (ancestors) to children
+        edge_ids = torch.arange(graph.num_edges)
+    else:
+        tails, heads = torch.cat([u, v]), torch.cat([v, u])
+        edge_ids = torch.cat([torch.arange(graph.num_edges)] * 2)
+    order = torch.argsort(tails * graph.num_nodes + heads, stable=True)
+    walk = _derived_graph(graph, torch.stack([tails[order], heads[order]], 1),
+                          None if graph.weights is None else graph.weights[edge_ids[order]])
+    if root is None and not graph.directed:
+        # Automatic root: the node of largest degree (smallest index on ties); further components start
+        # from their smallest node.
+        degree = graph.degrees()
+        root = int(torch.nonzero(degree == degree.max())[0])
+    single = count == 1 and (root is not None or not graph.directed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the forest is reported in the result instead
+        tree = bfs_tree(walk, root, forest=None if single else "virtual", orientation="parent-child",
+                        virtual_root_name="\x00<virtual root>")
+    if tree.virtual_root is not None and tree.num_trees == 1:
+        tree = bfs_tree(walk, int(tree.roots[0]), orientation="parent-child")
+    tree_edges = graph.num_nodes - tree.num_trees
+    dropped = graph.num_edges - tree_edges
+    if require_tree and dropped:
+        # Let bfs_tree name the offending edge on the input graph.
+        bfs_tree(graph, root if root is not None else int(tree.roots[0]), forest="roots", require_tree=True)
+    edge_map = edge_ids[order]
+    parent_edge = torch.where(tree.parent_edge >= 0, edge_map[tree.parent_edge.clamp_min(0)], -1)
+    return BFSTree(names=tree.names, parent=tree.parent, depth=tree.depth, order=tree.order,
+                   level_ptr=tree.level_ptr, parent_edge=parent_edge, roots=tree.roots,
+                   num_dropped_edges=dropped, num_components=count, virtual_root=tree.virtual_root,
+                   source=graph.source)
+
+
+def _mcf(dim: int, components: int):
+    from hyperbolic import HalfSpaceMCF
+
+    return HalfSpaceMCF(dim, components=components)
+
+
+class _Validator:
+    """Checks every level: finite storage, heights positive normal floats, parent distance = tau * w."""
+
+    def __init__(self, plan: TreePlan, manifold, tau: float, storage: torch.Tensor, needed: int, radius: float,
+                 names, rtol: float = 1e-9):
+        self.plan, self.manifold, self.tau, self.storage = plan, manifold, tau, storage
+        self.needed, self.radius, self.names, self.rtol = needed, radius, names, rtol
+
+    def fail(self, level: int, count: int, what: str, example: int):
+        name = self.names[example] if example < len(self.names) else "<virtual root>"
+        raise PrecisionError(
+            f"combinatorial construction: level {level}: {count} node(s) {what} (e.g. {name!r}); tau = "
+            f"{self.tau:.6g}, radius bound {self.radius:.1f} needs about {self.radius * LOG2_E:.0f} bits "
+            f"= {self.needed} float64 components"
+        )
+
+    def __call__(self, level: int, nodes: torch.Tensor, rows: torch.Tensor) -> None:
+        self.storage[nodes] = rows
+        finite = torch.isfinite(rows).all(-1)
+        height = rows[:, -1]
+        inside = finite & (height >= torch.finfo(rows.dtype).tiny)
+        if not bool(inside.all()):
+            bad = nodes[~inside]
+            self.fail(level, len(bad), "left the representation (non-finite or underflowed height)", int(bad[0]))
+        if level == 0:
+            return
+        parents = self.plan.parent[nodes]
+        d = self.manifold.dist(rows, self.storage[parents])
+        target = self.tau * self.plan.weight[nodes]
+        wrong = ~((d - target).abs() <= self.rtol * target)
+        if bool(wrong.any()):
+            bad = nodes[wrong]
+            self.fail(level, len(bad), f"lie at the wrong distance from their parents (e.g. {float(d[wrong][0]):.6g} "
+                      f"instead of {float(target[wrong][0]):.6g})", int(bad[0]))
+
+
+def embed_graph(
+    graph: Graph,
+    *,
+    dim: int = 2,
+    eps: float | None = None,
+    tau: float | None = None,
+    precision: str = "auto",
+    root: str | int | None = None,
+    method: str = "codes",
+    require_tree: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> CombinatorialEmbedding:
+    """Embed a graph with the combinatorial construction.
+
+    Parameters
+    ----------
+    graph : Graph
+        Any graph; its BFS tree is embedded (non-tree edges are dropped and counted in
+        ``info["dropped_edges"]``), components are joined under a virtual root at the origin.
+    dim : int
+        Dimension of the hyperbolic space (2: Sarkar's construction; more: codes, see :mod:`embed.codes`).
+    eps, tau : float or None
+        Give at most one. ``eps``: distortion target (tau from the published formula); ``tau``: a fixed
+        scaling factor; neither: eps = 1; ``tau="max"``: the largest tau the chosen representation holds.
+    precision : str
+        ``auto``, ``mcfN``, ``float64`` or ``mpmath:BITS`` (see the module notes).
+    root : str, int or None
+        Root node (name or index); None: automatic (largest degree per component, or the source of a
+        directed hierarchy).
+    method : {"codes", "spread"}
+        Directions in r-D.
+    require_tree : bool
+        Refuse graphs that are not trees (:class:`embed.graphs.NotATreeError`).
+
+    Raises
+    ------
+    PrecisionError
+        The representation cannot hold the tree (the message gives the components or bits needed), or a
+        level failed validation.
+    GraphError
+        Bad root, cycles with ``require_tree``, ...
+    """
+    started = time.perf_counter()
+    if eps is not None and tau is not None:
+        raise ValueError("give eps or tau, not both")
+    if not isinstance(dim, int) or dim < 2:
+        raise ValueError(f"dimension must be an integer >= 2, got {dim!r}")
+    kind, number = parse_precision(precision)
+    tree = _make_tree(graph, root, require_tree)
+    plan = plan_tree(tree, graph)
+    if plan.max_depth == 0:
+        raise GraphError(f"graph {graph.source or '<graph>'} has no edges to embed")
+
+    if tau == "max":
+        if kind in ("auto", "mcf"):
+            m = number or math.floor(FLOAT64_CEILING / RADIUS_PER_COMPONENT)
+            holdable = min(m * RADIUS_PER_COMPONENT - RADIUS_MARGIN, FLOAT64_CEILING)
+        elif kind == "float64":
+            from hyperbolic import HalfSpace
+
+            holdable = HalfSpace(dim).contract(torch.float64).usable_radius
+        else:
+            holdable = number * math.log(2) - RADIUS_MARGIN
+        tau_value, rule = tau_for_radius(holdable, plan.max_path_weight), "max"
+    elif tau is not None:
+        tau_value, rule = float(tau), "fixed"
+        if not (tau_value > 0 and math.isfinite(tau_value)):
+            raise ValueError(f"tau must be a positive number, got {tau}")
+    else:
+        eps = 1.0 if eps is None else float(eps)
+        tau_value, rule = tau_from_eps(eps, plan.max_degree, plan.min_weight), "eps"
+    min_angle = 2 * math.pi / max(plan.max_degree, 1)
+    if dim > 2:
+        from .codes import directions
+        from .codes import min_angle as realised
+
+        counts = torch.unique(plan.slots[plan.slots > 0]).tolist()
+        angles = [realised(directions(int(K), dim, method)) for K in counts]
+        min_angle = min(angles) if angles else math.pi
+        if rule == "eps" and min_angle < 2 * math.pi / plan.max_degree - 1e-12:
+            tau_value = tau_from_eps(eps, plan.max_degree, plan.min_weight, theta=min_angle)
+            rule = "eps (realised minimum angle)"
+    radius = tau_value * plan.max_path_weight
+    needed = components_for_radius(radius)
+
+    names = graph.names
+    info = {
+        "tau_rule": rule,
+        "eps": eps,
+        "dim": dim,
+        "precision": precision,
+        "roots": [tree.names[r] for r in tree.roots.tolist()],
+        "virtual_root": tree.virtual_root is not None,
+        "max_degree": plan.max_degree,
+        "depth": plan.max_depth - (1 if tree.virtual_root is not None else 0),
+        "dropped_edges": tree.num_dropped_edges,
+        "components_of_graph": tree.num_components,
+        "radius_bound": radius,
+        "bits_bound": radius * LOG2_E,
+        "min_angle": min_angle,
+        "directions": method if dim > 2 else "equal angles (2-D)",
+    }
+
+    if kind in ("auto", "mcf"):
+        m = number if kind == "mcf" else needed
+        if radius > FLOAT64_CEILING:
+            raise PrecisionError(
+                f"the tree needs radius {radius:.1f} (tau {tau_value:.6g} x depth {plan.max_path_weight:g}), "
+                f"beyond the float64 MCF half-space's ceiling {FLOAT64_CEILING:.0f} (height exponent range); "
+                f"lower tau (--eps larger, or --tau), or use --precision mpmath:{math.ceil(radius * LOG2_E) + 64}"
+            )
+        if m < needed:
+            raise PrecisionError(
+                f"precision mcf{m} cannot hold the tree: radius bound {radius:.1f} (tau {tau_value:.6g}) needs "
+                f"{needed} float64 components (about {radius * LOG2_E:.0f} bits)"
+            )
+        manifold = _mcf(dim, m)
+        storage = torch.zeros(plan.n, manifold.storage_dim, dtype=torch.float64)
+        validate = _Validator(plan, manifold, tau_value, storage, needed, radius, names)
+        bits = fast.matrix_bits(radius, plan.max_depth, lorentz=dim > 2)
+        t0 = time.perf_counter()
+        if dim == 2:
+            result = fast.build_sl2(plan, tau_value, bits, m, validate=validate)
+        else:
+            result = fast.build_lorentz(plan, tau_value, dim, bits, m, method=method, validate=validate)
+        points = _finish_mcf(manifold, result.storage)
+        info.update(components=m, matrix_bits=bits, limbs=result.limbs, digit_bits=result.digit_bits,
+                    build_seconds=time.perf_counter() - t0, path="fast")
+    elif kind == "float64":
+        from hyperbolic import HalfSpace
+
+        manifold = HalfSpace(dim)
+        usable = manifold.contract(torch.float64).usable_radius
+        if radius > usable:
+            raise PrecisionError(
+                f"precision float64 cannot hold the tree: radius bound {radius:.1f} exceeds the float64 "
+                f"half-space's usable radius {usable:.1f}; use --precision auto (needs {needed} MCF components)"
+            )
+        mcf_manifold = _mcf(dim, needed)
+        storage = torch.zeros(plan.n, mcf_manifold.storage_dim, dtype=torch.float64)
+        validate = _Validator(plan, mcf_manifold, tau_value, storage, needed, radius, names)
+        bits = fast.matrix_bits(radius, plan.max_depth, lorentz=dim > 2)
+        t0 = time.perf_counter()
+        if dim == 2:
+            result = fast.build_sl2(plan, tau_value, bits, needed, validate=validate)
+        else:
+            result = fast.build_lorentz(plan, tau_value, dim, bits, needed, method=method, validate=validate)
+        full = _finish_mcf(mcf_manifold, result.storage)
+        horizontal = mcf_manifold.horizontal(full).sum(-1)
+        points = torch.cat([horizontal, full[..., -1:]], -1)
+        info.update(components=1, build_seconds=time.perf_counter() - t0, path="fast")
+    elif kind == "mpmath":
+        if radius > FLOAT64_CEILING:
+            raise PrecisionError(
+                f"radius bound {radius:.1f} is beyond the float64 MCF half-space's ceiling "
+                f"{FLOAT64_CEILING:.0f}: the reference result could not be stored (a tiling representation "
+                "would be needed)"
+            )
+        t0 = time.perf_counter()
+        points, manifold = _reference(plan, tau_value, dim, number, method, needed, radius, names, progress)
+        info.update(components=needed, bits=number, build_seconds=time.perf_counter() - t0, path="mpmath")
+    else:
+        raise PrecisionError("precision 'tiling' is not available yet in the combinatorial construction "
+                             "(the L-tiling model has no exact conversion path here); use auto or mpmath:BITS")
+
+    if tree.virtual_root is not None:
+        keep = torch.arange(plan.n) != tree.virtual_root
+        points = points[keep]
+    info["seconds"] = time.perf_counter() - started
+    return CombinatorialEmbedding(points=points, manifold=manifold, names=names, tau=tau_value, info=info,
+                                  plan=plan)
+
+
+def _finish_mcf(manifold, storage: torch.Tensor) -> torch.Tensor:
+    """Canonical expansions from the long-division components, exactly (no value changes).
+
+    Each component is the rounded quotient of an exact remainder, so it may overlap the next one by a
+    few units in the last place; two top-down Fast-Two-Sum sweeps (exact: every leading term dominates)
+    restore ``|x_(i+1)| <= ulp(x_i)/2``. Rows the check still rejects go through ``mcf.renormalize``.
+    """
+    import mcf
+
+    horizontal = manifold.horizontal(storage).clone()  # (n, h, m)
+    for _ in range(2):
+        for i in range(horizontal.shape[-1] - 1):
+            a, b = horizontal[..., i], horizontal[..., i + 1]
+            s = a + b
+            horizontal[..., i + 1] = b - (s - a)
+            horizontal[..., i] = s
+    bad = ~mcf.is_valid(horizontal).all(-1)
+    if bool(bad.any()):
+        horizontal[bad] = mcf.renormalize(horizontal[bad])
+    return manifold.pack(horizontal, storage[..., -1:])
+
+
+def _reference(plan, tau, dim, bits, method, needed, radius, names, progress):
+    import mpmath
+
+    manifold = _mcf(dim, needed)
+    if dim == 2:
+        lorentz = poincare_to_lorentz(reference_2d(plan, tau, bits, progress), bits)
+    else:
+        lorentz = reference_rd(plan, tau, dim, bits, method, progress)
+    with mpmath.workprec(bits):
+        bad = [i for i, X in enumerate(lorentz) if not (mpmath.isfinite(X[0]) and X[0] >= 1)]
+    if bad:
+        level = int(plan.depth[bad[0]])
+        name = names[bad[0]] if bad[0] < len(names) else "<virtual root>"
+        raise PrecisionError(
+            f"mpmath reference at {bits} bits: {len(bad)} node(s) collapsed onto the boundary (first at level "
+            f"{level}: {name!r}); tau = {tau:.6g}, radius bound {radius:.1f} needs about "
+            f"{radius * LOG2_E:.0f} bits"
+        )
+    with mpmath.workprec(bits):
+        points = manifold.from_reference(lorentz)
+    storage = torch.zeros_like(points)
+    validate = _Validator(plan, manifold, tau, storage, needed, radius, names, rtol=1e-6)
+    for level, nodes in enumerate(plan.levels):
+        validate(level, nodes, points[nodes])
+    return points, manifold

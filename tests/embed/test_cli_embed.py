@@ -1,0 +1,112 @@
+"""``hyperbolic embed / eval / export / plot`` end to end, including bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from embed.cli import main
+from hyperbolic.io import load_embedding, load_npz
+
+METRIC_KEYS = {"edge_map", "mean_rank", "d_avg", "d_wc", "nonfinite", "rows", "seconds"}
+
+
+def _json(capsys):
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_default_command_embeds_the_builtin_mammals(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert main(["embed", "--json"]) == 0
+    record = _json(capsys)
+    assert METRIC_KEYS | {"closure_map", "tau"} <= record.keys()
+    assert record["nodes"] == 1180 and record["rows"] == 1180 and record["nonfinite"] == 0
+    assert record["edge_map"] > 0.999 and record["closure_map"] > 0.4
+    out = tmp_path / "hyperbolic-out"
+    assert {p.name for p in out.iterdir()} == {"mammals.pt", "mammals.metrics.json", "mammals.png"}
+    names, points, manifold = load_embedding(out / "mammals.pt")
+    assert len(names) == 1180 and manifold.name == "halfspace-mcf"
+    assert json.loads((out / "mammals.metrics.json").read_text())["edge_map"] == record["edge_map"]
+
+
+def test_embed_eval_export_plot_roundtrip(tmp_path, capsys, shared_data):
+    graph = shared_data / "hyperbolics" / "smalltree.edges"
+    out = tmp_path / "small.pt"
+    assert main(["embed", str(graph), "--eps", "0.1", "--root", "0", "--out", str(out), "--json"]) == 0
+    built = _json(capsys)
+    assert METRIC_KEYS <= built.keys() and "closure_map" not in built
+    assert built["edge_map"] == 1.0 and built["d_avg"] == pytest.approx(0.0129, abs=1e-4)
+    assert main(["eval", str(out), str(graph), "--json"]) == 0
+    evaluated = _json(capsys)
+    assert evaluated["edge_map"] == built["edge_map"] and evaluated["d_avg"] == pytest.approx(built["d_avg"])
+    assert main(["eval", str(out), str(graph), "--rows", "10", "--json"]) == 0
+    sampled = _json(capsys)
+    assert sampled["rows"] == 10 and sampled["sampled"] is True
+
+    names, points, manifold = load_embedding(out)
+    assert main(["export", str(out), str(tmp_path / "small.npz")]) == 0
+    names2, points2, _ = load_npz(tmp_path / "small.npz")
+    assert names2 == names and torch.equal(points2, points)  # exact: every component
+    assert main(["export", str(out), str(tmp_path / "small.tsv")]) == 0
+    rows = (tmp_path / "small.tsv").read_text().splitlines()
+    assert len(rows) == 40 and np.array(rows[5].split("\t")[1:], dtype=float).tolist() == points[5].tolist()
+    assert main(["export", str(out), str(tmp_path / "small.txt")]) == 0
+    header = (tmp_path / "small.txt").read_text().splitlines()[0]
+    assert header == "40 2"
+    if pytest.importorskip("matplotlib"):
+        assert main(["plot", str(out), str(graph), "--out", str(tmp_path / "small.svg")]) == 0
+        assert (tmp_path / "small.svg").stat().st_size > 1000
+
+
+def _fails(capsys, argv, *fragments):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hyperbolic {argv[0]}: error:"), err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def test_bad_input_is_refused_without_output(tmp_path, capsys, shared_data):
+    out = tmp_path / "out.pt"
+    bad = tmp_path / "bad.edges"
+    bad.write_text("0 1\n1 2 3 4\n")
+    _fails(capsys, ["embed", str(bad), "--out", str(out)], "bad.edges:2", "got 4")
+    empty = tmp_path / "empty.edges"
+    empty.write_text("# nothing\n")
+    _fails(capsys, ["embed", str(empty), "--out", str(out)], "empty edge list")
+    tree = shared_data / "hyperbolics" / "phylo_tree.edges"
+    _fails(capsys, ["embed", str(tree), "--root", "nope", "--out", str(out)], "'nope'", "not in graph")
+    _fails(capsys, ["embed", str(tree), "--precision", "mcf3", "--out", str(out)], "cannot hold the tree",
+           "components")
+    _fails(capsys, ["embed", str(tree), "--eps", "0.1", "--out", str(out)], "ceiling")
+    _fails(capsys, ["embed", str(tree), "--precision", "double", "--out", str(out)], "unknown precision")
+    cycle = tmp_path / "cycle.edges"
+    cycle.write_text("a b\nb c\nc a\n")
+    _fails(capsys, ["embed", str(cycle), "--require-tree", "--out", str(out)], "not a tree")
+    _fails(capsys, ["embed", str(tmp_path / "missing.edges")], "does not exist")
+    _fails(capsys, ["eval", str(tmp_path / "missing.pt"), str(tree)], "does not exist")
+    assert not out.exists() and not (tmp_path / "out.metrics.json").exists()
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary leftovers
+
+
+def test_self_loops_and_duplicates_are_dropped_with_a_warning(tmp_path, capsys):
+    graph = tmp_path / "loops.edges"
+    graph.write_text("a b\nb b\na b\nb c\n")
+    out = tmp_path / "loops.pt"
+    with pytest.warns(UserWarning) as caught:
+        assert main(["embed", str(graph), "--out", str(out), "--json"]) == 0
+    messages = " ".join(str(w.message) for w in caught)
+    assert "dropped 1 self loop" in messages and "dropped 1 duplicate edge" in messages
+    record = _json(capsys)
+    assert record["edges"] == 2 and record["edge_map"] == 1.0
+
+
+def test_console_script_embeds(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "embed.cli", "embed", "--no-plot", "--no-eval", "--outdir",
+                             str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "wrote" in result.stdout and (tmp_path / "mammals.pt").exists()
