@@ -1,0 +1,501 @@
+r"""Exact graph-embedding metrics: edge-MAP, closure-MAP, mean rank, distortion.
+
+Every metric compares embedded distances :math:`d_E(a, v) = d(x_a, x_v) / \text{scale}` (``scale`` = tau
+for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist``
+(any representation of the protocol), computed row chunk by row chunk: a chunk of ``B`` rows is broadcast
+against all ``N`` points, so memory stays at a few ``B x N`` tensors whatever the graph size. All rows are
+evaluated unless ``rows`` asks for a random sample, and the result says which.
+
+Definitions (``../shared/notes/combinatorial.md`` section 4)
+------------------------------------------------------------
+Let :math:`N(a)` be the neighbours of row :math:`a` (graph adjacency, or the transitive closure) and, for
+:math:`b \in N(a)`, :math:`R(a, b) = \{v \ne a : d_E(a, v) \le d_E(a, b)\}`, the smallest ball around
+:math:`a` that contains :math:`b`.
+
+* **edge-MAP** / **closure-MAP**:
+  :math:`\mathrm{AP}(a) = |N(a)|^{-1} \sum_{b \in N(a)} |N(a) \cap R(a,b)| / |R(a,b)|`, averaged over the
+  rows with at least one neighbour. This is what scikit-learn's ``average_precision_score`` computes, and
+  it counts tied nodes as ranked before :math:`b`.
+* **mean rank** (Nickel & Kiela): the rank of :math:`b` among :math:`b` and the non-neighbours of
+  :math:`a`, :math:`1 + |R(a,b) \setminus N(a)|`, averaged over all (row, neighbour) pairs.
+* **Ties**: :math:`d_E(a, v) \le d_E(a, b)\,(1 + \text{tie\_rtol})`: relative differences below
+  ``tie_rtol`` (default 1e-12) are ties. The construction creates exact ties (all children of a node lie at
+  distance tau from it), which rounding would otherwise break at random.
+* **Row exclusion**: :math:`a` is excluded by index, never as "the first entry of the sorted row".
+* **Average distortion** :math:`D_{avg}` = mean of :math:`|d_E - d_G| / d_G` over the ordered pairs
+  :math:`(a, v)`, :math:`a` a visited row, :math:`v \ne a` in the same connected component (on all rows
+  each unordered pair counts twice, which leaves the mean unchanged).
+* **Worst-case distortion** :math:`D_{wc} = \max d_E/d_G \cdot \max d_G/d_E` over the same pairs (global
+  maxima). ``d_wc_row`` is the other published variant, the maximum over rows of the row's product.
+  On sampled rows both are lower bounds.
+* **Non-finite and zero distances** are counted (``nonfinite``, ``zero``), never skipped: a pair with
+  :math:`d_E = 0` has relative error 1 and makes :math:`D_{wc}` infinite; a non-finite :math:`d_E` makes
+  :math:`D_{avg}` and :math:`D_{wc}` undefined (reported as ``None``) and ranks behind every finite one.
+
+:math:`d_G` is the shortest-path distance in the graph, edge directions ignored: hop counts by a
+bit-parallel breadth-first search (64 sources per machine word), weighted graphs by Dijkstra (scipy).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from .graphs import Graph, GraphError
+
+__all__ = [
+    "Metrics",
+    "evaluate",
+    "graph_distances",
+    "neighbourhoods",
+    "transitive_reduction",
+    "is_transitively_closed",
+]
+
+Distance = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Metrics:
+    """Results of :func:`evaluate`; ``as_json()`` gives the machine-readable form.
+
+    Attributes
+    ----------
+    edge_map, mean_rank : float
+        edge-MAP and mean rank with :math:`N(a)` = graph neighbours.
+    closure_map, closure_mean_rank : float or None
+        The same against the transitive closure, when one was given (``closure_variant`` says which).
+    d_avg, d_wc, d_wc_row : float or None
+        Distortion; None when a non-finite distance makes it undefined.
+    nonfinite, zero : int
+        Ordered pairs (visited row, other node) with a NaN/infinite or a zero embedded distance.
+    rows, total_rows : int
+        Rows evaluated and rows in the graph; ``sampled`` is True when ``rows < total_rows`` by request.
+    edge_map_se, closure_map_se : float or None
+        Standard error of the MAP over sampled rows (None on all rows: the value is exact).
+    pairs : int
+        Ordered pairs that entered the distortion.
+    seconds : float
+        Wall time of the evaluation.
+    """
+
+    edge_map: float
+    mean_rank: float
+    d_avg: float | None
+    d_wc: float | None
+    d_wc_row: float | None
+    nonfinite: int
+    zero: int
+    rows: int
+    total_rows: int
+    sampled: bool
+    pairs: int
+    seconds: float
+    closure_map: float | None = None
+    closure_mean_rank: float | None = None
+    closure_variant: str | None = None
+    edge_map_se: float | None = None
+    closure_map_se: float | None = None
+    tie_rtol: float = 1e-12
+    scale: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def as_json(self) -> dict:
+        """A JSON-ready dictionary (NaN and infinities become None); ``closure_*`` only when computed."""
+        out = {}
+        for key, value in asdict(self).items():
+            if key.startswith("closure") and self.closure_map is None:
+                continue
+            if key.endswith("_se") and value is None:
+                continue
+            if key == "extra":
+                out.update(value)
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[key] = value
+        return out
+
+    def summary(self) -> str:
+        """A few human-readable lines."""
+
+        def fmt(value, digits=4):
+            return "undefined" if value is None else f"{value:.{digits}f}"
+
+        rows = f"{self.rows} of {self.total_rows} rows" + (" (random sample)" if self.sampled else " (all)")
+        lines = [f"edge-MAP {fmt(self.edge_map)}" + (f" ± {self.edge_map_se:.4f}" if self.edge_map_se else "")
+                 + f", mean rank {fmt(self.mean_rank, 3)}  [{rows}]"]
+        if self.closure_map is not None:
+            lines.append(f"closure-MAP ({self.closure_variant}) {fmt(self.closure_map)}, "
+                         f"mean rank {fmt(self.closure_mean_rank, 3)}")
+        bound = " (lower bound: sampled rows)" if self.sampled else ""
+        lines.append(f"D_avg {fmt(self.d_avg)}, D_wc {fmt(self.d_wc, 3)} (row variant {fmt(self.d_wc_row, 3)})"
+                     f"{bound} over {self.pairs:,} ordered pairs")
+        lines.append(f"non-finite distances {self.nonfinite}, zero distances {self.zero}; "
+                     f"ties: relative difference <= {self.tie_rtol:g}; {self.seconds:.1f} s")
+        return "\n".join(lines)
+
+
+# ============================================================================ neighbourhoods
+
+
+def neighbourhoods(graph: Graph, variant: Literal["symmetric", "directed"] = "symmetric"
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deduplicated neighbour lists as CSR ``(indptr, indices)``, self loops removed.
+
+    ``"symmetric"``: edges in both directions (the graph's adjacency; for a closure, ancestors and
+    descendants). ``"directed"``: out-neighbours only (for a closure stored child -> ancestor: ancestors).
+    """
+    n = graph.num_nodes
+    u, v = graph.edges[:, 0], graph.edges[:, 1]
+    if variant == "symmetric" or not graph.directed:
+        rows, cols = torch.cat([u, v]), torch.cat([v, u])
+    elif variant == "directed":
+        rows, cols = u, v
+    else:
+        raise ValueError(f"variant must be 'symmetric' or 'directed', got {variant!r}")
+    keep = rows != cols
+    key = torch.unique(rows[keep] * n + cols[keep])  # sorted: by row, then column
+    rows, cols = key // n, key % n
+    indptr = torch.zeros(n + 1, dtype=torch.int64)
+    torch.cumsum(torch.bincount(rows, minlength=n), 0, out=indptr[1:])
+    return indptr, cols
+
+
+def _sparse(graph: Graph):
+    import scipy.sparse as sp
+
+    n = graph.num_nodes
+    u, v = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
+    return sp.csr_matrix((np.ones(len(u), dtype=np.int64), (u, v)), shape=(n, n))
+
+
+def is_transitively_closed(graph: Graph) -> bool:
+    """True when a directed graph with at least one path of length 2 contains all its 2-step shortcuts."""
+    if not graph.directed or graph.num_edges == 0:
+        return False
+    adjacency = _sparse(graph)
+    adjacency.data[:] = 1
+    two = (adjacency @ adjacency).tocoo()
+    if two.nnz == 0:
+        return False
+    two.setdiag(0)
+    two.eliminate_zeros()
+    missing = two.multiply(adjacency) != two.astype(bool)
+    return missing.nnz == 0
+
+
+def transitive_reduction(graph: Graph) -> Graph:
+    """The transitive reduction of a transitively closed DAG: edges not implied by two others.
+
+    An edge ``(u, w)`` is kept unless some ``v`` has edges ``(u, v)`` and ``(v, w)`` (for a closure this is
+    exactly the Hasse diagram, e.g. the hypernym DAG of a WordNet closure).
+    """
+    adjacency = _sparse(graph)
+    adjacency.data[:] = 1
+    two = (adjacency @ adjacency).tocsr()
+    two.data[:] = 1
+    edges = graph.edges.numpy()
+    implied = np.asarray(two[edges[:, 0], edges[:, 1]]).reshape(-1) > 0
+    keep = torch.from_numpy(~implied)
+    weights = None if graph.weights is None else graph.weights[keep]
+    return Graph(graph.names, graph.edges[keep], weights, graph.directed, graph.source)
+
+
+# ============================================================================ graph distances
+
+
+class _GraphDistances:
+    """Shortest-path distances from chunks of sources, edge directions ignored."""
+
+    def __init__(self, graph: Graph):
+        self.n = graph.num_nodes
+        indptr, indices = neighbourhoods(graph.as_undirected() if graph.directed else graph)
+        self.weighted = graph.weights is not None and bool((graph.weights != 1).any())
+        if self.weighted:
+            import scipy.sparse as sp
+
+            u, v = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
+            w = graph.weights.numpy()
+            rows, cols, data = np.concatenate([u, v]), np.concatenate([v, u]), np.concatenate([w, w])
+            order = np.lexsort((data, cols, rows))  # repeated pairs: keep the lightest edge
+            rows, cols, data = rows[order], cols[order], data[order]
+            first = np.ones(len(rows), dtype=bool)
+            first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
+            self.matrix = sp.csr_matrix((data[first], (rows[first], cols[first])), shape=(self.n, self.n))
+        else:
+            self.indptr = indptr.numpy()
+            self.indices = indices.numpy()
+            self.degree = np.diff(self.indptr)
+            self.starts = np.minimum(self.indptr[:-1], max(len(self.indices) - 1, 0))
+
+    def __call__(self, sources: np.ndarray) -> np.ndarray:
+        """``(len(sources), n)`` float64 distances, ``inf`` between components."""
+        if self.weighted:
+            from scipy.sparse.csgraph import dijkstra
+
+            return dijkstra(self.matrix, directed=True, indices=sources)
+        return self._bfs(np.asarray(sources, dtype=np.int64))
+
+    def _bfs(self, sources: np.ndarray) -> np.ndarray:
+        # Bit-parallel BFS: bit s of word w of node v says "source 64w + s has reached v". Each level ORs
+        # the frontier words of all neighbours (one gather and one segmented reduction for all sources),
+        # and the level number is written in binary into bit planes, so no per-source work is needed.
+        n, count = self.n, len(sources)
+        words = (count + 63) // 64
+        visited = np.zeros((n, words), dtype=np.uint64)
+        bit = np.left_shift(np.uint64(1), (np.arange(count) % 64).astype(np.uint64))
+        np.bitwise_or.at(visited, (sources, np.arange(count) // 64), bit)
+        frontier = visited.copy()
+        planes: list[np.ndarray] = []
+        level = 0
+        has_neighbours = self.degree > 0
+        while True:
+            level += 1
+            if len(self.indices) == 0:
+                break
+            reach = np.bitwise_or.reduceat(frontier[self.indices], self.starts, axis=0)
+            reach[~has_neighbours] = 0
+            new = reach & ~visited
+            if not new.any():
+                break
+            visited |= new
+            frontier = new
+            while len(planes) < level.bit_length():
+                planes.append(np.zeros((n, words), dtype=np.uint64))
+            for j in range(level.bit_length()):
+                if (level >> j) & 1:
+                    planes[j] |= new
+        out = np.zeros((count, n), dtype=np.float64)
+        for j, plane in enumerate(planes):
+            bits = np.unpackbits(plane.view(np.uint8), axis=1, bitorder="little")[:, :count]
+            out += bits.T.astype(np.float64) * float(1 << j)
+        reached = np.unpackbits(visited.view(np.uint8), axis=1, bitorder="little")[:, :count].T.astype(bool)
+        out[~reached] = np.inf
+        return out
+
+
+def graph_distances(graph: Graph, sources) -> torch.Tensor:
+    """Shortest-path distances ``(len(sources), n)`` from the given source nodes (float64, ``inf`` when
+    unreachable; edge directions ignored; weights used when the graph has them)."""
+    sources = np.asarray(torch.as_tensor(sources, dtype=torch.int64).reshape(-1))
+    return torch.from_numpy(_GraphDistances(graph)(sources))
+
+
+# ============================================================================ ranking
+
+
+class _Ranker:
+    """Accumulates AP and rank sums for one neighbourhood (edges or closure)."""
+
+    def __init__(self, indptr: torch.Tensor, indices: torch.Tensor, tie_rtol: float):
+        self.indptr, self.indices, self.tie_rtol = indptr, indices, tie_rtol
+        self.ap_sum = 0.0
+        self.ap_square_sum = 0.0
+        self.rows = 0
+        self.rank_sum = 0.0
+        self.pairs = 0
+
+    def add(self, rows: torch.Tensor, distances: torch.Tensor) -> None:
+        """``distances``: ``(B, N)`` with the row's own entry already set to +inf, non-finite -> +inf."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        counts = ends - starts
+        has = counts > 0
+        if not bool(has.any()):
+            return
+        rows_local = torch.nonzero(has).reshape(-1)
+        starts, counts = starts[has], counts[has]
+        width = int(counts.max())
+        position = torch.arange(width)
+        valid = position < counts[:, None]
+        neighbour = self.indices[(starts[:, None] + position).clamp_max(len(self.indices) - 1)]
+        D = distances[rows_local]
+        huge = torch.finfo(D.dtype).max
+        nd = torch.where(valid, D.gather(1, neighbour), torch.inf)
+        nd_sorted = torch.sort(nd, dim=1).values
+        threshold = torch.where(valid, (nd_sorted * (1 + self.tie_rtol)).clamp_max(huge), torch.inf)
+        # |R(a,b)|: number of v with d(a,v) <= threshold; searchsorted gives #thresholds below d(a,v).
+        below = torch.searchsorted(threshold.contiguous(), D.contiguous(), right=False)
+        histogram = torch.zeros(D.shape[0], width + 1, dtype=torch.int64)
+        histogram.scatter_add_(1, below, torch.ones_like(below))
+        ball = torch.cumsum(histogram, 1)[:, :width]
+        inside = torch.searchsorted(nd_sorted.contiguous(), threshold.contiguous(), right=True)
+        ratio = torch.where(valid, inside.to(torch.float64) / ball.clamp_min(1).to(torch.float64), 0.0)
+        ap = ratio.sum(1) / counts.to(torch.float64)
+        rank = torch.where(valid, (1 + ball - inside).to(torch.float64), 0.0)
+        self.ap_sum += float(ap.sum())
+        self.ap_square_sum += float(ap.square().sum())
+        self.rows += int(ap.numel())
+        self.rank_sum += float(rank.sum())
+        self.pairs += int(counts.sum())
+
+    def result(self, sampled: bool) -> tuple[float, float, float | None]:
+        if self.rows == 0:
+            return math.nan, math.nan, None
+        mean = self.ap_sum / self.rows
+        se = None
+        if sampled and self.rows > 1:
+            variance = max(self.ap_square_sum / self.rows - mean * mean, 0.0) * self.rows / (self.rows - 1)
+            se = math.sqrt(variance / self.rows)
+        return mean, self.rank_sum / self.pairs, se
+
+
+# ============================================================================ evaluation
+
+
+def _default_chunk(n: int, storage: int) -> int:
+    budget = 1 << 22  # elements per (rows x points) temporary, times the storage width
+    return max(1, min(n, budget // max(1, n * max(1, storage // 4))))
+
+
+def evaluate(
+    points: torch.Tensor,
+    manifold,
+    graph: Graph,
+    *,
+    scale: float = 1.0,
+    closure: Graph | None = None,
+    closure_variant: Literal["symmetric", "directed"] = "symmetric",
+    rows: int | None = None,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    tie_rtol: float = 1e-12,
+    distance: Distance | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Metrics:
+    """Evaluate an embedding of ``graph``.
+
+    Parameters
+    ----------
+    points : torch.Tensor
+        ``(N, storage_dim)`` points of ``manifold``; row ``i`` is node ``i`` of ``graph``.
+    manifold
+        Any manifold of the protocol: only ``manifold.dist`` is called, on ``(B, 1, S)`` against
+        ``(1, N, S)`` slices.
+    graph : Graph
+        The original graph (not the BFS tree): neighbours for edge-MAP and :math:`d_G` for distortion.
+    scale : float
+        Embedded distance = manifold distance / ``scale`` (tau for the combinatorial construction).
+    closure : Graph or None
+        Transitive closure over the same nodes, for closure-MAP (``closure_variant``: "symmetric" =
+        ancestors and descendants, "directed" = the closure's out-neighbours, i.e. ancestors for
+        child -> ancestor edges).
+    rows : int or None
+        None (default): every row. An integer: that many rows drawn at random without replacement (seeded);
+        the result is labelled ``sampled`` and the MAP gets a standard error.
+    chunk_size : int or None
+        Rows per chunk (default: a ``B x N`` budget of about 4M elements).
+    tie_rtol : float
+        Relative difference below which two distances tie (see module notes).
+    distance : callable or None
+        ``distance(row_indices) -> (B, N)`` manifold distances, replacing the default
+        ``manifold.dist(points[rows, None], points[None])`` (e.g. a certified faster evaluation).
+    progress : callable or None
+        Called as ``progress(done_rows, total_rows)`` after each chunk.
+
+    Returns
+    -------
+    Metrics
+    """
+    started = time.perf_counter()
+    n = graph.num_nodes
+    if points.dim() != 2 or points.shape[0] != n:
+        raise GraphError(f"evaluate: {tuple(points.shape)} points for a graph of {n} nodes")
+    if closure is not None and closure.num_nodes != n:
+        raise GraphError(f"evaluate: closure has {closure.num_nodes} nodes, graph {n}")
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"scale must be positive and finite, got {scale}")
+    sampled = rows is not None and rows < n
+    if sampled:
+        if rows < 1:
+            raise ValueError(f"rows must be at least 1, got {rows}")
+        generator = torch.Generator().manual_seed(seed)
+        row_ids = torch.sort(torch.randperm(n, generator=generator)[:rows]).values
+    else:
+        row_ids = torch.arange(n)
+    chunk = chunk_size or _default_chunk(n, points.shape[-1])
+    if chunk >= 64:
+        chunk -= chunk % 64  # whole machine words for the bit-parallel BFS
+
+    if distance is None:
+        others = points.unsqueeze(0)
+
+        def distance(ids: torch.Tensor) -> torch.Tensor:
+            return manifold.dist(points[ids].unsqueeze(1), others)
+
+    edge_ranker = _Ranker(*neighbourhoods(graph), tie_rtol)
+    closure_ranker = _Ranker(*neighbourhoods(closure, closure_variant), tie_rtol) if closure is not None else None
+    graph_distance = _GraphDistances(graph)
+
+    relative_sum = 0.0
+    pair_count = 0
+    nonfinite = 0
+    zero = 0
+    expansion = 0.0
+    contraction = 0.0
+    row_worst = 0.0
+    with torch.no_grad():
+        for begin in range(0, len(row_ids), chunk):
+            ids = row_ids[begin:begin + chunk]
+            local = torch.arange(len(ids))
+            D = distance(ids.to(points.device)).detach().to(device="cpu", dtype=torch.float64) / scale
+            finite = torch.isfinite(D)
+            finite[local, ids] = True
+            nonfinite += int((~finite).sum())
+            is_zero = D == 0
+            is_zero[local, ids] = False
+            zero += int(is_zero.sum())
+
+            ranked = torch.where(finite, D, torch.inf)
+            ranked[local, ids] = torch.inf
+            edge_ranker.add(ids, ranked)
+            if closure_ranker is not None:
+                closure_ranker.add(ids, ranked)
+
+            G = torch.from_numpy(graph_distance(ids.numpy()))
+            pair = torch.isfinite(G) & (G > 0)
+            pair[local, ids] = False
+            pair_count += int(pair.sum())
+            dE = torch.where(pair, D, 1.0)
+            dG = torch.where(pair, G, 1.0)
+            relative_sum += float(torch.where(pair, (dE - dG).abs() / dG, 0.0).sum())
+            grow = torch.where(pair, dE / dG, 0.0)
+            shrink = torch.where(pair, dG / dE, 0.0)
+            row_grow = grow.amax(1)
+            row_shrink = shrink.amax(1)
+            expansion = max(expansion, float(row_grow.max()))
+            contraction = max(contraction, float(row_shrink.max()))
+            row_worst = max(row_worst, float((row_grow * row_shrink).max()))
+            if progress is not None:
+                progress(min(begin + chunk, len(row_ids)), len(row_ids))
+
+    edge_map, mean_rank, edge_se = edge_ranker.result(sampled)
+    closure_values = closure_ranker.result(sampled) if closure_ranker is not None else (None, None, None)
+    defined = nonfinite == 0 and pair_count > 0
+    return Metrics(
+        edge_map=edge_map,
+        mean_rank=mean_rank,
+        d_avg=relative_sum / pair_count if defined else None,
+        d_wc=expansion * contraction if defined else None,
+        d_wc_row=row_worst if defined else None,
+        nonfinite=nonfinite,
+        zero=zero,
+        rows=len(row_ids),
+        total_rows=n,
+        sampled=sampled,
+        pairs=pair_count,
+        seconds=time.perf_counter() - started,
+        closure_map=closure_values[0],
+        closure_mean_rank=closure_values[1],
+        closure_variant=closure_variant if closure is not None else None,
+        edge_map_se=edge_se,
+        closure_map_se=closure_values[2],
+        tie_rtol=tie_rtol,
+        scale=float(scale),
+    )

@@ -1,0 +1,171 @@
+"""embed.metrics against brute-force definitions (scikit-learn AP, networkx shortest paths)."""
+
+import math
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import average_precision_score
+
+from embed.graphs import Graph
+from embed.metrics import (
+    evaluate,
+    graph_distances,
+    is_transitively_closed,
+    neighbourhoods,
+    transitive_reduction,
+)
+from hyperbolic import HalfSpace, Lorentz
+
+
+def _random_graph(n=40, extra=15, seed=0, weighted=False):
+    rng = np.random.default_rng(seed)
+    edges = [(i, int(rng.integers(0, i))) for i in range(1, n)]
+    while len(edges) < n - 1 + extra:
+        u, v = rng.integers(0, n, 2)
+        if u != v and (u, v) not in edges and (v, u) not in edges:
+            edges.append((int(u), int(v)))
+    weights = torch.tensor(rng.uniform(0.5, 2.0, len(edges))) if weighted else None
+    return Graph(tuple(str(i) for i in range(n)), torch.tensor(edges), weights)
+
+
+def _brute(D, graph, neighbour_sets, tie_rtol=1e-12):
+    n = D.shape[0]
+    nxg = nx.Graph()
+    nxg.add_nodes_from(range(n))
+    w = graph.weights.tolist() if graph.weights is not None else [1.0] * graph.num_edges
+    for (u, v), weight in zip(graph.edges.tolist(), w):
+        nxg.add_edge(u, v, weight=weight)
+    dG = dict(nx.all_pairs_dijkstra_path_length(nxg))
+    aps, ranks = [], []
+    rel, grow, shrink = [], [], []
+    for a in range(n):
+        others = [v for v in range(n) if v != a]
+        nb = neighbour_sets[a]
+        if nb:
+            labels = np.array([v in nb for v in others])
+            scores = -np.array([D[a, v] for v in others])
+            aps.append(average_precision_score(labels, scores))
+            for b in nb:
+                t = D[a, b] * (1 + tie_rtol)
+                ranks.append(1 + sum(1 for v in others if v not in nb and D[a, v] <= t))
+        for v in others:
+            if v in dG[a]:
+                rel.append(abs(D[a, v] - dG[a][v]) / dG[a][v])
+                grow.append(D[a, v] / dG[a][v])
+                shrink.append(dG[a][v] / D[a, v])
+    return np.mean(aps), np.mean(ranks), np.mean(rel), max(grow) * max(shrink)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_matches_brute_force(weighted):
+    graph = _random_graph(weighted=weighted)
+    manifold = HalfSpace(2)
+    points = manifold.random(graph.num_nodes, std=2.0, generator=torch.Generator().manual_seed(1))
+    D = manifold.dist(points[:, None], points[None]).numpy() / 1.7
+    indptr, indices = neighbourhoods(graph)
+    sets = [set(indices[indptr[a]:indptr[a + 1]].tolist()) for a in range(graph.num_nodes)]
+    edge_map, mean_rank, d_avg, d_wc = _brute(D, graph, sets)
+    for chunk in (7, None):
+        m = evaluate(points, manifold, graph, scale=1.7, chunk_size=chunk)
+        assert m.edge_map == pytest.approx(edge_map, rel=1e-12)
+        assert m.mean_rank == pytest.approx(mean_rank, rel=1e-12)
+        assert m.d_avg == pytest.approx(d_avg, rel=1e-12)
+        assert m.d_wc == pytest.approx(d_wc, rel=1e-12)
+        assert (m.rows, m.sampled, m.nonfinite, m.zero) == (40, False, 0, 0)
+        assert m.pairs == 40 * 39
+
+
+def test_ties_count_as_ranked_before():
+    # A star: the centre's children are all at the same distance; a leaf sees its centre first.
+    n = 6
+    graph = Graph(tuple(map(str, range(n))), torch.tensor([(0, i) for i in range(1, n)]))
+    lorentz = Lorentz(2)
+    angles = torch.arange(n - 1, dtype=torch.float64) * 2 * math.pi / (n - 1)
+    X = torch.zeros(n, 3, dtype=torch.float64)
+    X[0, 0] = 1
+    s = torch.tensor(3.0, dtype=torch.float64)
+    X[1:, 0] = torch.cosh(s)
+    X[1:, 1] = torch.sinh(s) * torch.cos(angles)
+    X[1:, 2] = torch.sinh(s) * torch.sin(angles)
+    m = evaluate(X, lorentz, graph)
+    assert m.edge_map == pytest.approx(1.0)
+    # A non-neighbour tied with the neighbour counts against it: distances 1 (neighbour) and 1 (other).
+    graph2 = Graph(("a", "b", "c"), torch.tensor([(0, 1)]))
+    X2 = torch.zeros(3, 3, dtype=torch.float64)
+    X2[0, 0] = 1
+    X2[1:, 0] = math.cosh(1.0)
+    X2[1, 1], X2[2, 1] = math.sinh(1.0), -math.sinh(1.0)
+    m2 = evaluate(X2, lorentz, graph2)
+    # row a: neighbour b tied with c -> AP 1/2; row b: neighbour a nearest -> 1. Row c has no neighbours.
+    assert m2.edge_map == pytest.approx(0.75)
+    assert m2.mean_rank == pytest.approx(1.5)
+
+
+def test_nonfinite_and_zero_are_counted_not_skipped():
+    graph = _random_graph(12, 3)
+    manifold = HalfSpace(2)
+    points = manifold.random(12, generator=torch.Generator().manual_seed(0))
+
+    def distance(ids):
+        D = manifold.dist(points[ids, None], points[None]).clone()
+        D[:, 5] = torch.where(ids == 5, 0.0, torch.nan)
+        return D
+
+    m = evaluate(points, manifold, graph, distance=distance)
+    assert m.nonfinite == 11 and m.d_avg is None and m.d_wc is None
+    assert m.as_json()["d_avg"] is None
+    duplicated = points.clone()
+    duplicated[3] = duplicated[4]
+    m = evaluate(duplicated, manifold, graph)
+    assert m.zero == 2 and m.nonfinite == 0 and m.d_wc == math.inf
+
+
+def test_sampled_rows_are_labelled():
+    graph = _random_graph(50, 10)
+    manifold = HalfSpace(2)
+    points = manifold.random(50, generator=torch.Generator().manual_seed(3))
+    m = evaluate(points, manifold, graph, rows=20, seed=4)
+    assert m.sampled and m.rows == 20 and m.total_rows == 50 and m.edge_map_se is not None
+    assert m.pairs == 20 * 49
+    record = m.as_json()
+    assert {"edge_map", "mean_rank", "d_avg", "d_wc", "nonfinite", "rows", "seconds", "sampled"} <= record.keys()
+    assert "closure_map" not in record
+
+
+def test_closure_map_and_reduction():
+    # A small hierarchy: r <- a <- {c, d}, r <- b <- e; closure edges child -> ancestor.
+    names = ("r", "a", "b", "c", "d", "e")
+    dag = [(1, 0), (2, 0), (3, 1), (4, 1), (5, 2)]
+    closure = dag + [(3, 0), (4, 0), (5, 0)]
+    closed = Graph(names, torch.tensor(closure), directed=True)
+    assert is_transitively_closed(closed)
+    reduced = transitive_reduction(closed)
+    assert sorted(map(tuple, reduced.edges.tolist())) == sorted(dag)
+    assert not is_transitively_closed(reduced)
+    manifold = HalfSpace(2)
+    points = manifold.random(6, generator=torch.Generator().manual_seed(5))
+    D = manifold.dist(points[:, None], points[None]).numpy()
+    for variant in ("symmetric", "directed"):
+        m = evaluate(points, manifold, reduced, closure=closed, closure_variant=variant)
+        indptr, indices = neighbourhoods(closed, variant)
+        sets = [set(indices[indptr[a]:indptr[a + 1]].tolist()) for a in range(6)]
+        closure_map, closure_rank, _, _ = _brute(D, reduced.as_undirected(), sets)
+        assert m.closure_map == pytest.approx(closure_map, rel=1e-12)
+        assert m.closure_mean_rank == pytest.approx(closure_rank, rel=1e-12)
+        assert m.as_json()["closure_variant"] == variant
+
+
+def test_graph_distances_bfs_matches_networkx():
+    graph = _random_graph(150, 40, seed=2)
+    # add a separate component
+    edges = torch.cat([graph.edges, torch.tensor([[150, 151]])])
+    graph = Graph(tuple(map(str, range(152))), edges)
+    nxg = graph.to_networkx()
+    sources = list(range(0, 152, 3))
+    D = graph_distances(graph, sources)
+    for row, s in enumerate(sources):
+        lengths = nx.single_source_shortest_path_length(nxg, str(s))
+        expected = [lengths.get(str(v), math.inf) for v in range(152)]
+        assert D[row].tolist() == expected
