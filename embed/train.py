@@ -1,0 +1,878 @@
+r"""Optimisation-based embedding on any manifold of the protocol.
+
+Two objectives:
+
+* ``"ranking"`` — Nickel & Kiela's reconstruction loss (:func:`embed.losses.ranking_loss`) over the pairs
+  ``(u, v)`` of a directed graph (a transitive closure stored descendant -> ancestor; undirected graphs
+  train on both directions), with negatives from :class:`embed.sampling.NegativeSampler`. The first
+  ``burnin_epochs`` run at ``lr * burnin_lr_factor`` with negatives :math:`\propto c(n)^{\alpha}`.
+* ``"distortion"`` — metric targets: graph distances ``d_G`` (hop counts or weighted shortest paths), loss
+  :func:`embed.losses.distortion_loss` of ``d(x_i, x_j)`` against ``scale * d_G``.
+
+Training uses geoopt's Riemannian optimisers, dense (``RiemannianSGD``/``RiemannianAdam``) or sparse
+(``SparseRiemannianSGD``/``SparseRiemannianAdam`` with sparse row gradients), in float32 or float64 on any
+device. Every random draw comes from one seeded :class:`torch.Generator`, so a run is reproducible, and a
+checkpoint (written atomically, between two optimizer steps) holds the points, the optimizer state, the
+generator state and the position inside the epoch: resuming gives exactly the uninterrupted result.
+A non-finite loss or point stops the run with :class:`NonFiniteTrainingError`; the last good checkpoint
+stays in place.
+
+The command line (``hyperbolic embed GRAPH --method train|hmds``) is wired by :func:`add_arguments` and
+:func:`run_from_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import geoopt
+import torch
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
+from .graphs import Graph
+from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
+from .sampling import NegativeSampler
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainResult",
+    "NonFiniteTrainingError",
+    "EuclideanBaseline",
+    "initial_points",
+    "warm_start",
+    "make_manifold",
+    "evaluate_embedding",
+    "add_arguments",
+    "run_from_args",
+]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_OPTIMIZERS = ("sgd", "adam")
+# Graphs up to this many nodes train the distortion loss on all pairs, with one BFS at start-up.
+_ALL_PAIRS_LIMIT = 4096
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """A loss or a point became NaN or infinite; the message says where and which checkpoint is good."""
+
+
+# ============================================================================ configuration
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and embedding files as JSON).
+
+    Parameters
+    ----------
+    loss : {"ranking", "distortion"}
+        Objective (module docstring).
+    epochs : int
+        Epochs in total, burn-in included.
+    batch_size : int
+        Training pairs per optimizer step.
+    lr : float
+        Learning rate after burn-in. The loss is a batch mean, so the step one pair contributes scales
+        with ``lr / batch_size`` (the published mammals recipe is ``lr = 0.3`` at batch 10).
+    lr_final_factor : float
+        After burn-in the learning rate falls linearly from ``lr`` to ``lr * lr_final_factor`` at the last
+        epoch (1: constant, the published recipe).
+    optimizer : {"sgd", "adam"}
+        geoopt's Riemannian SGD or Adam.
+    sparse : bool
+        Sparse row gradients and geoopt's sparse optimisers (only the rows of a batch are touched; the
+        right choice for large graphs). Dense updates every row at every step.
+    negatives : int
+        Negatives per pair after burn-in (ranking loss).
+    burnin_epochs, burnin_lr_factor, burnin_alpha, burnin_negatives
+        Burn-in: epochs, learning-rate factor, exponent of the count distribution of negatives, and their
+        number (None: ``negatives``).
+    max_step : float or None
+        Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
+        ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
+    init_scale : float
+        Initial points: Lorentz spatial coordinates uniform in ``[-init_scale, init_scale]`` (the recipe's
+        ``U(-1e-4, 1e-4)``), unless a warm start is given.
+    distortion : str
+        Penalty of the distortion loss, a key of :data:`embed.losses.DISTORTION_KINDS`.
+    distortion_scale : float
+        Embedded distances are compared with ``distortion_scale * d_G`` (and evaluated divided by it).
+    distortion_partners : int or None
+        Distortion loss on graphs with more than 4,096 nodes: per epoch, every node is paired with its
+        graph neighbours and this many random nodes (default 64). Smaller graphs use all pairs.
+    seed : int
+        Seed of the one generator behind initialisation, shuffling and negatives.
+    dtype : {"float64", "float32"}
+        Float type of the points.
+    device : str
+        Torch device of the points (sampling runs on the CPU).
+    eval_every : int
+        Evaluate every this many epochs (0: only at the end).
+    eval_rows : int or None
+        Evaluate on a seeded random sample of rows (progress only; the final evaluation uses all rows).
+    checkpoint_every : int
+        Write the checkpoint every this many epochs (when a checkpoint path is given).
+    checkpoint_seconds : float or None
+        Also write it when this many wall seconds passed since the last one (mid-epoch allowed).
+    target_map : float or None
+        Record the first evaluation with MAP >= this value (epoch, CPU and wall seconds).
+    stop_at_target : bool
+        Stop when ``target_map`` is reached.
+    """
+
+    loss: str = "ranking"
+    epochs: int = 300
+    batch_size: int = 1024
+    lr: float = 30.0
+    lr_final_factor: float = 1.0
+    optimizer: str = "sgd"
+    sparse: bool = False
+    negatives: int = 50
+    burnin_epochs: int = 10
+    burnin_lr_factor: float = 0.01
+    burnin_alpha: float = 0.75
+    burnin_negatives: int | None = None
+    max_step: float | None = 1.0
+    init_scale: float = 1e-4
+    distortion: str = "ratio"
+    distortion_scale: float = 1.0
+    distortion_partners: int | None = None
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "cpu"
+    eval_every: int = 10
+    eval_rows: int | None = None
+    checkpoint_every: int = 10
+    checkpoint_seconds: float | None = None
+    target_map: float | None = None
+    stop_at_target: bool = False
+
+    def __post_init__(self) -> None:
+        def positive_int(name, allow_zero=False):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+                bound = "a non-negative" if allow_zero else "a positive"
+                raise ValueError(f"TrainConfig.{name} must be {bound} integer, got {value!r}")
+
+        def positive_float(name, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive finite number, got {value!r}")
+
+        if self.loss not in ("ranking", "distortion"):
+            raise ValueError(f"TrainConfig.loss must be 'ranking' or 'distortion', got {self.loss!r}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"TrainConfig.dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+        if self.distortion not in DISTORTION_KINDS:
+            raise ValueError(f"TrainConfig.distortion must be one of {tuple(DISTORTION_KINDS)}, got {self.distortion!r}")
+        for name in ("epochs", "batch_size", "negatives"):
+            positive_int(name)
+        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed"):
+            positive_int(name, allow_zero=True)
+        for name in ("burnin_negatives", "eval_rows", "distortion_partners"):
+            if getattr(self, name) is not None:
+                positive_int(name)
+        for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor"):
+            positive_float(name)
+        for name in ("max_step", "checkpoint_seconds"):
+            positive_float(name, allow_none=True)
+        if not isinstance(self.burnin_alpha, int | float) or not math.isfinite(self.burnin_alpha):
+            raise ValueError(f"TrainConfig.burnin_alpha must be a finite number, got {self.burnin_alpha!r}")
+        if self.target_map is not None and not 0 < self.target_map <= 1:
+            raise ValueError(f"TrainConfig.target_map must lie in (0, 1], got {self.target_map!r}")
+        torch.device(self.device)  # raises for a malformed device string
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+# ============================================================================ manifolds and points
+
+
+class EuclideanBaseline(geoopt.Euclidean):
+    """Flat space :math:`R^n` with the distance ``|u - v|`` (not squared): the Euclidean baseline of the
+    WordNet benchmarks, trained by the same code as the hyperbolic models."""
+
+    name = "euclidean"
+
+    def __init__(self, dim: int):
+        super().__init__(ndim=1)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dimension must be a positive integer, got {dim!r}")
+        self.dim = dim
+
+    @property
+    def storage_dim(self) -> int:
+        return self.dim
+
+    def dist(self, x, y, *, keepdim=False):
+        return (x - y).norm(dim=-1, keepdim=keepdim)
+
+    def spec(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "storage_dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def make_manifold(label: str, dim: int):
+    """A manifold by registry label (``lorentz``, ``poincare``, ``halfspace``, ...) or ``euclidean``."""
+    if label == "euclidean":
+        return EuclideanBaseline(dim)
+    from hyperbolic import registry
+
+    try:
+        return registry.get(label).create(dim)
+    except KeyError as error:
+        raise ValueError(str(error.args[0])) from None
+
+
+def _manifold_from_spec(spec: dict):
+    if spec.get("name") == "euclidean":
+        return EuclideanBaseline(int(spec["dim"]))
+    from hyperbolic.registry import manifold_from_spec
+
+    return manifold_from_spec(spec)
+
+
+def _is_protocol(manifold) -> bool:
+    return hasattr(manifold, "from_lorentz") and hasattr(manifold, "to_lorentz")
+
+
+def initial_points(manifold, num_points: int, scale: float, dtype: torch.dtype, device, generator) -> torch.Tensor:
+    """Points near the origin: Lorentz spatial coordinates uniform in ``[-scale, scale]``."""
+    v = (torch.rand(num_points, manifold.dim, dtype=dtype, generator=generator) * 2 - 1) * scale
+    v = v.to(device)
+    if not _is_protocol(manifold):
+        return v
+    X = torch.cat([torch.sqrt(1 + v.square().sum(-1, keepdim=True)), v], dim=-1)
+    with torch.no_grad():
+        return manifold.from_lorentz(X * manifold.scale(X))
+
+
+def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dtype = torch.float64,
+               device="cpu") -> torch.Tensor:
+    """Initial points for ``graph`` from an embedding file (e.g. a combinatorial embedding).
+
+    Nodes are matched by name (extra names in the file are ignored). Points of the same representation
+    are copied exactly; otherwise they are converted through the Lorentz hub (rescaled when the
+    curvatures differ, so the unit-curvature geometry is kept).
+    """
+    from hyperbolic.io import load_embedding
+
+    if not _is_protocol(manifold):
+        raise ValueError(f"warm start needs a hyperbolic manifold of the protocol, not {manifold.name!r}")
+    names, points, source = load_embedding(path)
+    position = {name: i for i, name in enumerate(names)}
+    missing = [name for name in graph.names if name not in position]
+    if missing:
+        raise ValueError(
+            f"warm start {path}: {len(missing)} of the graph's {graph.num_nodes} nodes are not in the file "
+            f"(e.g. {', '.join(repr(m) for m in missing[:3])})"
+        )
+    rows = points[torch.tensor([position[name] for name in graph.names], dtype=torch.int64)]
+    same = type(source) is type(manifold) and source.spec() == manifold.spec()
+    if same:
+        out = rows.to(dtype)
+    else:
+        if source.dim != manifold.dim:
+            raise ValueError(f"warm start {path}: the file holds H^{source.dim}, the run trains H^{manifold.dim}")
+        with torch.no_grad():
+            X = source.to_lorentz(rows.to(torch.float64))
+            X = X * (manifold.scale(X) / source.scale(X))
+            out = manifold.from_lorentz(X).to(dtype)
+    manifold.assert_points(out, what=f"warm start {path}")
+    return out.to(device)
+
+
+# ============================================================================ evaluation
+
+
+def _closure_only(graph: Graph) -> Graph:
+    # A graph with the same nodes and no edges: embed.metrics.evaluate then skips edge-MAP and the BFS
+    # distortion and only ranks against the closure passed beside it.
+    return Graph(graph.names, torch.zeros(0, 2, dtype=torch.int64), directed=True, source=graph.source)
+
+
+def evaluate_embedding(points: torch.Tensor, manifold, graph: Graph, *, loss: str = "ranking",
+                       scale: float = 1.0, rows: int | None = None, seed: int = 0) -> dict:
+    """Reconstruction metrics of an embedding of ``graph`` (via :func:`embed.metrics.evaluate`).
+
+    Directed graphs trained with the ranking loss are transitive closures: ``map`` and ``mean_rank`` are
+    the directed closure-MAP and mean rank of Nickel & Kiela (every node with an ancestor is a query,
+    against all nodes). Otherwise ``map``/``mean_rank`` are edge-MAP and mean rank on the graph, and the
+    distortion figures come too.
+    """
+    from .metrics import evaluate
+
+    points = points.detach()
+    if graph.directed and loss == "ranking":
+        metrics = evaluate(points, manifold, _closure_only(graph), closure=graph, closure_variant="directed",
+                           rows=rows, seed=seed)
+        out = {"map": metrics.closure_map, "mean_rank": metrics.closure_mean_rank}
+    else:
+        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed)
+        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank, "d_avg": metrics.d_avg,
+               "d_wc": metrics.d_wc}
+    out.update({"rows": metrics.rows, "sampled": metrics.sampled, "nonfinite": metrics.nonfinite,
+                "zero": metrics.zero})
+    if metrics.sampled:
+        out["map_se"] = metrics.closure_map_se if graph.directed and loss == "ranking" else metrics.edge_map_se
+    return out
+
+
+# ============================================================================ tasks
+
+
+class _RankingTask:
+    """Pairs ``(u, v)``, negatives for ``u``, softmax ranking loss."""
+
+    def __init__(self, graph: Graph, config: TrainConfig):
+        edges = graph.edges
+        weights = graph.weights
+        if not graph.directed:
+            edges = torch.cat([edges, edges.flip(1)])
+            weights = None if weights is None else torch.cat([weights, weights])
+        keep = edges[:, 0] != edges[:, 1]
+        self.edges = edges[keep]
+        self.weights = None if weights is None or bool((weights == 1).all()) else weights[keep]
+        if self.edges.shape[0] == 0:
+            raise ValueError("the graph has no edges (besides self loops) to train on")
+        self.sampler = NegativeSampler(self.edges, graph.num_nodes, self.weights)
+        self.config = config
+        self._burnin_probs = None
+
+    @property
+    def size(self) -> int:
+        return self.edges.shape[0]
+
+    def plan(self, epoch: int, generator: torch.Generator) -> dict:
+        return {"order": torch.randperm(self.size, generator=generator)}
+
+    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+        config = self.config
+        ids = plan["order"][batch * config.batch_size:(batch + 1) * config.batch_size]
+        pairs = self.edges[ids]
+        u, v = pairs[:, 0], pairs[:, 1]
+        if epoch < config.burnin_epochs:
+            if self._burnin_probs is None:
+                self._burnin_probs = self.sampler.distribution(config.burnin_alpha)
+            probs, k = self._burnin_probs, config.burnin_negatives or config.negatives
+        else:
+            probs, k = None, config.negatives
+        threshold = None if self.weights is None else self.weights[ids]
+        negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
+        x_u = gather(u)
+        x_other = gather(torch.cat([v.unsqueeze(1), negatives], dim=1))
+        distances = manifold.dist(x_u.unsqueeze(1), x_other)
+        return ranking_loss(distances, valid.to(distances.device))
+
+
+class _DistortionTask:
+    """Pairs ``(i, j)`` with graph-distance targets, distortion loss."""
+
+    def __init__(self, graph: Graph, config: TrainConfig):
+        from .metrics import graph_distances, neighbourhoods
+
+        self.config = config
+        self.n = graph.num_nodes
+        self.graph = graph
+        self._graph_distances = graph_distances
+        if self.n < 2:
+            raise ValueError("the distortion loss needs at least 2 nodes")
+        self.all_pairs = self.n <= _ALL_PAIRS_LIMIT and config.distortion_partners is None
+        if self.all_pairs:
+            D = graph_distances(graph, torch.arange(self.n))
+            i, j = torch.triu_indices(self.n, self.n, 1)
+            target = D[i, j]
+            finite = torch.isfinite(target)
+            if not bool(finite.any()):
+                raise ValueError("the graph has no connected pair of distinct nodes")
+            self.pairs = torch.stack([i[finite], j[finite]], dim=1)
+            self.targets = target[finite]
+        else:
+            self.indptr, self.indices = neighbourhoods(graph.as_undirected() if graph.directed else graph)
+
+    def plan(self, epoch: int, generator: torch.Generator) -> dict:
+        if self.all_pairs:
+            order = torch.randperm(self.pairs.shape[0], generator=generator)
+            return {"pairs": self.pairs[order], "targets": self.targets[order]}
+        partners = self.config.distortion_partners or 64
+        degree = self.indptr[1:] - self.indptr[:-1]
+        rows = torch.repeat_interleave(torch.arange(self.n), degree)
+        i = torch.cat([rows, torch.arange(self.n).repeat_interleave(partners)])
+        j = torch.cat([self.indices, torch.randint(self.n, (self.n * partners,), generator=generator)])
+        keep = i != j
+        i, j = i[keep], j[keep]
+        targets = torch.empty(i.shape[0], dtype=torch.float64)
+        order_by_row = torch.argsort(i, stable=True)
+        chunk = 1024
+        for begin in range(0, self.n, chunk):
+            sources = torch.arange(begin, min(begin + chunk, self.n))
+            D = self._graph_distances(self.graph, sources)
+            sel = order_by_row[(i[order_by_row] >= begin) & (i[order_by_row] < begin + chunk)]
+            targets[sel] = D[i[sel] - begin, j[sel]]
+        finite = torch.isfinite(targets)
+        i, j, targets = i[finite], j[finite], targets[finite]
+        order = torch.randperm(i.shape[0], generator=generator)
+        return {"pairs": torch.stack([i, j], dim=1)[order], "targets": targets[order]}
+
+    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+        size = self.config.batch_size
+        pairs = plan["pairs"][batch * size:(batch + 1) * size]
+        x_i, x_j = gather(pairs[:, 0]), gather(pairs[:, 1])
+        distances = manifold.dist(x_i, x_j)
+        targets = plan["targets"][batch * size:(batch + 1) * size].to(distances) * self.config.distortion_scale
+        return distortion_loss(distances, targets, self.config.distortion)
+
+
+def _plan_size(plan: dict) -> int:
+    return next(iter(plan.values())).shape[0]
+
+
+# ============================================================================ the trainer
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes
+    ----------
+    points : torch.Tensor
+        ``(N, storage_dim)`` final points (detached).
+    manifold
+        Their manifold.
+    epoch : int
+        Completed epochs (``step_in_epoch`` further steps when the run stopped mid-epoch).
+    history : list of dict
+        Every evaluation record (``epoch``, ``map``, ``mean_rank``, ``cpu_seconds``, ...).
+    target : dict or None
+        The first evaluation that reached ``target_map``.
+    stopped : str
+        ``"completed"``, ``"target"`` (stop at target), ``"interrupted"`` (SIGINT), ``"limit"``
+        (``max_steps`` / ``max_seconds``).
+    cpu_seconds, wall_seconds, eval_cpu_seconds : float
+        Process CPU time and wall time of the run, resumed segments included, and the part spent evaluating.
+    """
+
+    points: torch.Tensor
+    manifold: object
+    epoch: int
+    step_in_epoch: int
+    history: list
+    target: dict | None
+    stopped: str
+    cpu_seconds: float
+    wall_seconds: float
+    eval_cpu_seconds: float
+    final: dict | None = field(default=None)
+
+
+class Trainer:
+    """Train an embedding of ``graph`` on ``manifold``.
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph; for the ranking loss a directed graph is a closure stored descendant -> ancestor.
+    manifold
+        Any manifold of the protocol (``hyperbolic.registry``), or :class:`EuclideanBaseline`.
+    config : TrainConfig or None
+        The run's settings (default: ``TrainConfig()``).
+    init : torch.Tensor or None
+        Initial points ``(N, storage_dim)`` (e.g. from :func:`warm_start`); default :func:`initial_points`.
+    checkpoint : str or path or None
+        Where to write checkpoints.
+    metrics : str or path or None
+        JSON-lines file receiving one record per epoch, evaluation, checkpoint and target event (appended).
+    progress : bool or None
+        tqdm progress bar; None: only when standard error is a terminal.
+    """
+
+    def __init__(self, graph: Graph, manifold, config: TrainConfig | None = None, *, init: torch.Tensor | None = None,
+                 checkpoint: str | os.PathLike | None = None, metrics: str | os.PathLike | None = None,
+                 progress: bool | None = None):
+        self.graph = graph
+        self.manifold = manifold
+        self.config = config or TrainConfig()
+        self.checkpoint_path = None if checkpoint is None else Path(checkpoint)
+        self.metrics_path = None if metrics is None else Path(metrics)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        cfg = self.config
+        self.device = torch.device(cfg.device)
+        self.dtype = cfg.torch_dtype
+        self.task = _RankingTask(graph, cfg) if cfg.loss == "ranking" else _DistortionTask(graph, cfg)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        if init is None:
+            points = initial_points(manifold, graph.num_nodes, cfg.init_scale, self.dtype, self.device, self.generator)
+        else:
+            points = torch.as_tensor(init)
+            if points.shape != (graph.num_nodes, manifold.storage_dim):
+                raise ValueError(f"init must have shape ({graph.num_nodes}, {manifold.storage_dim}), "
+                                 f"got {tuple(points.shape)}")
+            points = points.detach().to(device=self.device, dtype=self.dtype).clone()
+            if hasattr(manifold, "assert_points"):
+                manifold.assert_points(points, what="initial points")
+        self.weight = geoopt.ManifoldParameter(points, manifold=manifold)
+        self.optimizer = self._make_optimizer()
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self._plan: dict | None = None
+        self._loss_sum = 0.0
+        self.history: list[dict] = []
+        self.target: dict | None = None
+        self._cpu_offset = 0.0
+        self._wall_offset = 0.0
+        self._eval_cpu = 0.0
+        self._stop_requested = False
+        self._last_checkpoint_epoch: int | None = None
+        self._resumed_from: str | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _make_optimizer(self):
+        cfg = self.config
+        classes = {
+            ("sgd", False): geoopt.optim.RiemannianSGD,
+            ("sgd", True): geoopt.optim.SparseRiemannianSGD,
+            ("adam", False): geoopt.optim.RiemannianAdam,
+            ("adam", True): geoopt.optim.SparseRiemannianAdam,
+        }
+        return classes[cfg.optimizer, cfg.sparse]([self.weight], lr=cfg.lr)
+
+    @classmethod
+    def resume(cls, checkpoint: str | os.PathLike, graph: Graph, *, metrics: str | os.PathLike | None = None,
+               progress: bool | None = None, epochs: int | None = None) -> Trainer:
+        """Continue the run saved in ``checkpoint`` (which keeps receiving checkpoints).
+
+        ``epochs`` may raise the total number of epochs; every other setting comes from the checkpoint.
+        Raises :class:`~embed.checkpoint.CheckpointError` when the checkpoint belongs to another graph.
+        """
+        state = load_checkpoint(checkpoint)
+        if state["graph"] != graph_fingerprint(graph):
+            raise CheckpointError(f"{checkpoint}: written for another graph (fingerprint differs from "
+                                  f"{graph.source or 'the given graph'})")
+        config = TrainConfig.from_json(state["config"])
+        if epochs is not None:
+            config = TrainConfig.from_json(json.dumps({**asdict(config), "epochs": epochs}))
+        manifold = _manifold_from_spec(state["spec"])
+        trainer = cls(graph, manifold, config, init=state["points"], checkpoint=checkpoint, metrics=metrics,
+                      progress=progress)
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.generator.set_state(state["generator"])
+        trainer.epoch = int(state["epoch"])
+        trainer.step_in_epoch = int(state["step_in_epoch"])
+        trainer.global_step = int(state["global_step"])
+        trainer._plan = state["plan"] or None
+        trainer._loss_sum = float(state["loss_sum"])
+        trainer.history = json.loads(state["history"])
+        trainer.target = json.loads(state["target"])
+        trainer._cpu_offset = float(state["cpu_seconds"])
+        trainer._wall_offset = float(state["wall_seconds"])
+        trainer._eval_cpu = float(state["eval_cpu_seconds"])
+        trainer._last_checkpoint_epoch = trainer.epoch
+        trainer._resumed_from = str(checkpoint)
+        return trainer
+
+    # ------------------------------------------------------------------ state
+    @property
+    def points(self) -> torch.Tensor:
+        """Current points ``(N, storage_dim)`` (detached view)."""
+        return self.weight.detach()
+
+    def _cpu(self) -> float:
+        return self._cpu_offset + time.process_time() - self._cpu_start
+
+    def _wall(self) -> float:
+        return self._wall_offset + time.perf_counter() - self._wall_start
+
+    def _state(self) -> dict:
+        return {
+            "config": self.config.to_json(),
+            "spec": self.manifold.spec(),
+            "graph": graph_fingerprint(self.graph),
+            "points": self.weight.detach(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "plan": self._plan or {},
+            "loss_sum": self._loss_sum,
+            "history": json.dumps(self.history),
+            "target": json.dumps(self.target),
+            "cpu_seconds": self._cpu(),
+            "wall_seconds": self._wall(),
+            "eval_cpu_seconds": self._eval_cpu,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint (points checked finite first; a bad state never replaces a good file)."""
+        if self.checkpoint_path is None:
+            return
+        self._check_points()
+        save_checkpoint(self.checkpoint_path, self._state())
+        self._last_checkpoint_epoch = self.epoch
+        self._last_checkpoint_wall = time.perf_counter()
+        self._record({"event": "checkpoint", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "path": str(self.checkpoint_path)})
+
+    def _check_points(self) -> None:
+        bad = ~torch.isfinite(self.weight.detach())
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad)[0, 0])
+            self._fail(f"point of node {self.graph.names[row]!r} (row {row}) became non-finite")
+
+    def _fail(self, what: str) -> None:
+        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1} (optimizer step {self.global_step + 1})"
+        if self.checkpoint_path is not None and self._last_checkpoint_epoch is not None:
+            kept = f"the last good checkpoint {self.checkpoint_path} (epoch {self._last_checkpoint_epoch}) is kept"
+        elif self.checkpoint_path is not None:
+            kept = "no checkpoint had been written yet"
+        else:
+            kept = "no checkpoint path was given"
+        self._record({"event": "error", "epoch": self.epoch, "message": what})
+        raise NonFiniteTrainingError(
+            f"training stopped at {where}: {what}; {kept}. Try a smaller learning rate (lr={self.config.lr}) "
+            f"or max_step, or float64."
+        )
+
+    def _record(self, record: dict) -> None:
+        if self.metrics_path is None:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+
+    # ------------------------------------------------------------------ one step
+    def _gather(self, ids: torch.Tensor) -> torch.Tensor:
+        ids = ids.to(self.device)
+        table = self.weight.as_subclass(torch.Tensor)
+        if self.config.sparse:
+            return torch.nn.functional.embedding(ids, table, sparse=True)
+        return table[ids]
+
+    def _lr(self, epoch: int) -> float:
+        cfg = self.config
+        if epoch < cfg.burnin_epochs:
+            return cfg.lr * cfg.burnin_lr_factor
+        span = max(cfg.epochs - cfg.burnin_epochs - 1, 1)
+        progress = min(max(epoch - cfg.burnin_epochs, 0) / span, 1.0)
+        return cfg.lr * (1 + (cfg.lr_final_factor - 1) * progress)
+
+    def _clip(self, lr: float) -> None:
+        grad = self.weight.grad
+        if grad is None:
+            return
+        limit = self.config.max_step / lr
+        if grad.is_sparse:
+            grad = grad.coalesce()
+            rows, values = grad.indices()[0], grad.values()
+        else:
+            rows = torch.nonzero(grad.abs().sum(-1) > 0).squeeze(-1)
+            values = grad[rows]
+        x = self.weight.detach()[rows]
+        norm = self.manifold.norm(x, self.manifold.egrad2rgrad(x, values.clone()))
+        factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1).unsqueeze(-1)
+        if grad.is_sparse:
+            self.weight.grad = torch.sparse_coo_tensor(grad.indices(), values * factor, grad.shape, is_coalesced=True)
+        else:
+            grad[rows] = values * factor
+
+    def _step(self, lr: float) -> float:
+        loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self._fail(f"the loss is {value}")
+        loss.backward()
+        if self.config.max_step is not None:
+            self._clip(lr)
+        self.optimizer.step()
+        return value
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, rows: int | None = None) -> dict:
+        """Metrics of the current points (:func:`evaluate_embedding`)."""
+        return evaluate_embedding(self.points, self.manifold, self.graph, loss=self.config.loss,
+                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed)
+
+    def _evaluate_now(self, final: bool) -> dict:
+        started = time.process_time()
+        self._check_points()
+        metrics = self.evaluate(rows=None if final else self.config.eval_rows)
+        self._eval_cpu += time.process_time() - started
+        record = {"event": "eval", "epoch": self.epoch, "step": self.global_step, **metrics,
+                  "cpu_seconds": self._cpu(), "wall_seconds": self._wall(),
+                  "train_cpu_seconds": self._cpu() - self._eval_cpu}
+        self.history.append(record)
+        self._record(record)
+        target = self.config.target_map
+        if target is not None and self.target is None and metrics["map"] is not None and metrics["map"] >= target:
+            self.target = {"target_map": target, **{k: record[k] for k in (
+                "epoch", "map", "mean_rank", "cpu_seconds", "wall_seconds", "train_cpu_seconds")}}
+            self._record({"event": "target", **self.target})
+        return record
+
+    # ------------------------------------------------------------------ the loop
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to stop after the current step (and write a checkpoint)."""
+        self._stop_requested = True
+
+    def fit(self, *, max_steps: int | None = None, max_seconds: float | None = None,
+            callback: Callable[[Trainer], None] | None = None) -> TrainResult:
+        """Train until ``config.epochs`` (or the target, a limit, or SIGINT).
+
+        Parameters
+        ----------
+        max_steps : int or None
+            Stop (with a checkpoint) after this many optimizer steps in this call.
+        max_seconds : float or None
+            Stop (with a checkpoint) after this many wall seconds in this call.
+        callback : callable or None
+            Called with the trainer after every optimizer step.
+        """
+        cfg = self.config
+        self._cpu_start = time.process_time()
+        self._wall_start = time.perf_counter()
+        self._last_checkpoint_wall = time.perf_counter()
+        self._stop_requested = False
+        steps_here = 0
+        stopped = "completed"
+        self._record({"event": "start", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "resumed_from": self._resumed_from, "nodes": self.graph.num_nodes,
+                      "pairs": self.task.size if cfg.loss == "ranking" else None,
+                      "manifold": self.manifold.spec(), "config": asdict(cfg)})
+        previous_handler = self._install_interrupt_handler()
+        bar = tqdm(total=cfg.epochs, initial=self.epoch, disable=not self.progress, desc="epochs", leave=False)
+        try:
+            while self.epoch < cfg.epochs:
+                if self._plan is None:
+                    self._plan = self.task.plan(self.epoch, self.generator)
+                    self.step_in_epoch = 0
+                    self._loss_sum = 0.0
+                lr = self._lr(self.epoch)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                batches = -(-_plan_size(self._plan) // cfg.batch_size)
+                while self.step_in_epoch < batches:
+                    self._loss_sum += self._step(lr)
+                    self.step_in_epoch += 1
+                    self.global_step += 1
+                    steps_here += 1
+                    if callback is not None:
+                        callback(self)
+                    if self._stop_requested:
+                        stopped = "interrupted"
+                    elif max_steps is not None and steps_here >= max_steps:
+                        stopped = "limit"
+                    elif max_seconds is not None and time.perf_counter() - self._wall_start >= max_seconds:
+                        stopped = "limit"
+                    if stopped != "completed":
+                        break
+                    if (cfg.checkpoint_seconds is not None and self.step_in_epoch < batches
+                            and time.perf_counter() - self._last_checkpoint_wall >= cfg.checkpoint_seconds):
+                        self.save_checkpoint()
+                if stopped != "completed" and self.step_in_epoch < batches:
+                    break
+                self.epoch += 1
+                mean_loss = self._loss_sum / batches
+                self._plan = None
+                self.step_in_epoch = 0
+                self._record({"event": "epoch", "epoch": self.epoch, "loss": mean_loss, "lr": lr,
+                              "cpu_seconds": self._cpu(), "wall_seconds": self._wall()})
+                last = self.epoch == cfg.epochs
+                if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or last:
+                    record = self._evaluate_now(final=last)
+                    bar.set_postfix(loss=f"{mean_loss:.4g}", map=f"{record['map']:.4f}")
+                else:
+                    bar.set_postfix(loss=f"{mean_loss:.4g}")
+                bar.update(1)
+                if cfg.stop_at_target and self.target is not None:
+                    stopped = "target"
+                if self.checkpoint_path is not None and (
+                        last or stopped != "completed" or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)):
+                    self.save_checkpoint()
+                if stopped != "completed":
+                    break
+            if stopped in ("interrupted", "limit") and self._plan is not None:
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            self._restore_interrupt_handler(previous_handler)
+        result = TrainResult(
+            points=self.points.clone(), manifold=self.manifold, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+            history=list(self.history), target=self.target, stopped=stopped, cpu_seconds=self._cpu(),
+            wall_seconds=self._wall(), eval_cpu_seconds=self._eval_cpu,
+            final=self.history[-1] if self.history and self.history[-1]["epoch"] == self.epoch else None,
+        )
+        self._cpu_offset, self._wall_offset = result.cpu_seconds, result.wall_seconds
+        self._record({"event": "end", "stopped": stopped, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds})
+        return result
+
+    def _install_interrupt_handler(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+
+        def handler(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C: stop at once
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        return previous
+
+    @staticmethod
+    def _restore_interrupt_handler(previous) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    # ------------------------------------------------------------------ output
+    def save_embedding(self, path: str | os.PathLike, extra: dict | None = None) -> None:
+        """Write the points as an embedding file (``hyperbolic.io``), with the run config."""
+        from hyperbolic.io import save_embedding
+
+        if not _is_protocol(self.manifold):
+            raise ValueError(f"embedding files hold hyperbolic manifolds; {self.manifold.name!r} cannot be saved")
+        save_embedding(path, self.points, self.manifold, self.graph.names,
+                       config={"method": "train", **asdict(self.config), **(extra or {})})
+
+
+def _json_default(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
