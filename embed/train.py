@@ -54,6 +54,7 @@ __all__ = [
     "warm_start",
     "make_manifold",
     "evaluate_embedding",
+    "load_graph",
     "add_arguments",
     "run_from_args",
 ]
@@ -702,7 +703,8 @@ class Trainer:
         norm = self.manifold.norm(x, self.manifold.egrad2rgrad(x, values.clone()))
         factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1).unsqueeze(-1)
         if grad.is_sparse:
-            self.weight.grad = torch.sparse_coo_tensor(grad.indices(), values * factor, grad.shape, is_coalesced=True)
+            self.weight.grad = torch.sparse_coo_tensor(grad.indices(), values * factor, grad.shape, is_coalesced=True,
+                                                       check_invariants=False)
         else:
             grad[rows] = values * factor
 
@@ -876,3 +878,205 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ============================================================================ command line
+
+
+def load_graph(spec: str, *, directed: bool | None = None, wordnet_dir: str | None = None) -> Graph:
+    """A graph from an edge-list path, or a dataset name of :mod:`embed.wordnet` (``mammals``,
+    ``noun_closure``, ...). Files are read as directed when ``directed`` is True, or when it is None and
+    the file is a ``.csv`` (the closure format ``id1,id2,weight``, descendant first)."""
+    from .wordnet import DATASETS, load_dataset
+
+    path = Path(spec)
+    if not path.exists() and spec in DATASETS:
+        return load_dataset(spec, wordnet_dir=wordnet_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{spec!r} is neither an edge-list file nor a dataset ({', '.join(DATASETS)})")
+    from .graphs import read_edgelist
+
+    if directed is None:
+        directed = path.suffix.lower() == ".csv"
+    return read_edgelist(path, directed=directed)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method: bool = True) -> None:
+    """Add the options of ``hyperbolic embed GRAPH --method train|hmds`` to ``parser``.
+
+    ``graph=False`` / ``method=False`` leave out the positional ``GRAPH`` and ``--method`` when the caller's
+    subcommand defines them itself (``args.graph`` and ``args.method`` must then exist).
+    """
+    if graph:
+        parser.add_argument("graph", metavar="GRAPH",
+                            help="edge-list file (.csv closures id1,id2,weight are directed), or a dataset name "
+                                 "(mammals, noun_closure, ...)")
+    if method:
+        parser.add_argument("--method", choices=["train", "hmds"], default="train",
+                            help="optimisation (train, default) or h-MDS")
+    common = parser.add_argument_group("output and representation")
+    common.add_argument("-o", "--output", metavar="FILE", help="embedding file to write (default: none)")
+    common.add_argument("--manifold", default=None, metavar="LABEL",
+                        help="registered representation (poincare, lorentz, halfspace, ...; euclidean for the "
+                             "baseline). Default: poincare for train, lorentz for hmds")
+    common.add_argument("--dim", type=int, default=None, help="dimension (default 5 for train, 2 for hmds)")
+    common.add_argument("--directed", action=argparse.BooleanOptionalAction, default=None,
+                        help="read the edge list as directed (default: yes for .csv)")
+    common.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 database folder for dataset names")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    common.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    common.add_argument("--scale", type=float, default=1.0,
+                        help="distance scale: h-MDS scale, or the distortion loss's target factor (default 1)")
+
+    d = TrainConfig()
+    t = parser.add_argument_group("training (--method train)")
+    t.add_argument("--loss", choices=["ranking", "distortion"], default=d.loss, help="objective (default ranking)")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs, burn-in included (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pairs per step (default {d.batch_size})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
+                   help="linear decay to lr * this at the last epoch (default 1: constant)")
+    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default=d.optimizer, help="Riemannian SGD or Adam")
+    t.add_argument("--sparse", action="store_true", help="sparse row gradients and sparse optimisers")
+    t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per pair (default {d.negatives})")
+    t.add_argument("--burnin-epochs", type=int, default=d.burnin_epochs, help=f"default {d.burnin_epochs}")
+    t.add_argument("--burnin-lr-factor", type=float, default=d.burnin_lr_factor, help=f"default {d.burnin_lr_factor}")
+    t.add_argument("--burnin-alpha", type=float, default=d.burnin_alpha,
+                   help=f"burn-in negatives ~ count^alpha (default {d.burnin_alpha})")
+    t.add_argument("--burnin-negatives", type=int, default=None, help="burn-in negatives (default --negatives)")
+    t.add_argument("--max-step", type=float, default=d.max_step,
+                   help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
+    t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
+    t.add_argument("--distortion", choices=list(DISTORTION_KINDS), default=d.distortion, help="distortion penalty")
+    t.add_argument("--dtype", choices=list(_DTYPES), default=d.dtype, help="float type (default float64)")
+    t.add_argument("--device", default=d.device, help="torch device (default cpu)")
+    t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"epochs between evaluations (default {d.eval_every})")
+    t.add_argument("--eval-rows", type=int, default=None, help="evaluate a random sample of rows during training")
+    t.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (written atomically)")
+    t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
+    t.add_argument("--checkpoint-seconds", type=float, default=None, help="also checkpoint every this many seconds")
+    t.add_argument("--resume", action="store_true", help="continue from --checkpoint (settings come from it)")
+    t.add_argument("--metrics", metavar="FILE", help="JSON-lines metrics file (appended)")
+    t.add_argument("--target-map", type=float, default=None, help="record when this MAP is first reached")
+    t.add_argument("--stop-at-target", action="store_true", help="stop when --target-map is reached")
+    t.add_argument("--warm-start", metavar="FILE", help="initial points from an embedding file (any representation)")
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="stop after this many wall seconds with a checkpoint (resume later)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when standard error is a terminal)")
+
+    h = parser.add_argument_group("h-MDS (--method hmds)")
+    h.add_argument("--hmds-method", choices=list(_HMDS_METHODS), default="simple", help="simple or exact-centring")
+    h.add_argument("--selection", choices=["magnitude", "positive"], default="magnitude",
+                   help="eigenpairs by magnitude (published) or largest positive")
+    h.add_argument("--precision", type=int, default=None, help="mpmath bits (default: float64)")
+    h.add_argument("--eigen-solver", choices=["auto", "dense", "arpack"], default="auto")
+
+
+_HMDS_METHODS = ("simple", "exact-centring")
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_final_factor=args.lr_final_factor, optimizer=args.optimizer, sparse=args.sparse,
+        negatives=args.negatives, burnin_epochs=args.burnin_epochs, burnin_lr_factor=args.burnin_lr_factor,
+        burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
+        max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
+        distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
+        eval_every=args.eval_every, eval_rows=args.eval_rows, checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds, target_map=args.target_map, stop_at_target=args.stop_at_target,
+    )
+
+
+def _print_summary(args, summary: dict) -> None:
+    if args.json:
+        print(json.dumps(summary, default=_json_default))
+        return
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        print(f"{key}: {value}")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``hyperbolic embed`` from parsed arguments; returns the exit status (130 when interrupted)."""
+    if args.threads is not None:
+        if args.threads < 1:
+            print("hyperbolic embed: --threads must be at least 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
+    try:
+        graph = load_graph(args.graph, directed=args.directed, wordnet_dir=args.wordnet_dir)
+        if args.method == "hmds":
+            return _run_hmds(args, graph)
+        return _run_train(args, graph)
+    except (ValueError, FileNotFoundError, CheckpointError, NonFiniteTrainingError) as error:
+        print(f"hyperbolic embed: {error}", file=sys.stderr)
+        return 1
+
+
+def _run_hmds(args, graph: Graph) -> int:
+    from hyperbolic.io import save_embedding
+
+    from .hmds import hmds_graph
+
+    label = args.manifold or "lorentz"
+    dim = args.dim or 2
+    manifold = make_manifold(label, dim)
+    if not _is_protocol(manifold):
+        raise ValueError("h-MDS produces hyperbolic points; choose a hyperbolic --manifold")
+    started, wall = time.process_time(), time.perf_counter()
+    model = hmds_graph(graph, dim, scale=args.scale, method=args.hmds_method, selection=args.selection,
+                       precision=args.precision, eigen_solver=args.eigen_solver, random_state=args.seed)
+    points = model.to_manifold(manifold)
+    metrics = evaluate_embedding(points, manifold, graph, loss="distortion", scale=args.scale)
+    summary = {"method": "hmds", "graph": graph.source, "manifold": label, "dim": dim, "scale": args.scale,
+               "n_positive": model.n_positive_, **metrics,
+               "cpu_seconds": time.process_time() - started, "wall_seconds": time.perf_counter() - wall}
+    if args.output:
+        save_embedding(args.output, points, manifold, graph.names,
+                       config={"method": "hmds", "scale": args.scale, "hmds_method": args.hmds_method,
+                               "selection": args.selection, "precision": args.precision,
+                               "n_positive": model.n_positive_})
+        summary["output"] = args.output
+    _print_summary(args, summary)
+    return 0
+
+
+def _run_train(args, graph: Graph) -> int:
+    if args.resume:
+        if not args.checkpoint:
+            raise ValueError("--resume needs --checkpoint FILE")
+        trainer = Trainer.resume(args.checkpoint, graph, metrics=args.metrics, progress=args.progress,
+                                 epochs=args.epochs if _given(args, "epochs") else None)
+    else:
+        config = _config_from_args(args)
+        manifold = make_manifold(args.manifold or "poincare", args.dim or 5)
+        init = None
+        if args.warm_start:
+            init = warm_start(args.warm_start, graph, manifold, config.torch_dtype, config.device)
+        trainer = Trainer(graph, manifold, config, init=init, checkpoint=args.checkpoint, metrics=args.metrics,
+                          progress=args.progress)
+    result = trainer.fit(max_seconds=args.max_seconds)
+    summary = {"method": "train", "graph": graph.source, "manifold": trainer.manifold.name,
+               "dim": trainer.manifold.dim, "epoch": result.epoch, "stopped": result.stopped,
+               **({k: v for k, v in result.history[-1].items() if k not in ("event",)} if result.history else {}),
+               "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds,
+               "eval_cpu_seconds": result.eval_cpu_seconds, "target": result.target}
+    if args.output and result.stopped in ("completed", "target"):
+        trainer.save_embedding(args.output)
+        summary["output"] = args.output
+    if result.stopped in ("interrupted", "limit"):
+        where = f"epoch {result.epoch} + {result.step_in_epoch} steps"
+        hint = (f"; resume with --resume --checkpoint {args.checkpoint}" if args.checkpoint
+                else " (no --checkpoint given: nothing saved)")
+        print(f"hyperbolic embed: stopped ({result.stopped}) at {where}{hint}", file=sys.stderr)
+    _print_summary(args, summary)
+    return 130 if result.stopped == "interrupted" else 0
+
+
+def _given(args, name: str) -> bool:
+    """Whether an option differs from its default (argparse keeps no record of what was typed)."""
+    return getattr(args, name) != getattr(TrainConfig(), name)
