@@ -34,7 +34,7 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 
-__all__ = ["HMDS", "hmds_graph"]
+__all__ = ["HMDS", "hmds_graph", "evaluate_hmds", "COLLAPSE_BELOW"]
 
 _METHODS = ("simple", "exact-centring")
 _SELECTIONS = ("magnitude", "positive")
@@ -161,7 +161,7 @@ class HMDS(BaseEstimator):
         self._check_params()
         D = self._distances(X)
         if isinstance(D, list):
-            self._fit_mp([[mpmath.mpf(v) for v in row] for row in D])
+            self._fit_mp(D)
         else:
             n = D.shape[0]
             if n < 2:
@@ -175,7 +175,7 @@ class HMDS(BaseEstimator):
                 i, j = np.argwhere(~np.isclose(D, D.T, rtol=1e-12, atol=0))[0]
                 raise ValueError(f"distance matrix is not symmetric at ({i}, {j}): {D[i, j]} vs {D[j, i]}")
             if self.precision is not None:
-                self._fit_mp([[mpmath.mpf(float(v)) for v in row] for row in D])
+                self._fit_mp([[float(v) for v in row] for row in D])
             else:
                 self._fit_float(D)
         return self
@@ -246,9 +246,10 @@ class HMDS(BaseEstimator):
 
     def _fit_mp(self, D: list) -> None:
         n = len(D)
-        self._validate_matrix(D, n, lambda i, j: D[i][j])
         k = min(int(self.n_components), n)
         with mpmath.workprec(int(self.precision)):
+            D = [[mpmath.mpf(v) for v in row] for row in D]  # rounded to the working precision, not to 53 bits
+            self._validate_matrix(D, n, lambda i, j: D[i][j])
             s = mpmath.mpf(self.scale)
             if self.method == "simple":
                 matrix = mpmath.matrix(n, n)
@@ -384,3 +385,37 @@ def hmds_graph(graph, n_components: int = 2, **options) -> HMDS:
 
     D = graph_distances(graph, torch.arange(graph.num_nodes)).numpy()
     return HMDS(n_components, **options).fit(D)
+
+
+#: Embedded distances below this are reported as collapsed (zero): float64 ``arcosh(1 + x)`` returns 0 for
+#: ``x < 2^-53``, i.e. for distances below ``2^-26``, which is where the published pipeline reports zeros.
+COLLAPSE_BELOW = 2.0 ** -26
+
+
+def evaluate_hmds(model: HMDS, graph, *, collapse_below: float = COLLAPSE_BELOW) -> dict:
+    """Metrics of an h-MDS embedding of ``graph`` (:func:`embed.metrics.evaluate`, all rows).
+
+    Hyperbolic distances (before the division by ``scale``) below ``collapse_below`` count as zero, as in
+    the published float64 pipeline: they are reported
+    (``zero``, ordered pairs), enter ``d_avg`` with relative error 1 and make ``d_wc`` infinite.
+    ``d_avg_skipping_zero`` is the published convention (those pairs left out), for comparison only.
+    """
+    from hyperbolic import Lorentz
+
+    from .metrics import evaluate
+
+    manifold = Lorentz(int(model.n_components))
+    points = model.to_manifold(manifold)
+    threshold = collapse_below
+
+    def distance(ids: torch.Tensor) -> torch.Tensor:
+        d = manifold.dist(points[ids].unsqueeze(1), points.unsqueeze(0))
+        return torch.where(d < threshold, torch.zeros_like(d), d)
+
+    metrics = evaluate(points, manifold, graph, scale=float(model.scale), distance=distance)
+    out = metrics.as_json()
+    if metrics.d_avg is not None and metrics.pairs > metrics.zero:
+        out["d_avg_skipping_zero"] = (metrics.d_avg * metrics.pairs - metrics.zero) / (metrics.pairs - metrics.zero)
+    out["n_positive"] = model.n_positive_
+    out["collapse_below"] = collapse_below
+    return out
