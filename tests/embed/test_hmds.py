@@ -15,6 +15,15 @@ from embed.hmds import HMDS, evaluate_hmds, hmds_graph
 from hyperbolic import HalfSpace, Lorentz, PoincareBall, reference
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread (OpenMP workers spin and multiply CPU time on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def centred_points(m=6, k=3, seed=0, dps=60):
     """``2 m`` exact points of H^k in antipodal pairs ``(x0, x_s)``, ``(x0, -x_s)``, so that
     ``sum_i x0_i x_s,i = 0`` (centred), and their exact distance matrix."""
