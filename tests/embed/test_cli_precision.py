@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from embed.cli import main
+from hyperbolic import registry
 
 
 def test_json_lines_have_the_documented_keys(capsys):
@@ -29,4 +30,5 @@ def test_table_output_and_unknown_manifold(capsys):
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "embed.cli", "precision", "--radii", "1", "--pairs", "2",
                              "--json", "--no-peers"], capture_output=True, text=True, check=True)
-    assert len(result.stdout.splitlines()) == 2 * 3 * 2  # near/far x 3 models x 2 dtypes
+    configurations = sum(len(entry.dtypes) for entry in registry.entries())
+    assert len(result.stdout.splitlines()) == 2 * configurations  # near and far for each
