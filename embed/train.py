@@ -389,8 +389,7 @@ class _RankingTask:
             probs, k = None, config.negatives
         threshold = None if self.weights is None else self.weights[ids]
         negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
-        x_u = gather(u)
-        x_other = gather(torch.cat([v.unsqueeze(1), negatives], dim=1))
+        x_u, x_other = gather(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
         distances = manifold.dist(x_u.unsqueeze(1), x_other)
         return ranking_loss(distances, valid.to(distances.device))
 
@@ -447,7 +446,7 @@ class _DistortionTask:
     def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
         size = self.config.batch_size
         pairs = plan["pairs"][batch * size:(batch + 1) * size]
-        x_i, x_j = gather(pairs[:, 0]), gather(pairs[:, 1])
+        x_i, x_j = gather(pairs[:, 0], pairs[:, 1])
         distances = manifold.dist(x_i, x_j)
         targets = plan["targets"][batch * size:(batch + 1) * size].to(distances) * self.config.distortion_scale
         return distortion_loss(distances, targets, self.config.distortion)
@@ -673,12 +672,26 @@ class Trainer:
             handle.write(json.dumps(record, default=_json_default) + "\n")
 
     # ------------------------------------------------------------------ one step
-    def _gather(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = ids.to(self.device)
+    def _gather(self, *index_tensors: torch.Tensor) -> list[torch.Tensor]:
+        """The points of each index tensor, through one gather of the distinct rows.
+
+        Every row of the batch is read once, so its gradient arrives summed in one place: sparse gradients
+        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook.
+        """
+        flat = torch.cat([t.reshape(-1) for t in index_tensors])
+        ids, inverse = torch.unique(flat, return_inverse=True)
+        ids, inverse = ids.to(self.device), inverse.to(self.device)
         table = self.weight.as_subclass(torch.Tensor)
-        if self.config.sparse:
-            return torch.nn.functional.embedding(ids, table, sparse=True)
-        return table[ids]
+        rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
+        if self.config.max_step is not None and rows.requires_grad:
+            points = table.detach()[ids]
+            rows.register_hook(lambda grad: self._clip_rows(points, grad))
+        gathered = rows[inverse]
+        out, begin = [], 0
+        for t in index_tensors:
+            out.append(gathered[begin:begin + t.numel()].reshape(*t.shape, -1))
+            begin += t.numel()
+        return out
 
     def _lr(self, epoch: int) -> float:
         cfg = self.config
@@ -688,35 +701,21 @@ class Trainer:
         progress = min(max(epoch - cfg.burnin_epochs, 0) / span, 1.0)
         return cfg.lr * (1 + (cfg.lr_final_factor - 1) * progress)
 
-    def _clip(self, lr: float) -> None:
-        grad = self.weight.grad
-        if grad is None:
-            return
-        limit = self.config.max_step / lr
-        if grad.is_sparse:
-            grad = grad.coalesce()
-            rows, values = grad.indices()[0], grad.values()
-        else:
-            rows = torch.nonzero(grad.abs().sum(-1) > 0).squeeze(-1)
-            values = grad[rows]
-        x = self.weight.detach()[rows]
-        norm = self.manifold.norm(x, self.manifold.egrad2rgrad(x, values.clone()))
-        factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1).unsqueeze(-1)
-        if grad.is_sparse:
-            self.weight.grad = torch.sparse_coo_tensor(grad.indices(), values * factor, grad.shape, is_coalesced=True,
-                                                       check_invariants=False)
-        else:
-            grad[rows] = values * factor
+    def _clip_rows(self, points: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Scale each row's gradient so that an SGD step ``lr * |rgrad|_x`` is at most ``max_step``."""
+        norm = self.manifold.norm(points, self.manifold.egrad2rgrad(points, grad.clone()))
+        limit = self.config.max_step / self._current_lr
+        factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1)
+        return grad * factor.unsqueeze(-1)
 
     def _step(self, lr: float) -> float:
+        self._current_lr = lr
         loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
         self.optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._fail(f"the loss is {value}")
         loss.backward()
-        if self.config.max_step is not None:
-            self._clip(lr)
         self.optimizer.step()
         return value
 
