@@ -738,7 +738,7 @@ class Trainer:
         target = self.config.target_map
         if target is not None and self.target is None and metrics["map"] is not None and metrics["map"] >= target:
             self.target = {"target_map": target, **{k: record[k] for k in (
-                "epoch", "map", "mean_rank", "cpu_seconds", "wall_seconds", "train_cpu_seconds")}}
+                "epoch", "map", "mean_rank", "rows", "sampled", "cpu_seconds", "wall_seconds", "train_cpu_seconds")}}
             self._record({"event": "target", **self.target})
         return record
 
