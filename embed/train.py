@@ -882,12 +882,14 @@ def _json_default(value):
 # ============================================================================ command line
 
 
-def load_graph(spec: str, *, directed: bool | None = None, wordnet_dir: str | None = None) -> Graph:
-    """A graph from an edge-list path, or a dataset name of :mod:`embed.wordnet` (``mammals``,
-    ``noun_closure``, ...). Files are read as directed when ``directed`` is True, or when it is None and
+def load_graph(spec: str | None, *, directed: bool | None = None, wordnet_dir: str | None = None) -> Graph:
+    """A graph from an edge-list path, or a dataset name of :mod:`embed.wordnet` (``mammals`` — also for
+    None —, ``noun_closure``, ...). Files are read as directed when ``directed`` is True, or when it is None and
     the file is a ``.csv`` (the closure format ``id1,id2,weight``, descendant first)."""
     from .wordnet import DATASETS, load_dataset
 
+    if spec is None:
+        spec = "mammals"
     path = Path(spec)
     if not path.exists() and spec in DATASETS:
         return load_dataset(spec, wordnet_dir=wordnet_dir)
@@ -900,11 +902,28 @@ def load_graph(spec: str, *, directed: bool | None = None, wordnet_dir: str | No
     return read_edgelist(path, directed=directed)
 
 
+class _SkipTaken:
+    """Adds options to an argument group unless the parser already has one of their option strings, so the
+    options can join a subcommand that defines some of them itself (``--dim``, ``--seed``, ``--json``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, title: str):
+        self.parser = parser
+        self.group = parser.add_argument_group(title)
+
+    def add_argument(self, *names, **options):
+        if any(name in self.parser._option_string_actions for name in names if name.startswith("-")):
+            return None
+        return self.group.add_argument(*names, **options)
+
+
 def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method: bool = True) -> None:
     """Add the options of ``hyperbolic embed GRAPH --method train|hmds`` to ``parser``.
 
     ``graph=False`` / ``method=False`` leave out the positional ``GRAPH`` and ``--method`` when the caller's
-    subcommand defines them itself (``args.graph`` and ``args.method`` must then exist).
+    subcommand defines them itself (``args.graph`` may then be None: the built-in mammals; ``args.method``
+    must be ``"train"`` or ``"hmds"`` when :func:`run_from_args` is called). Options the parser already has
+    (e.g. ``--dim``, ``--seed``, ``--json``, ``--directed``) are left to the caller's definition;
+    ``--out`` is accepted in place of ``--output``.
     """
     if graph:
         parser.add_argument("graph", metavar="GRAPH",
@@ -913,7 +932,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     if method:
         parser.add_argument("--method", choices=["train", "hmds"], default="train",
                             help="optimisation (train, default) or h-MDS")
-    common = parser.add_argument_group("output and representation")
+    common = _SkipTaken(parser, "output and representation (--method train|hmds)")
     common.add_argument("-o", "--output", metavar="FILE", help="embedding file to write (default: none)")
     common.add_argument("--manifold", default=None, metavar="LABEL",
                         help="registered representation (poincare, lorentz, halfspace, ...; euclidean for the "
@@ -929,7 +948,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                         help="distance scale: h-MDS scale, or the distortion loss's target factor (default 1)")
 
     d = TrainConfig()
-    t = parser.add_argument_group("training (--method train)")
+    t = _SkipTaken(parser, "training (--method train)")
     t.add_argument("--loss", choices=["ranking", "distortion"], default=d.loss, help="objective (default ranking)")
     t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs, burn-in included (default {d.epochs})")
     t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pairs per step (default {d.batch_size})")
@@ -965,11 +984,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar (default: when standard error is a terminal)")
 
-    h = parser.add_argument_group("h-MDS (--method hmds)")
+    h = _SkipTaken(parser, "h-MDS (--method hmds)")
     h.add_argument("--hmds-method", choices=list(_HMDS_METHODS), default="simple", help="simple or exact-centring")
     h.add_argument("--selection", choices=["magnitude", "positive"], default="magnitude",
                    help="eigenpairs by magnitude (published) or largest positive")
-    h.add_argument("--precision", type=int, default=None, help="mpmath bits (default: float64)")
+    h.add_argument("--hmds-precision", type=int, default=None, metavar="BITS",
+                   help="mpmath bits for h-MDS (default: float64)")
     h.add_argument("--eigen-solver", choices=["auto", "dense", "arpack"], default="auto")
 
 
@@ -1001,6 +1021,9 @@ def _print_summary(args, summary: dict) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run ``hyperbolic embed`` from parsed arguments; returns the exit status (130 when interrupted)."""
+    args.output = getattr(args, "output", None) or getattr(args, "out", None)
+    if args.method not in ("train", "hmds"):
+        raise ValueError(f"run_from_args handles --method train and hmds, not {args.method!r}")
     if args.threads is not None:
         if args.threads < 1:
             print("hyperbolic embed: --threads must be at least 1", file=sys.stderr)
@@ -1028,7 +1051,7 @@ def _run_hmds(args, graph: Graph) -> int:
         raise ValueError("h-MDS produces hyperbolic points; choose a hyperbolic --manifold")
     started, wall = time.process_time(), time.perf_counter()
     model = hmds_graph(graph, dim, scale=args.scale, method=args.hmds_method, selection=args.selection,
-                       precision=args.precision, eigen_solver=args.eigen_solver, random_state=args.seed)
+                       precision=args.hmds_precision, eigen_solver=args.eigen_solver, random_state=args.seed)
     points = model.to_manifold(manifold)
     metrics = evaluate_embedding(points, manifold, graph, loss="distortion", scale=args.scale)
     summary = {"method": "hmds", "graph": graph.source, "manifold": label, "dim": dim, "scale": args.scale,
@@ -1037,7 +1060,7 @@ def _run_hmds(args, graph: Graph) -> int:
     if args.output:
         save_embedding(args.output, points, manifold, graph.names,
                        config={"method": "hmds", "scale": args.scale, "hmds_method": args.hmds_method,
-                               "selection": args.selection, "precision": args.precision,
+                               "selection": args.selection, "precision": args.hmds_precision,
                                "n_positive": model.n_positive_})
         summary["output"] = args.output
     _print_summary(args, summary)

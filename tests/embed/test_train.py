@@ -444,3 +444,28 @@ def test_cli_errors_are_messages(tmp_path, capsys):
     assert "--checkpoint" in capsys.readouterr().err
     assert run_from_args(parse([source, "--manifold", "nowhere"])) == 1
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_cli_options_join_a_host_subcommand(tmp_path, capsys):
+    # The shape of `hyperbolic embed` in embed/cli.py: its own GRAPH, --method, --dim, --directed, --seed,
+    # --json, --out and a string --precision; ours are added around them without conflicts.
+    parser = argparse.ArgumentParser(prog="hyperbolic embed")
+    parser.add_argument("graph", nargs="?")
+    parser.add_argument("--method", choices=["combinatorial", "train", "hmds"], default="combinatorial")
+    parser.add_argument("--dim", type=int, default=2)
+    parser.add_argument("--directed", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--precision", default="auto")
+    add_arguments(parser, graph=False, method=False)
+    source = write_closure(tmp_path)
+    out = tmp_path / "e.pt"
+    args = parser.parse_args([source, "--directed", "--method", "train", "--epochs", "4", "--batch-size", "16",
+                              "--negatives", "8", "--burnin-epochs", "1", "--out", str(out), "--json"])
+    assert run_from_args(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dim"] == 2 and summary["epoch"] == 4 and out.exists()
+    args = parser.parse_args([source, "--method", "hmds", "--hmds-precision", "80", "--json"])
+    assert run_from_args(args) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "hmds"
