@@ -48,7 +48,7 @@ _COMMON = dict(batch_size=1024, lr=50.0, max_step=0.1, negatives=50, burnin_epoc
 RECIPES: dict[str, dict] = {
     "mammals": dict(_COMMON, epochs=400, eval_every=10),
     # The published nouns script's burn-in: 5 negatives drawn by count^1.0 (cheap epochs).
-    "nouns": dict(_COMMON, epochs=1500, burnin_epochs=10, burnin_negatives=5, burnin_alpha=1.0, sparse=True,
+    "nouns": dict(_COMMON, epochs=1500, burnin_epochs=10, burnin_negatives=5, burnin_alpha=1.0, optimizer="row-sgd",
                   eval_every=10, eval_rows=2000, checkpoint_every=1, checkpoint_seconds=600.0),
 }
 

@@ -60,7 +60,7 @@ __all__ = [
 ]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_OPTIMIZERS = ("sgd", "adam")
+_OPTIMIZERS = ("sgd", "adam", "row-sgd")
 # Graphs up to this many nodes train the distortion loss on all pairs, with one BFS at start-up.
 _ALL_PAIRS_LIMIT = 4096
 
@@ -90,11 +90,14 @@ class TrainConfig:
     lr_final_factor : float
         After burn-in the learning rate falls linearly from ``lr`` to ``lr * lr_final_factor`` at the last
         epoch (1: constant, the published recipe).
-    optimizer : {"sgd", "adam"}
-        geoopt's Riemannian SGD or Adam.
+    optimizer : {"sgd", "adam", "row-sgd"}
+        geoopt's Riemannian SGD or Adam (dense or sparse, see ``sparse``), or ``"row-sgd"``: the update of
+        geoopt's ``SparseRiemannianSGD`` without momentum (``retr(x, -lr * egrad2rgrad(x, g))`` on the rows of
+        the batch) done in place on the batch's distinct rows, with no sparse tensors: the same result at
+        about half the cost per step on large graphs.
     sparse : bool
         Sparse row gradients and geoopt's sparse optimisers (only the rows of a batch are touched; the
-        right choice for large graphs). Dense updates every row at every step.
+        right choice for large graphs). Dense updates every row at every step. ``row-sgd`` is always sparse.
     negatives : int
         Negatives per pair after burn-in (ranking loss).
     burnin_epochs, burnin_lr_factor, burnin_alpha, burnin_negatives
@@ -559,6 +562,8 @@ class Trainer:
     # ------------------------------------------------------------------ construction helpers
     def _make_optimizer(self):
         cfg = self.config
+        if cfg.optimizer == "row-sgd":
+            return None
         classes = {
             ("sgd", False): geoopt.optim.RiemannianSGD,
             ("sgd", True): geoopt.optim.SparseRiemannianSGD,
@@ -585,7 +590,8 @@ class Trainer:
         manifold = _manifold_from_spec(state["spec"])
         trainer = cls(graph, manifold, config, init=state["points"], checkpoint=checkpoint, metrics=metrics,
                       progress=progress)
-        trainer.optimizer.load_state_dict(state["optimizer"])
+        if trainer.optimizer is not None:
+            trainer.optimizer.load_state_dict(state["optimizer"])
         trainer.generator.set_state(state["generator"])
         trainer.epoch = int(state["epoch"])
         trainer.step_in_epoch = int(state["step_in_epoch"])
@@ -619,7 +625,7 @@ class Trainer:
             "spec": self.manifold.spec(),
             "graph": graph_fingerprint(self.graph),
             "points": self.weight.detach(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": {} if self.optimizer is None else self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "epoch": self.epoch,
             "step_in_epoch": self.step_in_epoch,
@@ -682,7 +688,11 @@ class Trainer:
         ids, inverse = torch.unique(flat, return_inverse=True)
         ids, inverse = ids.to(self.device), inverse.to(self.device)
         table = self.weight.as_subclass(torch.Tensor)
-        rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
+        if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
+            rows = table.detach()[ids].requires_grad_()
+            self._rows = (ids, rows)
+        else:
+            rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
         if self.config.max_step is not None and rows.requires_grad:
             points = table.detach()[ids]
             rows.register_hook(lambda grad: self._clip_rows(points, grad))
@@ -711,10 +721,19 @@ class Trainer:
     def _step(self, lr: float) -> float:
         self._current_lr = lr
         loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._fail(f"the loss is {value}")
+        if self.optimizer is None:
+            loss.backward()
+            ids, rows = self._rows
+            self._rows = None
+            with torch.no_grad():
+                x = rows.detach()
+                step = self.manifold.egrad2rgrad(x, rows.grad)
+                self.weight.index_copy_(0, ids, self.manifold.retr(x, -lr * step))
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return value
@@ -780,7 +799,7 @@ class Trainer:
                     self.step_in_epoch = 0
                     self._loss_sum = 0.0
                 lr = self._lr(self.epoch)
-                for group in self.optimizer.param_groups:
+                for group in self.optimizer.param_groups if self.optimizer is not None else ():
                     group["lr"] = lr
                 batches = -(-_plan_size(self._plan) // cfg.batch_size)
                 while self.step_in_epoch < batches:
@@ -955,7 +974,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
                    help="linear decay to lr * this at the last epoch (default 1: constant)")
-    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default=d.optimizer, help="Riemannian SGD or Adam")
+    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default=d.optimizer, help="geoopt's Riemannian SGD or Adam, or row-sgd (SparseRiemannianSGD's update on the batch's rows, faster)")
     t.add_argument("--sparse", action="store_true", help="sparse row gradients and sparse optimisers")
     t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per pair (default {d.negatives})")
     t.add_argument("--burnin-epochs", type=int, default=d.burnin_epochs, help=f"default {d.burnin_epochs}")

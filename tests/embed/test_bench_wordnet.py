@@ -31,7 +31,7 @@ def parse(argv):
 def test_recipe_and_published_figures():
     config = recipe("mammals", epochs=7, lr=None)
     assert config.epochs == 7 and config.lr == 50.0 and config.negatives == 50 and config.dtype == "float64"
-    assert recipe("nouns").sparse
+    assert recipe("nouns").optimizer == "row-sgd"
     assert PUBLISHED["mammals", "poincare", 5] == (1.26, 0.927)
     assert PUBLISHED["nouns", "poincare", 10] == (4.02, 0.851)
     with pytest.raises(ValueError, match="unknown dataset"):

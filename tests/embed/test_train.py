@@ -205,6 +205,16 @@ def test_optimisers_dtypes_and_sparse_gradients(sparse, optimizer, dtype):
     assert result.history[-1]["map"] > 0.8
 
 
+@pytest.mark.parametrize("label", ["poincare", "lorentz", "euclidean"])
+def test_row_sgd_is_geoopts_sparse_sgd(label):
+    graph = tree_closure(3, 2)
+    lr = 1.0 if label == "euclidean" else 3.0
+    geo = Trainer(graph, make_manifold(label, 2), small_config(epochs=6, sparse=True, lr=lr), progress=False).fit()
+    rows = Trainer(graph, make_manifold(label, 2), small_config(epochs=6, optimizer="row-sgd", lr=lr),
+                   progress=False).fit()
+    assert torch.allclose(rows.points, geo.points, rtol=1e-12, atol=1e-14)
+
+
 def test_all_registered_representations_train():
     # MCF and tiling models register on import (embed.cli.load_representations); every one must train.
     graph = tree_closure(2, 2)
@@ -259,7 +269,7 @@ def test_trainer_rejects_bad_init_and_empty_graph():
 # ============================================================================ checkpoints and resume
 
 
-@pytest.mark.parametrize("optimizer,sparse", [("sgd", False), ("adam", True)])
+@pytest.mark.parametrize("optimizer,sparse", [("sgd", False), ("adam", True), ("row-sgd", False)])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, sparse):
     graph = tree_closure(3, 2)
     config = small_config(epochs=14, optimizer=optimizer, sparse=sparse, lr=0.2 if optimizer == "adam" else 3.0,
