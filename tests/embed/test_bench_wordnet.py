@@ -83,7 +83,9 @@ def test_cli_errors(capsys):
 
 
 @pytest.mark.slow
-def test_mammals_recipe_reaches_the_published_map():
-    row = run_one("mammals", "poincare", 5, config=recipe("mammals", stop_at_target=True), progress=False)
-    assert row["target_epoch"] is not None, row
-    assert row["map"] >= 0.927
+def test_mammals_recipe_reaches_the_published_map_and_097():
+    """The recipe (Poincaré 5-D, float64): MAP 0.927 is reached during the run and 0.97 at its end.
+    (CPU time is measured by benchmarks/wordnet.py, not asserted here.)"""
+    row = run_one("mammals", "poincare", 5, config=recipe("mammals"), progress=False)
+    assert row["target_epoch"] is not None and row["target_map"] == 0.927, row
+    assert row["map"] >= 0.97 and row["mean_rank"] <= 1.26, row
