@@ -1,0 +1,199 @@
+r"""Vectorised negative sampling for the ranking loss of Nickel & Kiela.
+
+For a training pair ``(u, v)`` (``u`` the descendant, ``v`` the ancestor) the negatives are up to ``K``
+**distinct** nodes ``n`` with ``n != u`` and ``(u, n)`` not a training pair of weight at least ``w(u, v)``
+(for unweighted closures: ``n`` is not an ancestor of ``u``). Descendants and unrelated nodes are
+allowed. Only the ancestor slot is corrupted.
+
+Candidates are drawn in bulk with torch operations from one seeded :class:`torch.Generator`
+(``1.25 K + 8`` per pair, then more for the pairs still short, up to ``10 K`` tries in all, as in the
+reference implementation). Rejected, repeated and missing slots are returned as a mask rather than
+padded with repeats, so every accepted negative counts exactly once in the loss. Weighted draws from a
+small support (burn-in on small graphs) use an exponential race instead, which samples without
+replacement exactly and never runs short.
+
+Two distributions: uniform over all nodes (training) and :math:`\propto c(n)^\alpha`, ``c(n)`` the number
+of training pairs with ``n`` as ancestor (burn-in; leaves are never drawn).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["NegativeSampler", "ancestor_counts"]
+
+# Below this many node pairs a dense boolean relation matrix answers "is (u, n) a training pair?".
+_DENSE_LIMIT = 1 << 26
+# Weighted draws race over the whole support when (batch x support) stays below this many elements.
+_RACE_LIMIT = 1 << 21
+
+
+def ancestor_counts(edges: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Number of training pairs ``(u, v)`` with each node as ``v``: ``(num_nodes,)`` float64."""
+    return torch.bincount(edges[:, 1], minlength=num_nodes).to(torch.float64)
+
+
+class NegativeSampler:
+    """Draw negatives for batches of training pairs.
+
+    Parameters
+    ----------
+    edges : torch.Tensor
+        ``(E, 2)`` int64 training pairs ``(u, v)`` (descendant, ancestor).
+    num_nodes : int
+        Number of nodes ``N``; negatives are drawn from ``0 .. N-1``.
+    weights : torch.Tensor or None
+        ``(E,)`` pair weights; ``None`` for an unweighted graph (every pair weight 1).
+
+    Notes
+    -----
+    The relation test uses a dense ``N x N`` boolean matrix when ``N^2 <= 2^26`` and unweighted, else a
+    sorted table of pair keys ``u N + v`` searched with :func:`torch.searchsorted`.
+    """
+
+    def __init__(self, edges: torch.Tensor, num_nodes: int, weights: torch.Tensor | None = None):
+        edges = torch.as_tensor(edges)
+        if edges.dim() != 2 or edges.shape[1] != 2 or edges.dtype.is_floating_point:
+            raise ValueError(f"edges must be an (E, 2) integer tensor, got {tuple(edges.shape)} {edges.dtype}")
+        if num_nodes < 2:
+            raise ValueError(f"negative sampling needs at least 2 nodes, got {num_nodes}")
+        edges = edges.to(torch.int64).cpu()
+        if edges.numel() and (int(edges.min()) < 0 or int(edges.max()) >= num_nodes):
+            raise ValueError(f"edge indices must lie in [0, {num_nodes})")
+        self.num_nodes = int(num_nodes)
+        self.weighted = weights is not None
+        self._dense = None
+        self._keys = None
+        self._key_weights = None
+        if not self.weighted and num_nodes * num_nodes <= _DENSE_LIMIT:
+            dense = torch.zeros(num_nodes * num_nodes, dtype=torch.bool)
+            dense[edges[:, 0] * num_nodes + edges[:, 1]] = True
+            self._dense = dense
+        else:
+            keys = edges[:, 0] * num_nodes + edges[:, 1]
+            order = torch.argsort(keys)
+            self._keys = keys[order].contiguous()
+            if self.weighted:
+                w = torch.as_tensor(weights, dtype=torch.float64).cpu()
+                if w.shape != (edges.shape[0],):
+                    raise ValueError(f"weights must have shape ({edges.shape[0]},), got {tuple(w.shape)}")
+                self._key_weights = w[order].contiguous()
+        self.counts = ancestor_counts(edges, num_nodes)
+        self._max_rejectable = 1 + int(torch.bincount(edges[:, 0], minlength=num_nodes).max()) if edges.numel() else 1
+        self._support = None
+
+    # ------------------------------------------------------------------ relation test
+    def _rejected(self, u: torch.Tensor, candidates: torch.Tensor, threshold: torch.Tensor | None) -> torch.Tensor:
+        """``(B, M)`` mask of candidates ``n`` with ``n == u`` or ``(u, n)`` a training pair (of weight
+        at least ``threshold`` for weighted graphs)."""
+        u = u.unsqueeze(1)
+        keys = u * self.num_nodes + candidates
+        if self._dense is not None:
+            related = self._dense[keys]
+        else:
+            position = torch.searchsorted(self._keys, keys).clamp_max(self._keys.numel() - 1)
+            related = self._keys[position] == keys
+            if self._key_weights is not None and threshold is not None:
+                related &= self._key_weights[position] >= threshold.unsqueeze(1)
+        return related | (candidates == u)
+
+    def _draw(self, rows: int, count: int, probs: torch.Tensor | None, generator: torch.Generator):
+        if probs is None:
+            return torch.randint(self.num_nodes, (rows, count), generator=generator)
+        return torch.multinomial(probs, rows * count, replacement=True, generator=generator).view(rows, count)
+
+    @staticmethod
+    def _first(candidates: torch.Tensor, bad: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``k`` candidates per row that are not ``bad``, in draw order, and the filled-slot mask."""
+        good = ~bad
+        rank = torch.cumsum(good, dim=1)
+        slot = torch.where(good & (rank <= k), rank - 1, k)
+        out = torch.zeros(candidates.shape[0], k + 1, dtype=candidates.dtype)
+        out.scatter_(1, slot, candidates)
+        valid = torch.arange(k) < rank[:, -1:]
+        return out[:, :k], valid
+
+    def _select(self, u, candidates, threshold, k):
+        """First ``k`` acceptable, not yet seen candidates per row, in draw order, and their mask."""
+        bad = self._rejected(u, candidates, threshold)
+        sorted_values, order = torch.sort(candidates, dim=1, stable=True)
+        repeat = sorted_values[:, 1:] == sorted_values[:, :-1]
+        bad |= torch.zeros_like(bad).scatter_(1, order[:, 1:], repeat)
+        negatives, valid = self._first(candidates, bad, k)
+        return negatives.masked_fill(~valid, 0), valid
+
+    def _sample_small_support(self, u, k, probs, threshold, generator):
+        # Successive sampling without replacement by an exponential race over the support: the order of
+        # ``E_n / p_n`` (E_n ~ Exp(1)) is the order of weighted draws without replacement, so dropping the
+        # rejected nodes leaves weighted draws without replacement from the acceptable ones, exactly what
+        # rejection of repeats and relatives gives.
+        support = self._support
+        race = torch.empty(u.numel(), support.numel(), dtype=torch.float64).exponential_(generator=generator)
+        race /= probs[support]
+        m = min(support.numel(), k + self._max_rejectable)
+        candidates = support[torch.topk(race, m, dim=1, largest=False, sorted=True).indices]
+        negatives, valid = self._first(candidates, self._rejected(u, candidates, threshold), k)
+        return negatives.masked_fill(~valid, 0), valid
+
+    # ------------------------------------------------------------------ public
+    def distribution(self, alpha: float | None) -> torch.Tensor | None:
+        r"""``None`` (uniform) for ``alpha=None``; else probabilities :math:`\propto c(n)^\alpha`."""
+        if alpha is None:
+            return None
+        weights = self.counts.pow(alpha) * (self.counts > 0)
+        total = float(weights.sum())
+        if total <= 0:
+            raise ValueError("no node is an ancestor in a training pair: cannot draw unigram negatives")
+        return weights / total
+
+    def sample(
+        self,
+        u: torch.Tensor,
+        num_negatives: int,
+        generator: torch.Generator,
+        *,
+        probs: torch.Tensor | None = None,
+        threshold: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Negatives for the pairs whose descendants are ``u``.
+
+        Parameters
+        ----------
+        u : torch.Tensor
+            ``(B,)`` int64 descendants of the batch's pairs (CPU).
+        num_negatives : int
+            ``K``, the number of negatives wanted per pair.
+        generator : torch.Generator
+            The CPU generator every draw comes from.
+        probs : torch.Tensor or None
+            ``(N,)`` probabilities from :meth:`distribution`; ``None`` draws uniformly.
+        threshold : torch.Tensor or None
+            ``(B,)`` weights ``w(u, v)`` of the pairs (weighted graphs only).
+
+        Returns
+        -------
+        negatives : torch.Tensor
+            ``(B, K)`` int64 node indices.
+        valid : torch.Tensor
+            ``(B, K)`` bool; False marks slots left empty after ``10 K`` tries (their index is
+            meaningless and must be masked out of the loss).
+        """
+        if num_negatives < 1:
+            raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
+        k = int(num_negatives)
+        if probs is not None:
+            if self._support is None or self._support_probs is not probs:
+                self._support = torch.nonzero(probs > 0).squeeze(1)
+                self._support_probs = probs
+            if u.numel() * self._support.numel() <= _RACE_LIMIT:
+                return self._sample_small_support(u, k, probs, threshold, generator)
+        candidates = self._draw(u.numel(), k + k // 4 + 8, probs, generator)
+        negatives, valid = self._select(u, candidates, threshold, k)
+        short = ~valid.all(dim=1)
+        if bool(short.any()):
+            rows = torch.nonzero(short).squeeze(1)
+            more = torch.cat([candidates[rows], self._draw(rows.numel(), 10 * k - candidates.shape[1], probs, generator)],
+                             dim=1)
+            row_threshold = None if threshold is None else threshold[rows]
+            negatives[rows], valid[rows] = self._select(u[rows], more, row_threshold, k)
+        return negatives, valid

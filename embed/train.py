@@ -1,0 +1,1123 @@
+r"""Optimisation-based embedding on any manifold of the protocol.
+
+Two objectives:
+
+* ``"ranking"`` — Nickel & Kiela's reconstruction loss (:func:`embed.losses.ranking_loss`) over the pairs
+  ``(u, v)`` of a directed graph (a transitive closure stored descendant -> ancestor; undirected graphs
+  train on both directions), with negatives from :class:`embed.sampling.NegativeSampler`. The first
+  ``burnin_epochs`` run at ``lr * burnin_lr_factor`` with negatives :math:`\propto c(n)^{\alpha}`.
+* ``"distortion"`` — metric targets: graph distances ``d_G`` (hop counts or weighted shortest paths), loss
+  :func:`embed.losses.distortion_loss` of ``d(x_i, x_j)`` against ``scale * d_G``.
+
+Training uses geoopt's Riemannian optimisers, dense (``RiemannianSGD``/``RiemannianAdam``) or sparse
+(``SparseRiemannianSGD``/``SparseRiemannianAdam`` with sparse row gradients), in float32 or float64 on any
+device. Every random draw comes from one seeded :class:`torch.Generator`, so a run is reproducible, and a
+checkpoint (written atomically, between two optimizer steps) holds the points, the optimizer state, the
+generator state and the position inside the epoch: resuming gives exactly the uninterrupted result.
+A non-finite loss or point stops the run with :class:`NonFiniteTrainingError`; the last good checkpoint
+stays in place.
+
+The command line (``hyperbolic embed GRAPH --method train|hmds``) is wired by :func:`add_arguments` and
+:func:`run_from_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import geoopt
+import torch
+from tqdm import tqdm
+
+from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
+from .graphs import Graph
+from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
+from .sampling import NegativeSampler
+
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "TrainResult",
+    "NonFiniteTrainingError",
+    "EuclideanBaseline",
+    "initial_points",
+    "warm_start",
+    "make_manifold",
+    "evaluate_embedding",
+    "load_graph",
+    "add_arguments",
+    "run_from_args",
+]
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_OPTIMIZERS = ("sgd", "adam", "row-sgd")
+# Graphs up to this many nodes train the distortion loss on all pairs, with one BFS at start-up.
+_ALL_PAIRS_LIMIT = 4096
+
+
+class NonFiniteTrainingError(FloatingPointError):
+    """A loss or a point became NaN or infinite; the message says where and which checkpoint is good."""
+
+
+# ============================================================================ configuration
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in checkpoints and embedding files as JSON).
+
+    Parameters
+    ----------
+    loss : {"ranking", "distortion"}
+        Objective (module docstring).
+    epochs : int
+        Epochs in total, burn-in included.
+    batch_size : int
+        Training pairs per optimizer step.
+    lr : float
+        Learning rate after burn-in. The loss is a batch mean, so the step one pair contributes scales
+        with ``lr / batch_size`` (the published mammals recipe is ``lr = 0.3`` at batch 10).
+    lr_final_factor : float
+        After burn-in the learning rate falls linearly from ``lr`` to ``lr * lr_final_factor`` at the last
+        epoch (1: constant, the published recipe).
+    optimizer : {"sgd", "adam", "row-sgd"}
+        geoopt's Riemannian SGD or Adam (dense or sparse, see ``sparse``), or ``"row-sgd"``: the update of
+        geoopt's ``SparseRiemannianSGD`` without momentum (``retr(x, -lr * egrad2rgrad(x, g))`` on the rows of
+        the batch) done in place on the batch's distinct rows, with no sparse tensors: the same result at
+        about half the cost per step on large graphs.
+    sparse : bool
+        Sparse row gradients and geoopt's sparse optimisers (only the rows of a batch are touched; the
+        right choice for large graphs). Dense updates every row at every step. ``row-sgd`` is always sparse.
+    negatives : int
+        Negatives per pair after burn-in (ranking loss).
+    burnin_epochs, burnin_lr_factor, burnin_alpha, burnin_negatives
+        Burn-in: epochs, learning-rate factor, exponent of the count distribution of negatives, and their
+        number (None: ``negatives``).
+    max_step : float or None
+        Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
+        ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
+    init_scale : float
+        Initial points: Lorentz spatial coordinates uniform in ``[-init_scale, init_scale]`` (the recipe's
+        ``U(-1e-4, 1e-4)``), unless a warm start is given.
+    distortion : str
+        Penalty of the distortion loss, a key of :data:`embed.losses.DISTORTION_KINDS`.
+    distortion_scale : float
+        Embedded distances are compared with ``distortion_scale * d_G`` (and evaluated divided by it).
+    distortion_partners : int or None
+        Distortion loss on graphs with more than 4,096 nodes: per epoch, every node is paired with its
+        graph neighbours and this many random nodes (default 64). Smaller graphs use all pairs.
+    seed : int
+        Seed of the one generator behind initialisation, shuffling and negatives.
+    dtype : {"float64", "float32"}
+        Float type of the points.
+    device : str
+        Torch device of the points (sampling runs on the CPU).
+    eval_every : int
+        Evaluate every this many epochs (0: only at the end).
+    eval_rows : int or None
+        Evaluate on a seeded random sample of rows (progress only; the final evaluation uses all rows).
+    checkpoint_every : int
+        Write the checkpoint every this many epochs (when a checkpoint path is given).
+    checkpoint_seconds : float or None
+        Also write it when this many wall seconds passed since the last one (mid-epoch allowed).
+    target_map : float or None
+        Record the first evaluation with MAP >= this value (epoch, CPU and wall seconds).
+    stop_at_target : bool
+        Stop when ``target_map`` is reached.
+    """
+
+    loss: str = "ranking"
+    epochs: int = 300
+    batch_size: int = 1024
+    lr: float = 30.0
+    lr_final_factor: float = 1.0
+    optimizer: str = "sgd"
+    sparse: bool = False
+    negatives: int = 50
+    burnin_epochs: int = 10
+    burnin_lr_factor: float = 0.01
+    burnin_alpha: float = 0.75
+    burnin_negatives: int | None = None
+    max_step: float | None = 1.0
+    init_scale: float = 1e-4
+    distortion: str = "ratio"
+    distortion_scale: float = 1.0
+    distortion_partners: int | None = None
+    seed: int = 0
+    dtype: str = "float64"
+    device: str = "cpu"
+    eval_every: int = 10
+    eval_rows: int | None = None
+    checkpoint_every: int = 10
+    checkpoint_seconds: float | None = None
+    target_map: float | None = None
+    stop_at_target: bool = False
+
+    def __post_init__(self) -> None:
+        def positive_int(name, allow_zero=False):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+                bound = "a non-negative" if allow_zero else "a positive"
+                raise ValueError(f"TrainConfig.{name} must be {bound} integer, got {value!r}")
+
+        def positive_float(name, allow_none=False):
+            value = getattr(self, name)
+            if value is None and allow_none:
+                return
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"TrainConfig.{name} must be a positive finite number, got {value!r}")
+
+        if self.loss not in ("ranking", "distortion"):
+            raise ValueError(f"TrainConfig.loss must be 'ranking' or 'distortion', got {self.loss!r}")
+        if self.optimizer not in _OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"TrainConfig.dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+        if self.distortion not in DISTORTION_KINDS:
+            raise ValueError(f"TrainConfig.distortion must be one of {tuple(DISTORTION_KINDS)}, got {self.distortion!r}")
+        for name in ("epochs", "batch_size", "negatives"):
+            positive_int(name)
+        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed"):
+            positive_int(name, allow_zero=True)
+        for name in ("burnin_negatives", "eval_rows", "distortion_partners"):
+            if getattr(self, name) is not None:
+                positive_int(name)
+        for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor"):
+            positive_float(name)
+        for name in ("max_step", "checkpoint_seconds"):
+            positive_float(name, allow_none=True)
+        if not isinstance(self.burnin_alpha, int | float) or not math.isfinite(self.burnin_alpha):
+            raise ValueError(f"TrainConfig.burnin_alpha must be a finite number, got {self.burnin_alpha!r}")
+        if self.target_map is not None and not 0 < self.target_map <= 1:
+            raise ValueError(f"TrainConfig.target_map must lie in (0, 1], got {self.target_map!r}")
+        torch.device(self.device)  # raises for a malformed device string
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return _DTYPES[self.dtype]
+
+
+# ============================================================================ manifolds and points
+
+
+class EuclideanBaseline(geoopt.Euclidean):
+    """Flat space :math:`R^n` with the distance ``|u - v|`` (not squared): the Euclidean baseline of the
+    WordNet benchmarks, trained by the same code as the hyperbolic models."""
+
+    name = "euclidean"
+
+    def __init__(self, dim: int):
+        super().__init__(ndim=1)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dimension must be a positive integer, got {dim!r}")
+        self.dim = dim
+
+    @property
+    def storage_dim(self) -> int:
+        return self.dim
+
+    def dist(self, x, y, *, keepdim=False):
+        return (x - y).norm(dim=-1, keepdim=keepdim)
+
+    def spec(self) -> dict:
+        return {"name": self.name, "dim": self.dim, "storage_dim": self.dim}
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+def make_manifold(label: str, dim: int):
+    """A manifold by registry label (``lorentz``, ``poincare``, ``halfspace``, ...) or ``euclidean``."""
+    if label == "euclidean":
+        return EuclideanBaseline(dim)
+    from hyperbolic import registry
+
+    try:
+        return registry.get(label).create(dim)
+    except KeyError as error:
+        raise ValueError(str(error.args[0])) from None
+
+
+def _manifold_from_spec(spec: dict):
+    if spec.get("name") == "euclidean":
+        return EuclideanBaseline(int(spec["dim"]))
+    from hyperbolic.registry import manifold_from_spec
+
+    return manifold_from_spec(spec)
+
+
+def _is_protocol(manifold) -> bool:
+    return hasattr(manifold, "from_lorentz") and hasattr(manifold, "to_lorentz")
+
+
+def initial_points(manifold, num_points: int, scale: float, dtype: torch.dtype, device, generator) -> torch.Tensor:
+    """Points near the origin: Lorentz spatial coordinates uniform in ``[-scale, scale]``."""
+    v = (torch.rand(num_points, manifold.dim, dtype=dtype, generator=generator) * 2 - 1) * scale
+    v = v.to(device)
+    if not _is_protocol(manifold):
+        return v
+    X = torch.cat([torch.sqrt(1 + v.square().sum(-1, keepdim=True)), v], dim=-1)
+    with torch.no_grad():
+        return manifold.from_lorentz(X * manifold.scale(X))
+
+
+def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dtype = torch.float64,
+               device="cpu") -> torch.Tensor:
+    """Initial points for ``graph`` from an embedding file (e.g. a combinatorial embedding).
+
+    Nodes are matched by name (extra names in the file are ignored). Points of the same representation
+    are copied exactly; otherwise they are converted through the Lorentz hub (rescaled when the
+    curvatures differ, so the unit-curvature geometry is kept).
+    """
+    from hyperbolic.io import load_embedding
+
+    if not _is_protocol(manifold):
+        raise ValueError(f"warm start needs a hyperbolic manifold of the protocol, not {manifold.name!r}")
+    names, points, source = load_embedding(path)
+    position = {name: i for i, name in enumerate(names)}
+    missing = [name for name in graph.names if name not in position]
+    if missing:
+        raise ValueError(
+            f"warm start {path}: {len(missing)} of the graph's {graph.num_nodes} nodes are not in the file "
+            f"(e.g. {', '.join(repr(m) for m in missing[:3])})"
+        )
+    rows = points[torch.tensor([position[name] for name in graph.names], dtype=torch.int64)]
+    same = type(source) is type(manifold) and source.spec() == manifold.spec()
+    if same:
+        out = rows.to(dtype)
+    else:
+        if source.dim != manifold.dim:
+            raise ValueError(f"warm start {path}: the file holds H^{source.dim}, the run trains H^{manifold.dim}")
+        with torch.no_grad():
+            X = source.to_lorentz(rows.to(torch.float64))
+            X = X * (manifold.scale(X) / source.scale(X))
+            out = manifold.from_lorentz(X).to(dtype)
+    manifold.assert_points(out, what=f"warm start {path}")
+    return out.to(device)
+
+
+# ============================================================================ evaluation
+
+
+def _closure_only(graph: Graph) -> Graph:
+    # A graph with the same nodes and no edges: embed.metrics.evaluate then skips edge-MAP and the BFS
+    # distortion and only ranks against the closure passed beside it.
+    return Graph(graph.names, torch.zeros(0, 2, dtype=torch.int64), directed=True, source=graph.source)
+
+
+def evaluate_embedding(points: torch.Tensor, manifold, graph: Graph, *, loss: str = "ranking",
+                       scale: float = 1.0, rows: int | None = None, seed: int = 0) -> dict:
+    """Reconstruction metrics of an embedding of ``graph`` (via :func:`embed.metrics.evaluate`).
+
+    Directed graphs trained with the ranking loss are transitive closures: ``map`` and ``mean_rank`` are
+    the directed closure-MAP and mean rank of Nickel & Kiela (every node with an ancestor is a query,
+    against all nodes). Otherwise ``map``/``mean_rank`` are edge-MAP and mean rank on the graph, and the
+    distortion figures come too.
+    """
+    from .metrics import evaluate
+
+    points = points.detach()
+    if graph.directed and loss == "ranking":
+        metrics = evaluate(points, manifold, _closure_only(graph), closure=graph, closure_variant="directed",
+                           rows=rows, seed=seed)
+        out = {"map": metrics.closure_map, "mean_rank": metrics.closure_mean_rank}
+    else:
+        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed)
+        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank, "d_avg": metrics.d_avg,
+               "d_wc": metrics.d_wc}
+    out.update({"rows": metrics.rows, "sampled": metrics.sampled, "nonfinite": metrics.nonfinite,
+                "zero": metrics.zero})
+    if metrics.sampled:
+        out["map_se"] = metrics.closure_map_se if graph.directed and loss == "ranking" else metrics.edge_map_se
+    return out
+
+
+# ============================================================================ tasks
+
+
+class _RankingTask:
+    """Pairs ``(u, v)``, negatives for ``u``, softmax ranking loss."""
+
+    def __init__(self, graph: Graph, config: TrainConfig):
+        edges = graph.edges
+        weights = graph.weights
+        if not graph.directed:
+            edges = torch.cat([edges, edges.flip(1)])
+            weights = None if weights is None else torch.cat([weights, weights])
+        keep = edges[:, 0] != edges[:, 1]
+        self.edges = edges[keep]
+        self.weights = None if weights is None or bool((weights == 1).all()) else weights[keep]
+        if self.edges.shape[0] == 0:
+            raise ValueError("the graph has no edges (besides self loops) to train on")
+        self.sampler = NegativeSampler(self.edges, graph.num_nodes, self.weights)
+        self.config = config
+        self._burnin_probs = None
+
+    @property
+    def size(self) -> int:
+        return self.edges.shape[0]
+
+    def plan(self, epoch: int, generator: torch.Generator) -> dict:
+        return {"order": torch.randperm(self.size, generator=generator)}
+
+    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+        config = self.config
+        ids = plan["order"][batch * config.batch_size:(batch + 1) * config.batch_size]
+        pairs = self.edges[ids]
+        u, v = pairs[:, 0], pairs[:, 1]
+        if epoch < config.burnin_epochs:
+            if self._burnin_probs is None:
+                self._burnin_probs = self.sampler.distribution(config.burnin_alpha)
+            probs, k = self._burnin_probs, config.burnin_negatives or config.negatives
+        else:
+            probs, k = None, config.negatives
+        threshold = None if self.weights is None else self.weights[ids]
+        negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
+        x_u, x_other = gather(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
+        distances = manifold.dist(x_u.unsqueeze(1), x_other)
+        return ranking_loss(distances, valid.to(distances.device))
+
+
+class _DistortionTask:
+    """Pairs ``(i, j)`` with graph-distance targets, distortion loss."""
+
+    def __init__(self, graph: Graph, config: TrainConfig):
+        from .metrics import graph_distances, neighbourhoods
+
+        self.config = config
+        self.n = graph.num_nodes
+        self.graph = graph
+        self._graph_distances = graph_distances
+        if self.n < 2:
+            raise ValueError("the distortion loss needs at least 2 nodes")
+        self.all_pairs = self.n <= _ALL_PAIRS_LIMIT and config.distortion_partners is None
+        if self.all_pairs:
+            D = graph_distances(graph, torch.arange(self.n))
+            i, j = torch.triu_indices(self.n, self.n, 1)
+            target = D[i, j]
+            finite = torch.isfinite(target)
+            if not bool(finite.any()):
+                raise ValueError("the graph has no connected pair of distinct nodes")
+            self.pairs = torch.stack([i[finite], j[finite]], dim=1)
+            self.targets = target[finite]
+        else:
+            self.indptr, self.indices = neighbourhoods(graph.as_undirected() if graph.directed else graph)
+
+    def plan(self, epoch: int, generator: torch.Generator) -> dict:
+        if self.all_pairs:
+            order = torch.randperm(self.pairs.shape[0], generator=generator)
+            return {"pairs": self.pairs[order], "targets": self.targets[order]}
+        partners = self.config.distortion_partners or 64
+        degree = self.indptr[1:] - self.indptr[:-1]
+        rows = torch.repeat_interleave(torch.arange(self.n), degree)
+        i = torch.cat([rows, torch.arange(self.n).repeat_interleave(partners)])
+        j = torch.cat([self.indices, torch.randint(self.n, (self.n * partners,), generator=generator)])
+        keep = i != j
+        i, j = i[keep], j[keep]
+        targets = torch.empty(i.shape[0], dtype=torch.float64)
+        order_by_row = torch.argsort(i, stable=True)
+        chunk = 1024
+        for begin in range(0, self.n, chunk):
+            sources = torch.arange(begin, min(begin + chunk, self.n))
+            D = self._graph_distances(self.graph, sources)
+            sel = order_by_row[(i[order_by_row] >= begin) & (i[order_by_row] < begin + chunk)]
+            targets[sel] = D[i[sel] - begin, j[sel]]
+        finite = torch.isfinite(targets)
+        i, j, targets = i[finite], j[finite], targets[finite]
+        order = torch.randperm(i.shape[0], generator=generator)
+        return {"pairs": torch.stack([i, j], dim=1)[order], "targets": targets[order]}
+
+    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+        size = self.config.batch_size
+        pairs = plan["pairs"][batch * size:(batch + 1) * size]
+        x_i, x_j = gather(pairs[:, 0], pairs[:, 1])
+        distances = manifold.dist(x_i, x_j)
+        targets = plan["targets"][batch * size:(batch + 1) * size].to(distances) * self.config.distortion_scale
+        return distortion_loss(distances, targets, self.config.distortion)
+
+
+def _plan_size(plan: dict) -> int:
+    return next(iter(plan.values())).shape[0]
+
+
+# ============================================================================ the trainer
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` returns.
+
+    Attributes
+    ----------
+    points : torch.Tensor
+        ``(N, storage_dim)`` final points (detached).
+    manifold
+        Their manifold.
+    epoch : int
+        Completed epochs (``step_in_epoch`` further steps when the run stopped mid-epoch).
+    history : list of dict
+        Every evaluation record (``epoch``, ``map``, ``mean_rank``, ``cpu_seconds``, ...).
+    target : dict or None
+        The first evaluation that reached ``target_map``.
+    stopped : str
+        ``"completed"``, ``"target"`` (stop at target), ``"interrupted"`` (SIGINT), ``"limit"``
+        (``max_steps`` / ``max_seconds``).
+    cpu_seconds, wall_seconds, eval_cpu_seconds : float
+        Process CPU time and wall time of the run, resumed segments included, and the part spent evaluating.
+    """
+
+    points: torch.Tensor
+    manifold: object
+    epoch: int
+    step_in_epoch: int
+    history: list
+    target: dict | None
+    stopped: str
+    cpu_seconds: float
+    wall_seconds: float
+    eval_cpu_seconds: float
+    final: dict | None = field(default=None)
+
+
+class Trainer:
+    """Train an embedding of ``graph`` on ``manifold``.
+
+    Parameters
+    ----------
+    graph : Graph
+        The graph; for the ranking loss a directed graph is a closure stored descendant -> ancestor.
+    manifold
+        Any manifold of the protocol (``hyperbolic.registry``), or :class:`EuclideanBaseline`.
+    config : TrainConfig or None
+        The run's settings (default: ``TrainConfig()``).
+    init : torch.Tensor or None
+        Initial points ``(N, storage_dim)`` (e.g. from :func:`warm_start`); default :func:`initial_points`.
+    checkpoint : str or path or None
+        Where to write checkpoints.
+    metrics : str or path or None
+        JSON-lines file receiving one record per epoch, evaluation, checkpoint and target event (appended).
+    progress : bool or None
+        tqdm progress bar; None: only when standard error is a terminal.
+    """
+
+    def __init__(self, graph: Graph, manifold, config: TrainConfig | None = None, *, init: torch.Tensor | None = None,
+                 checkpoint: str | os.PathLike | None = None, metrics: str | os.PathLike | None = None,
+                 progress: bool | None = None):
+        self.graph = graph
+        self.manifold = manifold
+        self.config = config or TrainConfig()
+        self.checkpoint_path = None if checkpoint is None else Path(checkpoint)
+        self.metrics_path = None if metrics is None else Path(metrics)
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        cfg = self.config
+        self.device = torch.device(cfg.device)
+        self.dtype = cfg.torch_dtype
+        self.task = _RankingTask(graph, cfg) if cfg.loss == "ranking" else _DistortionTask(graph, cfg)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        if init is None:
+            points = initial_points(manifold, graph.num_nodes, cfg.init_scale, self.dtype, self.device, self.generator)
+        else:
+            points = torch.as_tensor(init)
+            if points.shape != (graph.num_nodes, manifold.storage_dim):
+                raise ValueError(f"init must have shape ({graph.num_nodes}, {manifold.storage_dim}), "
+                                 f"got {tuple(points.shape)}")
+            points = points.detach().to(device=self.device, dtype=self.dtype).clone()
+            if hasattr(manifold, "assert_points"):
+                manifold.assert_points(points, what="initial points")
+        self.weight = geoopt.ManifoldParameter(points, manifold=manifold)
+        self.optimizer = self._make_optimizer()
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self._plan: dict | None = None
+        self._loss_sum = 0.0
+        self.history: list[dict] = []
+        self.target: dict | None = None
+        self._cpu_offset = 0.0
+        self._wall_offset = 0.0
+        self._eval_cpu = 0.0
+        self._stop_requested = False
+        self._last_checkpoint_epoch: int | None = None
+        self._resumed_from: str | None = None
+
+    # ------------------------------------------------------------------ construction helpers
+    def _make_optimizer(self):
+        cfg = self.config
+        if cfg.optimizer == "row-sgd":
+            return None
+        classes = {
+            ("sgd", False): geoopt.optim.RiemannianSGD,
+            ("sgd", True): geoopt.optim.SparseRiemannianSGD,
+            ("adam", False): geoopt.optim.RiemannianAdam,
+            ("adam", True): geoopt.optim.SparseRiemannianAdam,
+        }
+        return classes[cfg.optimizer, cfg.sparse]([self.weight], lr=cfg.lr)
+
+    @classmethod
+    def resume(cls, checkpoint: str | os.PathLike, graph: Graph, *, metrics: str | os.PathLike | None = None,
+               progress: bool | None = None, epochs: int | None = None) -> Trainer:
+        """Continue the run saved in ``checkpoint`` (which keeps receiving checkpoints).
+
+        ``epochs`` may raise the total number of epochs; every other setting comes from the checkpoint.
+        Raises :class:`~embed.checkpoint.CheckpointError` when the checkpoint belongs to another graph.
+        """
+        state = load_checkpoint(checkpoint)
+        if state["graph"] != graph_fingerprint(graph):
+            raise CheckpointError(f"{checkpoint}: written for another graph (fingerprint differs from "
+                                  f"{graph.source or 'the given graph'})")
+        config = TrainConfig.from_json(state["config"])
+        if epochs is not None:
+            config = TrainConfig.from_json(json.dumps({**asdict(config), "epochs": epochs}))
+        manifold = _manifold_from_spec(state["spec"])
+        trainer = cls(graph, manifold, config, init=state["points"], checkpoint=checkpoint, metrics=metrics,
+                      progress=progress)
+        if trainer.optimizer is not None:
+            trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.generator.set_state(state["generator"])
+        trainer.epoch = int(state["epoch"])
+        trainer.step_in_epoch = int(state["step_in_epoch"])
+        trainer.global_step = int(state["global_step"])
+        trainer._plan = state["plan"] or None
+        trainer._loss_sum = float(state["loss_sum"])
+        trainer.history = json.loads(state["history"])
+        trainer.target = json.loads(state["target"])
+        trainer._cpu_offset = float(state["cpu_seconds"])
+        trainer._wall_offset = float(state["wall_seconds"])
+        trainer._eval_cpu = float(state["eval_cpu_seconds"])
+        trainer._last_checkpoint_epoch = trainer.epoch
+        trainer._resumed_from = str(checkpoint)
+        return trainer
+
+    # ------------------------------------------------------------------ state
+    @property
+    def points(self) -> torch.Tensor:
+        """Current points ``(N, storage_dim)`` (detached view)."""
+        return self.weight.detach()
+
+    def _cpu(self) -> float:
+        return self._cpu_offset + time.process_time() - self._cpu_start
+
+    def _wall(self) -> float:
+        return self._wall_offset + time.perf_counter() - self._wall_start
+
+    def _state(self) -> dict:
+        return {
+            "config": self.config.to_json(),
+            "spec": self.manifold.spec(),
+            "graph": graph_fingerprint(self.graph),
+            "points": self.weight.detach(),
+            "optimizer": {} if self.optimizer is None else self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "plan": self._plan or {},
+            "loss_sum": self._loss_sum,
+            "history": json.dumps(self.history),
+            "target": json.dumps(self.target),
+            "cpu_seconds": self._cpu(),
+            "wall_seconds": self._wall(),
+            "eval_cpu_seconds": self._eval_cpu,
+        }
+
+    def save_checkpoint(self) -> None:
+        """Write the checkpoint (points checked finite first; a bad state never replaces a good file)."""
+        if self.checkpoint_path is None:
+            return
+        self._check_points()
+        save_checkpoint(self.checkpoint_path, self._state())
+        self._last_checkpoint_epoch = self.epoch
+        self._last_checkpoint_wall = time.perf_counter()
+        self._record({"event": "checkpoint", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "path": str(self.checkpoint_path)})
+
+    def _check_points(self) -> None:
+        bad = ~torch.isfinite(self.weight.detach())
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad)[0, 0])
+            self._fail(f"point of node {self.graph.names[row]!r} (row {row}) became non-finite")
+
+    def _fail(self, what: str) -> None:
+        where = f"epoch {self.epoch + 1}, step {self.step_in_epoch + 1} (optimizer step {self.global_step + 1})"
+        if self.checkpoint_path is not None and self._last_checkpoint_epoch is not None:
+            kept = f"the last good checkpoint {self.checkpoint_path} (epoch {self._last_checkpoint_epoch}) is kept"
+        elif self.checkpoint_path is not None:
+            kept = "no checkpoint had been written yet"
+        else:
+            kept = "no checkpoint path was given"
+        self._record({"event": "error", "epoch": self.epoch, "message": what})
+        raise NonFiniteTrainingError(
+            f"training stopped at {where}: {what}; {kept}. Try a smaller learning rate (lr={self.config.lr}) "
+            f"or max_step, or float64."
+        )
+
+    def _record(self, record: dict) -> None:
+        if self.metrics_path is None:
+            return
+        self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.metrics_path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=_json_default) + "\n")
+
+    # ------------------------------------------------------------------ one step
+    def _gather(self, *index_tensors: torch.Tensor) -> list[torch.Tensor]:
+        """The points of each index tensor, through one gather of the distinct rows.
+
+        Every row of the batch is read once, so its gradient arrives summed in one place: sparse gradients
+        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook.
+        """
+        flat = torch.cat([t.reshape(-1) for t in index_tensors])
+        ids, inverse = torch.unique(flat, return_inverse=True)
+        ids, inverse = ids.to(self.device), inverse.to(self.device)
+        table = self.weight.as_subclass(torch.Tensor)
+        if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
+            rows = table.detach()[ids].requires_grad_()
+            self._rows = (ids, rows)
+        else:
+            rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
+        if self.config.max_step is not None and rows.requires_grad:
+            points = table.detach()[ids]
+            rows.register_hook(lambda grad: self._clip_rows(points, grad))
+        gathered = rows[inverse]
+        out, begin = [], 0
+        for t in index_tensors:
+            out.append(gathered[begin:begin + t.numel()].reshape(*t.shape, -1))
+            begin += t.numel()
+        return out
+
+    def _lr(self, epoch: int) -> float:
+        cfg = self.config
+        if epoch < cfg.burnin_epochs:
+            return cfg.lr * cfg.burnin_lr_factor
+        span = max(cfg.epochs - cfg.burnin_epochs - 1, 1)
+        progress = min(max(epoch - cfg.burnin_epochs, 0) / span, 1.0)
+        return cfg.lr * (1 + (cfg.lr_final_factor - 1) * progress)
+
+    def _clip_rows(self, points: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Scale each row's gradient so that an SGD step ``lr * |rgrad|_x`` is at most ``max_step``."""
+        norm = self.manifold.norm(points, self.manifold.egrad2rgrad(points, grad.clone()))
+        limit = self.config.max_step / self._current_lr
+        factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1)
+        return grad * factor.unsqueeze(-1)
+
+    def _step(self, lr: float) -> float:
+        self._current_lr = lr
+        loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            self._fail(f"the loss is {value}")
+        if self.optimizer is None:
+            loss.backward()
+            ids, rows = self._rows
+            self._rows = None
+            with torch.no_grad():
+                x = rows.detach()
+                step = self.manifold.egrad2rgrad(x, rows.grad)
+                self.weight.index_copy_(0, ids, self.manifold.retr(x, -lr * step))
+            return value
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return value
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, rows: int | None = None) -> dict:
+        """Metrics of the current points (:func:`evaluate_embedding`)."""
+        return evaluate_embedding(self.points, self.manifold, self.graph, loss=self.config.loss,
+                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed)
+
+    def _evaluate_now(self, final: bool) -> dict:
+        started = time.process_time()
+        self._check_points()
+        metrics = self.evaluate(rows=None if final else self.config.eval_rows)
+        self._eval_cpu += time.process_time() - started
+        record = {"event": "eval", "epoch": self.epoch, "step": self.global_step, **metrics,
+                  "cpu_seconds": self._cpu(), "wall_seconds": self._wall(),
+                  "train_cpu_seconds": self._cpu() - self._eval_cpu}
+        self.history.append(record)
+        self._record(record)
+        target = self.config.target_map
+        if target is not None and self.target is None and metrics["map"] is not None and metrics["map"] >= target:
+            self.target = {"target_map": target, **{k: record[k] for k in (
+                "epoch", "map", "mean_rank", "rows", "sampled", "cpu_seconds", "wall_seconds", "train_cpu_seconds")}}
+            self._record({"event": "target", **self.target})
+        return record
+
+    # ------------------------------------------------------------------ the loop
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to stop after the current step (and write a checkpoint)."""
+        self._stop_requested = True
+
+    def fit(self, *, max_steps: int | None = None, max_seconds: float | None = None,
+            callback: Callable[[Trainer], None] | None = None) -> TrainResult:
+        """Train until ``config.epochs`` (or the target, a limit, or SIGINT).
+
+        Parameters
+        ----------
+        max_steps : int or None
+            Stop (with a checkpoint) after this many optimizer steps in this call.
+        max_seconds : float or None
+            Stop (with a checkpoint) after this many wall seconds in this call.
+        callback : callable or None
+            Called with the trainer after every optimizer step.
+        """
+        cfg = self.config
+        self._cpu_start = time.process_time()
+        self._wall_start = time.perf_counter()
+        self._last_checkpoint_wall = time.perf_counter()
+        self._stop_requested = False
+        steps_here = 0
+        stopped = "completed"
+        self._record({"event": "start", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "resumed_from": self._resumed_from, "nodes": self.graph.num_nodes,
+                      "pairs": self.task.size if cfg.loss == "ranking" else None,
+                      "manifold": self.manifold.spec(), "config": asdict(cfg)})
+        previous_handler = self._install_interrupt_handler()
+        bar = tqdm(total=cfg.epochs, initial=self.epoch, disable=not self.progress, desc="epochs", leave=False)
+        try:
+            while self.epoch < cfg.epochs:
+                if self._plan is None:
+                    self._plan = self.task.plan(self.epoch, self.generator)
+                    self.step_in_epoch = 0
+                    self._loss_sum = 0.0
+                lr = self._lr(self.epoch)
+                for group in self.optimizer.param_groups if self.optimizer is not None else ():
+                    group["lr"] = lr
+                batches = -(-_plan_size(self._plan) // cfg.batch_size)
+                while self.step_in_epoch < batches:
+                    self._loss_sum += self._step(lr)
+                    self.step_in_epoch += 1
+                    self.global_step += 1
+                    steps_here += 1
+                    if callback is not None:
+                        callback(self)
+                    if self._stop_requested:
+                        stopped = "interrupted"
+                    elif max_steps is not None and steps_here >= max_steps:
+                        stopped = "limit"
+                    elif max_seconds is not None and time.perf_counter() - self._wall_start >= max_seconds:
+                        stopped = "limit"
+                    if stopped != "completed":
+                        break
+                    if (cfg.checkpoint_seconds is not None and self.step_in_epoch < batches
+                            and time.perf_counter() - self._last_checkpoint_wall >= cfg.checkpoint_seconds):
+                        self.save_checkpoint()
+                if stopped != "completed" and self.step_in_epoch < batches:
+                    break
+                self.epoch += 1
+                mean_loss = self._loss_sum / batches
+                self._plan = None
+                self.step_in_epoch = 0
+                self._record({"event": "epoch", "epoch": self.epoch, "loss": mean_loss, "lr": lr,
+                              "cpu_seconds": self._cpu(), "wall_seconds": self._wall()})
+                last = self.epoch == cfg.epochs
+                if (cfg.eval_every and self.epoch % cfg.eval_every == 0) or last:
+                    record = self._evaluate_now(final=last)
+                    bar.set_postfix(loss=f"{mean_loss:.4g}", map=f"{record['map']:.4f}")
+                else:
+                    bar.set_postfix(loss=f"{mean_loss:.4g}")
+                bar.update(1)
+                if cfg.stop_at_target and self.target is not None:
+                    stopped = "target"
+                if self.checkpoint_path is not None and (
+                        last or stopped != "completed" or (cfg.checkpoint_every and self.epoch % cfg.checkpoint_every == 0)):
+                    self.save_checkpoint()
+                if stopped != "completed":
+                    break
+            if stopped in ("interrupted", "limit") and self._plan is not None:
+                self.save_checkpoint()
+        finally:
+            bar.close()
+            self._restore_interrupt_handler(previous_handler)
+        result = TrainResult(
+            points=self.points.clone(), manifold=self.manifold, epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+            history=list(self.history), target=self.target, stopped=stopped, cpu_seconds=self._cpu(),
+            wall_seconds=self._wall(), eval_cpu_seconds=self._eval_cpu,
+            final=self.history[-1] if self.history and self.history[-1]["epoch"] == self.epoch else None,
+        )
+        self._cpu_offset, self._wall_offset = result.cpu_seconds, result.wall_seconds
+        self._record({"event": "end", "stopped": stopped, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds})
+        return result
+
+    def _install_interrupt_handler(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is not signal.default_int_handler:
+            return None
+
+        def handler(signum, frame):
+            if self._stop_requested:  # a second Ctrl-C: stop at once
+                signal.signal(signal.SIGINT, previous)
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        signal.signal(signal.SIGINT, handler)
+        return previous
+
+    @staticmethod
+    def _restore_interrupt_handler(previous) -> None:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+    # ------------------------------------------------------------------ output
+    def save_embedding(self, path: str | os.PathLike, extra: dict | None = None) -> None:
+        """Write the points as an embedding file (``hyperbolic.io``), with the run config."""
+        from hyperbolic.io import save_embedding
+
+        if not _is_protocol(self.manifold):
+            raise ValueError(f"embedding files hold hyperbolic manifolds; {self.manifold.name!r} cannot be saved")
+        save_embedding(path, self.points, self.manifold, self.graph.names,
+                       config={"method": "train", **asdict(self.config), **(extra or {})})
+
+
+def _json_default(value):
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ============================================================================ command line
+
+
+def load_graph(spec: str | None, *, directed: bool | None = None, wordnet_dir: str | None = None) -> Graph:
+    """A graph from an edge-list path, or a dataset name of :mod:`embed.wordnet` (``mammals`` — also for
+    None —, ``noun_closure``, ...). Files are read as directed when ``directed`` is True, or when it is None and
+    the file is a ``.csv`` (the closure format ``id1,id2,weight``, descendant first)."""
+    from .wordnet import DATASETS, load_dataset
+
+    if spec is None:
+        spec = "mammals"
+    path = Path(spec)
+    if not path.exists() and spec in DATASETS:
+        return load_dataset(spec, wordnet_dir=wordnet_dir)
+    if not path.exists():
+        raise FileNotFoundError(f"{spec!r} is neither an edge-list file nor a dataset ({', '.join(DATASETS)})")
+    from .graphs import read_edgelist
+
+    if directed is None:
+        directed = path.suffix.lower() == ".csv"
+    return read_edgelist(path, directed=directed)
+
+
+class _SkipTaken:
+    """Adds options to an argument group unless the parser already has one of their option strings, so the
+    options can join a subcommand that defines some of them itself (``--dim``, ``--seed``, ``--json``)."""
+
+    def __init__(self, parser: argparse.ArgumentParser, title: str):
+        self.parser = parser
+        self.group = parser.add_argument_group(title)
+
+    def add_argument(self, *names, **options):
+        if any(name in self.parser._option_string_actions for name in names if name.startswith("-")):
+            return None
+        return self.group.add_argument(*names, **options)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method: bool = True) -> None:
+    """Add the options of ``hyperbolic embed GRAPH --method train|hmds`` to ``parser``.
+
+    ``graph=False`` / ``method=False`` leave out the positional ``GRAPH`` and ``--method`` when the caller's
+    subcommand defines them itself (``args.graph`` may then be None: the built-in mammals; ``args.method``
+    must be ``"train"`` or ``"hmds"`` when :func:`run_from_args` is called). Options the parser already has
+    (e.g. ``--dim``, ``--seed``, ``--json``, ``--directed``) are left to the caller's definition;
+    ``--out`` is accepted in place of ``--output``.
+    """
+    if graph:
+        parser.add_argument("graph", metavar="GRAPH",
+                            help="edge-list file (.csv closures id1,id2,weight are directed), or a dataset name "
+                                 "(mammals, noun_closure, ...)")
+    if method:
+        parser.add_argument("--method", choices=["train", "hmds"], default="train",
+                            help="optimisation (train, default) or h-MDS")
+    common = _SkipTaken(parser, "output and representation (--method train|hmds)")
+    common.add_argument("-o", "--output", metavar="FILE", help="embedding file to write (default: none)")
+    common.add_argument("--manifold", default=None, metavar="LABEL",
+                        help="registered representation (poincare, lorentz, halfspace, ...; euclidean for the "
+                             "baseline). Default: poincare for train, lorentz for hmds")
+    common.add_argument("--dim", type=int, default=None, help="dimension (default 5 for train, 2 for hmds)")
+    common.add_argument("--directed", action=argparse.BooleanOptionalAction, default=None,
+                        help="read the edge list as directed (default: yes for .csv)")
+    common.add_argument("--wordnet-dir", default=None, help="WordNet 3.0 database folder for dataset names")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    common.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    common.add_argument("--scale", type=float, default=1.0,
+                        help="distance scale: h-MDS scale, or the distortion loss's target factor (default 1)")
+
+    d = TrainConfig()
+    t = _SkipTaken(parser, "training (--method train)")
+    t.add_argument("--loss", choices=["ranking", "distortion"], default=d.loss, help="objective (default ranking)")
+    t.add_argument("--epochs", type=int, default=d.epochs, help=f"epochs, burn-in included (default {d.epochs})")
+    t.add_argument("--batch-size", type=int, default=d.batch_size, help=f"pairs per step (default {d.batch_size})")
+    t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
+    t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
+                   help="linear decay to lr * this at the last epoch (default 1: constant)")
+    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default=d.optimizer, help="geoopt's Riemannian SGD or Adam, or row-sgd (SparseRiemannianSGD's update on the batch's rows, faster)")
+    t.add_argument("--sparse", action="store_true", help="sparse row gradients and sparse optimisers")
+    t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per pair (default {d.negatives})")
+    t.add_argument("--burnin-epochs", type=int, default=d.burnin_epochs, help=f"default {d.burnin_epochs}")
+    t.add_argument("--burnin-lr-factor", type=float, default=d.burnin_lr_factor, help=f"default {d.burnin_lr_factor}")
+    t.add_argument("--burnin-alpha", type=float, default=d.burnin_alpha,
+                   help=f"burn-in negatives ~ count^alpha (default {d.burnin_alpha})")
+    t.add_argument("--burnin-negatives", type=int, default=None, help="burn-in negatives (default --negatives)")
+    t.add_argument("--max-step", type=float, default=d.max_step,
+                   help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
+    t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
+    t.add_argument("--distortion", choices=list(DISTORTION_KINDS), default=d.distortion, help="distortion penalty")
+    t.add_argument("--dtype", choices=list(_DTYPES), default=d.dtype, help="float type (default float64)")
+    t.add_argument("--device", default=d.device, help="torch device (default cpu)")
+    t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"epochs between evaluations (default {d.eval_every})")
+    t.add_argument("--eval-rows", type=int, default=None, help="evaluate a random sample of rows during training")
+    t.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (written atomically)")
+    t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
+    t.add_argument("--checkpoint-seconds", type=float, default=None, help="also checkpoint every this many seconds")
+    t.add_argument("--resume", action="store_true", help="continue from --checkpoint (settings come from it)")
+    t.add_argument("--metrics", metavar="FILE", help="JSON-lines metrics file (appended)")
+    t.add_argument("--target-map", type=float, default=None, help="record when this MAP is first reached")
+    t.add_argument("--stop-at-target", action="store_true", help="stop when --target-map is reached")
+    t.add_argument("--warm-start", metavar="FILE", help="initial points from an embedding file (any representation)")
+    t.add_argument("--max-seconds", type=float, default=None,
+                   help="stop after this many wall seconds with a checkpoint (resume later)")
+    t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when standard error is a terminal)")
+
+    h = _SkipTaken(parser, "h-MDS (--method hmds)")
+    h.add_argument("--hmds-method", choices=list(_HMDS_METHODS), default="simple", help="simple or exact-centring")
+    h.add_argument("--selection", choices=["magnitude", "positive"], default="magnitude",
+                   help="eigenpairs by magnitude (published) or largest positive")
+    h.add_argument("--hmds-precision", type=int, default=None, metavar="BITS",
+                   help="mpmath bits for h-MDS (default: float64)")
+    h.add_argument("--eigen-solver", choices=["auto", "dense", "arpack"], default="auto")
+
+
+_HMDS_METHODS = ("simple", "exact-centring")
+
+
+def _config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        loss=args.loss, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        lr_final_factor=args.lr_final_factor, optimizer=args.optimizer, sparse=args.sparse,
+        negatives=args.negatives, burnin_epochs=args.burnin_epochs, burnin_lr_factor=args.burnin_lr_factor,
+        burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
+        max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
+        distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
+        eval_every=args.eval_every, eval_rows=args.eval_rows, checkpoint_every=args.checkpoint_every,
+        checkpoint_seconds=args.checkpoint_seconds, target_map=args.target_map, stop_at_target=args.stop_at_target,
+    )
+
+
+def _print_summary(args, summary: dict) -> None:
+    if args.json:
+        print(json.dumps(summary, default=_json_default))
+        return
+    for key, value in summary.items():
+        if isinstance(value, float):
+            value = f"{value:.6g}"
+        print(f"{key}: {value}")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Run ``hyperbolic embed`` from parsed arguments; returns the exit status (130 when interrupted)."""
+    args.output = getattr(args, "output", None) or getattr(args, "out", None)
+    if args.method not in ("train", "hmds"):
+        raise ValueError(f"run_from_args handles --method train and hmds, not {args.method!r}")
+    if args.threads is not None:
+        if args.threads < 1:
+            print("hyperbolic embed: --threads must be at least 1", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
+    try:
+        graph = load_graph(args.graph, directed=args.directed, wordnet_dir=args.wordnet_dir)
+        if args.method == "hmds":
+            return _run_hmds(args, graph)
+        return _run_train(args, graph)
+    except (ValueError, FileNotFoundError, CheckpointError, NonFiniteTrainingError) as error:
+        print(f"hyperbolic embed: {error}", file=sys.stderr)
+        return 1
+
+
+def _run_hmds(args, graph: Graph) -> int:
+    from hyperbolic.io import save_embedding
+
+    from .hmds import hmds_graph
+
+    label = args.manifold or "lorentz"
+    dim = args.dim or 2
+    manifold = make_manifold(label, dim)
+    if not _is_protocol(manifold):
+        raise ValueError("h-MDS produces hyperbolic points; choose a hyperbolic --manifold")
+    started, wall = time.process_time(), time.perf_counter()
+    model = hmds_graph(graph, dim, scale=args.scale, method=args.hmds_method, selection=args.selection,
+                       precision=args.hmds_precision, eigen_solver=args.eigen_solver, random_state=args.seed)
+    points = model.to_manifold(manifold)
+    metrics = evaluate_embedding(points, manifold, graph, loss="distortion", scale=args.scale)
+    summary = {"method": "hmds", "graph": graph.source, "manifold": label, "dim": dim, "scale": args.scale,
+               "n_positive": model.n_positive_, **metrics,
+               "cpu_seconds": time.process_time() - started, "wall_seconds": time.perf_counter() - wall}
+    if args.output:
+        save_embedding(args.output, points, manifold, graph.names,
+                       config={"method": "hmds", "scale": args.scale, "hmds_method": args.hmds_method,
+                               "selection": args.selection, "precision": args.hmds_precision,
+                               "n_positive": model.n_positive_})
+        summary["output"] = args.output
+    _print_summary(args, summary)
+    return 0
+
+
+def _run_train(args, graph: Graph) -> int:
+    if args.resume:
+        if not args.checkpoint:
+            raise ValueError("--resume needs --checkpoint FILE")
+        trainer = Trainer.resume(args.checkpoint, graph, metrics=args.metrics, progress=args.progress,
+                                 epochs=args.epochs if _given(args, "epochs") else None)
+    else:
+        config = _config_from_args(args)
+        manifold = make_manifold(args.manifold or "poincare", args.dim or 5)
+        init = None
+        if args.warm_start:
+            init = warm_start(args.warm_start, graph, manifold, config.torch_dtype, config.device)
+        trainer = Trainer(graph, manifold, config, init=init, checkpoint=args.checkpoint, metrics=args.metrics,
+                          progress=args.progress)
+    result = trainer.fit(max_seconds=args.max_seconds)
+    summary = {"method": "train", "graph": graph.source, "manifold": trainer.manifold.name,
+               "dim": trainer.manifold.dim, "epoch": result.epoch, "stopped": result.stopped,
+               **({k: v for k, v in result.history[-1].items() if k not in ("event",)} if result.history else {}),
+               "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds,
+               "eval_cpu_seconds": result.eval_cpu_seconds, "target": result.target}
+    if args.output and result.stopped in ("completed", "target"):
+        trainer.save_embedding(args.output)
+        summary["output"] = args.output
+    if result.stopped in ("interrupted", "limit"):
+        where = f"epoch {result.epoch} + {result.step_in_epoch} steps"
+        hint = (f"; resume with --resume --checkpoint {args.checkpoint}" if args.checkpoint
+                else " (no --checkpoint given: nothing saved)")
+        print(f"hyperbolic embed: stopped ({result.stopped}) at {where}{hint}", file=sys.stderr)
+    _print_summary(args, summary)
+    return 130 if result.stopped == "interrupted" else 0
+
+
+def _given(args, name: str) -> bool:
+    """Whether an option differs from its default (argparse keeps no record of what was typed)."""
+    return getattr(args, name) != getattr(TrainConfig(), name)

@@ -1,0 +1,481 @@
+"""The optimisation trainer: sampler, losses, training on every representation, checkpoints, exact resume,
+NaN handling, warm start, metrics file and the command-line wiring."""
+
+import argparse
+import json
+import os
+import signal
+
+import pytest
+import torch
+
+from embed.checkpoint import CheckpointError, load_checkpoint
+from embed.graphs import Graph
+from embed.losses import distortion_loss, ranking_loss
+from embed.sampling import NegativeSampler
+from embed.train import (
+    EuclideanBaseline,
+    NonFiniteTrainingError,
+    TrainConfig,
+    Trainer,
+    add_arguments,
+    evaluate_embedding,
+    make_manifold,
+    run_from_args,
+    warm_start,
+)
+from hyperbolic import registry
+from hyperbolic.io import load_embedding, save_embedding
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread (OpenMP workers spin and multiply CPU time on a shared machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tree_closure(branching=3, depth=3) -> Graph:
+    """Transitive closure (child -> every ancestor) of a balanced tree, as a directed graph."""
+    names, parent = ["r"], {0: None}
+    frontier = [0]
+    for _ in range(depth):
+        new = []
+        for p in frontier:
+            for _ in range(branching):
+                parent[len(names)] = p
+                new.append(len(names))
+                names.append(f"n{len(names)}")
+        frontier = new
+    edges = []
+    for child in range(1, len(names)):
+        a = parent[child]
+        while a is not None:
+            edges.append((child, a))
+            a = parent[a]
+    return Graph(tuple(names), torch.tensor(edges), directed=True, source="tree")
+
+
+def small_config(**overrides) -> TrainConfig:
+    options = dict(epochs=40, batch_size=16, lr=3.0, negatives=10, burnin_epochs=5, eval_every=10, seed=3)
+    options.update(overrides)
+    return TrainConfig(**options)
+
+
+# ============================================================================ sampler
+
+
+def test_sampler_rejects_self_ancestors_and_repeats():
+    graph = tree_closure(3, 3)
+    sampler = NegativeSampler(graph.edges, graph.num_nodes)
+    ancestors = torch.zeros(graph.num_nodes, graph.num_nodes, dtype=torch.bool)
+    ancestors[graph.edges[:, 0], graph.edges[:, 1]] = True
+    generator = torch.Generator().manual_seed(0)
+    u = graph.edges[:, 0]
+    for probs in (None, sampler.distribution(0.75)):
+        negatives, valid = sampler.sample(u, 8, generator, probs=probs)
+        assert negatives.shape == valid.shape == (u.numel(), 8)
+        assert not (ancestors[u.unsqueeze(1), negatives] & valid).any()
+        assert not ((negatives == u.unsqueeze(1)) & valid).any()
+        for row, mask in zip(negatives, valid):
+            accepted = row[mask]
+            assert accepted.unique().numel() == accepted.numel()
+        if probs is not None:  # burn-in draws only nodes that are somebody's ancestor
+            assert (sampler.counts[negatives[valid]] > 0).all()
+
+
+def test_sampler_masks_rows_that_run_short():
+    # 4 nodes on a chain closure: node 0 has ancestors 1, 2, 3, so no negative at all is acceptable;
+    # node 2 (ancestor 3) can only get nodes 0 and 1.
+    edges = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])
+    sampler = NegativeSampler(edges, 4)
+    generator = torch.Generator().manual_seed(1)
+    negatives, valid = sampler.sample(torch.tensor([0, 2]), 5, generator)
+    assert valid[0].sum() == 0
+    assert valid[1].sum() == 2 and set(negatives[1][valid[1]].tolist()) == {0, 1}
+
+
+def test_sampler_is_seeded_and_keyed_path_agrees_with_dense(monkeypatch):
+    graph = tree_closure(3, 3)
+    u = graph.edges[:, 0]
+    first = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
+    again = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    monkeypatch.setattr("embed.sampling._DENSE_LIMIT", 0)  # force the sorted-key relation table
+    keyed = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
+    assert torch.equal(first[0], keyed[0]) and torch.equal(first[1], keyed[1])
+
+
+def test_sampler_weighted_threshold():
+    # (0, 1) has weight 1 and (0, 2) weight 3: for the pair (0, 2) node 1 is an acceptable negative,
+    # for the pair (0, 1) node 2 is not.
+    edges = torch.tensor([[0, 1], [0, 2]])
+    sampler = NegativeSampler(edges, 3, torch.tensor([1.0, 3.0]))
+    generator = torch.Generator().manual_seed(0)
+    negatives, valid = sampler.sample(torch.tensor([0, 0]), 2, generator, threshold=torch.tensor([3.0, 1.0]))
+    assert negatives[0][valid[0]].tolist() == [1]
+    assert valid[1].sum() == 0
+
+
+def test_sampler_bad_input():
+    with pytest.raises(ValueError, match="integer"):
+        NegativeSampler(torch.zeros(3, 2), 4)
+    with pytest.raises(ValueError, match=r"\[0, 4\)"):
+        NegativeSampler(torch.tensor([[0, 7]]), 4)
+    with pytest.raises(ValueError, match="at least 1"):
+        NegativeSampler(torch.tensor([[0, 1]]), 4).sample(torch.tensor([0]), 0, torch.Generator())
+
+
+# ============================================================================ losses
+
+
+def test_ranking_loss_is_cross_entropy_and_masks():
+    d = torch.rand(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 4
+    expected = torch.nn.functional.cross_entropy(-d, torch.zeros(6, dtype=torch.long))
+    assert torch.allclose(ranking_loss(d), expected)
+    valid = torch.ones(6, 4, dtype=torch.bool)
+    valid[:, 2:] = False
+    assert torch.allclose(ranking_loss(d, valid), torch.nn.functional.cross_entropy(-d[:, :3], torch.zeros(6, dtype=torch.long)))
+    valid[:] = False  # no negatives: loss 0, gradient 0, no NaN
+    x = d.clone().requires_grad_()
+    loss = ranking_loss(x, valid)
+    loss.backward()
+    assert loss.item() == 0 and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="shape"):
+        ranking_loss(d, valid[:, :2])
+
+
+def test_distortion_loss_kinds():
+    d = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    t = torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)
+    assert distortion_loss(d, t, "ratio").item() == pytest.approx((0 + 1 + 1) / 3)
+    assert distortion_loss(d, t, "squared").item() == pytest.approx((0 + 1 + 4) / 3)
+    assert distortion_loss(d, t, "symmetric").item() == pytest.approx((0 + 1.25 + 1.25) / 3)
+    assert distortion_loss(d, t, "log").item() == pytest.approx(2 * torch.log(torch.tensor(2.0)).item() ** 2 / 3)
+    with pytest.raises(ValueError, match="unknown"):
+        distortion_loss(d, t, "cubic")
+
+
+# ============================================================================ configuration
+
+
+@pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(lr=float("nan")), dict(optimizer="lbfgs"),
+                                 dict(loss="hinge"), dict(dtype="float16"), dict(batch_size=1.5),
+                                 dict(target_map=1.5), dict(max_step=0.0), dict(device="not-a-device")])
+def test_config_rejects_bad_values(bad):
+    with pytest.raises((ValueError, RuntimeError)):
+        TrainConfig(**bad)
+
+
+def test_config_json_round_trip():
+    config = small_config(sparse=True, optimizer="adam", target_map=0.9)
+    assert TrainConfig.from_json(config.to_json()) == config
+
+
+# ============================================================================ training
+
+
+@pytest.mark.parametrize("label", ["poincare", "lorentz", "halfspace", "euclidean"])
+def test_ranking_training_reconstructs_a_tree_on_every_representation(label):
+    graph = tree_closure(3, 3)
+    lr = 1.0 if label == "euclidean" else 3.0
+    result = Trainer(graph, make_manifold(label, 2), small_config(lr=lr), progress=False).fit()
+    assert result.stopped == "completed" and result.epoch == 40
+    final = result.history[-1]
+    assert final["rows"] == graph.num_nodes and not final["sampled"]
+    first = result.history[0]
+    assert final["map"] > first["map"]
+    if label != "euclidean":
+        assert final["map"] > 0.9, final
+    assert torch.isfinite(result.points).all()
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_optimisers_dtypes_and_sparse_gradients(sparse, optimizer, dtype):
+    graph = tree_closure(3, 2)
+    lr = 0.2 if optimizer == "adam" else 3.0
+    config = small_config(epochs=30, sparse=sparse, optimizer=optimizer, dtype=dtype, lr=lr)
+    trainer = Trainer(graph, make_manifold("poincare", 2), config, progress=False)
+    result = trainer.fit()
+    assert result.points.dtype == getattr(torch, dtype)
+    assert result.history[-1]["map"] > 0.8
+
+
+@pytest.mark.parametrize("label", ["poincare", "lorentz", "euclidean"])
+def test_row_sgd_is_geoopts_sparse_sgd(label):
+    graph = tree_closure(3, 2)
+    lr = 1.0 if label == "euclidean" else 3.0
+    geo = Trainer(graph, make_manifold(label, 2), small_config(epochs=6, sparse=True, lr=lr), progress=False).fit()
+    rows = Trainer(graph, make_manifold(label, 2), small_config(epochs=6, optimizer="row-sgd", lr=lr),
+                   progress=False).fit()
+    assert torch.allclose(rows.points, geo.points, rtol=1e-12, atol=1e-14)
+
+
+def test_all_registered_representations_train():
+    # MCF and tiling models register on import (embed.cli.load_representations); every one must train.
+    graph = tree_closure(2, 2)
+    for entry in registry.entries():
+        manifold = entry.create(2)
+        result = Trainer(graph, manifold, small_config(epochs=8, eval_every=0), progress=False).fit()
+        assert result.history[-1]["map"] is not None, entry.label
+        manifold.assert_points(result.points)
+
+
+def test_distortion_training_fits_graph_distances():
+    graph = tree_closure(2, 3).as_undirected()
+    config = small_config(loss="distortion", epochs=60, batch_size=16, lr=1.0, init_scale=0.5, eval_every=30,
+                          burnin_epochs=0)
+    result = Trainer(graph, make_manifold("lorentz", 2), config, progress=False).fit()
+    assert result.history[-1]["d_avg"] < result.history[0]["d_avg"] < 1
+    assert result.history[-1]["d_avg"] < 0.25
+
+
+def test_distortion_training_on_sampled_pairs(monkeypatch):
+    monkeypatch.setattr("embed.train._ALL_PAIRS_LIMIT", 4)
+    graph = tree_closure(2, 3).as_undirected()
+    config = small_config(loss="distortion", epochs=4, batch_size=64, lr=0.3, init_scale=0.5, eval_every=0,
+                          burnin_epochs=0, distortion_partners=5)
+    trainer = Trainer(graph, make_manifold("poincare", 2), config, progress=False)
+    plan = trainer.task.plan(0, torch.Generator().manual_seed(0))
+    i, j = plan["pairs"].T
+    assert (i != j).all() and (plan["targets"] >= 1).all()
+    assert trainer.fit().stopped == "completed"
+
+
+def test_training_is_reproducible():
+    graph = tree_closure(3, 2)
+    a = Trainer(graph, make_manifold("poincare", 2), small_config(epochs=12), progress=False).fit()
+    b = Trainer(graph, make_manifold("poincare", 2), small_config(epochs=12), progress=False).fit()
+    assert torch.equal(a.points, b.points)
+
+
+def test_trainer_rejects_bad_init_and_empty_graph():
+    graph = tree_closure(2, 2)
+    manifold = make_manifold("poincare", 2)
+    with pytest.raises(ValueError, match="shape"):
+        Trainer(graph, manifold, small_config(), init=torch.zeros(3, 2))
+    outside = torch.full((graph.num_nodes, 2), 0.9, dtype=torch.float64)
+    with pytest.raises(ValueError):
+        Trainer(graph, manifold, small_config(), init=outside)
+    empty = Graph(("a", "b"), torch.zeros(0, 2, dtype=torch.long), directed=True)
+    with pytest.raises(ValueError, match="no edges"):
+        Trainer(empty, manifold, small_config())
+
+
+# ============================================================================ checkpoints and resume
+
+
+@pytest.mark.parametrize("optimizer,sparse", [("sgd", False), ("adam", True), ("row-sgd", False)])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, sparse):
+    graph = tree_closure(3, 2)
+    config = small_config(epochs=14, optimizer=optimizer, sparse=sparse, lr=0.2 if optimizer == "adam" else 3.0,
+                          checkpoint_every=5, eval_every=7)
+    whole = Trainer(graph, make_manifold("poincare", 2), config, progress=False).fit()
+
+    path = tmp_path / "run.ckpt"
+    first = Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, progress=False)
+    part = first.fit(max_steps=17)  # stops mid-epoch (a few steps per epoch)
+    assert part.stopped == "limit" and part.step_in_epoch > 0
+    resumed = Trainer.resume(path, graph, progress=False)
+    assert resumed.epoch == part.epoch and resumed.step_in_epoch == part.step_in_epoch
+    result = resumed.fit()
+    assert torch.equal(result.points, whole.points)
+    assert [h["map"] for h in result.history] == [h["map"] for h in whole.history]
+
+
+def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path):
+    graph = tree_closure(3, 2)
+    config = small_config(epochs=10)
+    whole = Trainer(graph, make_manifold("lorentz", 2), config, progress=False).fit()
+    path = tmp_path / "run.ckpt"
+    trainer = Trainer(graph, make_manifold("lorentz", 2), config, checkpoint=path, progress=False)
+
+    def interrupt(t):
+        if t.global_step == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = trainer.fit(callback=interrupt)
+    assert result.stopped == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert torch.equal(Trainer.resume(path, graph, progress=False).fit().points, whole.points)
+
+
+def test_checkpoint_is_weights_only_and_holds_rng_state(tmp_path):
+    graph = tree_closure(2, 2)
+    path = tmp_path / "c.ckpt"
+    Trainer(graph, make_manifold("poincare", 2), small_config(epochs=5, checkpoint_every=5), checkpoint=path,
+            progress=False).fit()
+    raw = torch.load(path, weights_only=True)
+    assert isinstance(raw["generator"], torch.Tensor) and raw["generator"].dtype == torch.uint8
+    assert raw["epoch"] == 5 and torch.isfinite(raw["points"]).all()
+    state = load_checkpoint(path)
+    assert TrainConfig.from_json(state["config"]).epochs == 5
+
+
+def test_resume_refuses_another_graph_and_foreign_files(tmp_path):
+    graph = tree_closure(2, 2)
+    path = tmp_path / "c.ckpt"
+    Trainer(graph, make_manifold("poincare", 2), small_config(epochs=2), checkpoint=path, progress=False).fit()
+    with pytest.raises(CheckpointError, match="another graph"):
+        Trainer.resume(path, tree_closure(3, 2))
+    other = tmp_path / "x.pt"
+    torch.save({"a": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a training checkpoint"):
+        load_checkpoint(other)
+    (tmp_path / "junk").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a loadable"):
+        load_checkpoint(tmp_path / "junk")
+
+
+def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    graph = tree_closure(3, 2)
+    path = tmp_path / "run.ckpt"
+    metrics = tmp_path / "m.jsonl"
+    config = small_config(epochs=20, checkpoint_every=2)
+    trainer = Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, metrics=metrics, progress=False)
+
+    def poison(t):
+        if t.epoch == 3 and t.step_in_epoch == 2:
+            with torch.no_grad():
+                t.weight[:] = float("nan")
+
+    with pytest.raises(NonFiniteTrainingError, match=r"non-finite|nan") as error:
+        trainer.fit(callback=poison)
+    assert "last good checkpoint" in str(error.value) and "epoch 2" in str(error.value)
+    state = load_checkpoint(path)
+    assert state["epoch"] == 2 and torch.isfinite(state["points"]).all()
+    events = [json.loads(line)["event"] for line in metrics.read_text().splitlines()]
+    assert "error" in events
+
+
+def test_metrics_file_and_target(tmp_path):
+    graph = tree_closure(3, 2)
+    metrics = tmp_path / "m.jsonl"
+    config = small_config(epochs=40, eval_every=2, target_map=0.5, stop_at_target=True)
+    result = Trainer(graph, make_manifold("poincare", 2), config, metrics=metrics, progress=False).fit()
+    assert result.stopped == "target" and result.epoch < 40
+    assert result.target["map"] >= 0.5 and result.target["epoch"] == result.epoch
+    records = [json.loads(line) for line in metrics.read_text().splitlines()]
+    kinds = [r["event"] for r in records]
+    assert kinds[0] == "start" and kinds[-1] == "end" and "target" in kinds
+    for record in records:
+        if record["event"] == "eval":
+            assert {"map", "mean_rank", "cpu_seconds", "wall_seconds", "epoch"} <= set(record)
+
+
+# ============================================================================ warm start
+
+
+def test_warm_start_converts_through_the_lorentz_hub(tmp_path):
+    graph = tree_closure(2, 2)
+    lorentz = make_manifold("lorentz", 2)
+    points = lorentz.random(graph.num_nodes, std=2.0, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "warm.pt"
+    save_embedding(path, points.flip(0), lorentz, list(reversed(graph.names)))  # other node order
+    poincare = make_manifold("poincare", 2)
+    start = warm_start(path, graph, poincare)
+    assert torch.allclose(poincare.dist(start[:, None], start[None]), lorentz.dist(points[:, None], points[None]),
+                          rtol=1e-10, atol=1e-10)
+    same = warm_start(path, graph, lorentz)
+    assert torch.equal(same, points)
+    result = Trainer(graph, poincare, small_config(epochs=3), init=start, progress=False).fit()
+    assert result.epoch == 3
+    with pytest.raises(ValueError, match="not in the file"):
+        warm_start(path, tree_closure(3, 2), poincare)
+    with pytest.raises(ValueError, match="hyperbolic"):
+        warm_start(path, graph, EuclideanBaseline(2))
+
+
+def test_evaluate_embedding_all_equal_points_regression():
+    graph = tree_closure(2, 2)
+    manifold = make_manifold("poincare", 2)
+    metrics = evaluate_embedding(manifold.origin(graph.num_nodes), manifold, graph)
+    # every node ties with every other: AP(u) = |A(u)| / (N - 1), rank = N - |A(u)|.
+    n = graph.num_nodes
+    counts = torch.bincount(graph.edges[:, 0], minlength=n).double()
+    queries = counts > 0
+    assert metrics["map"] == pytest.approx(float((counts[queries] / (n - 1)).mean()))
+    assert metrics["mean_rank"] == pytest.approx(float((counts * (n - counts)).sum() / counts.sum()))
+
+
+# ============================================================================ command line
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="hyperbolic embed")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def write_closure(tmp_path) -> str:
+    graph = tree_closure(3, 2)
+    path = tmp_path / "tree.csv"
+    lines = ["id1,id2,weight"] + [f"{graph.names[u]},{graph.names[v]},1" for u, v in graph.edges.tolist()]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_cli_train_writes_an_embedding_and_resumes(tmp_path, capsys):
+    source = write_closure(tmp_path)
+    out, ckpt, metrics = tmp_path / "e.pt", tmp_path / "e.ckpt", tmp_path / "m.jsonl"
+    common = [source, "--method", "train", "--dim", "2", "--batch-size", "16", "--lr", "3", "--negatives", "8",
+              "--burnin-epochs", "2", "--eval-every", "5", "--checkpoint", str(ckpt), "--metrics", str(metrics),
+              "--json"]
+    assert run_from_args(parse(common + ["--epochs", "10", "-o", str(out)])) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["epoch"] == 10 and summary["output"] == str(out) and summary["map"] > 0.5
+    names, points, manifold = load_embedding(out)
+    assert manifold.name == "poincare" and points.shape == (13, 2) and names[0] == "n1"
+    assert run_from_args(parse(common + ["--epochs", "15", "--resume"])) == 0
+    assert json.loads(capsys.readouterr().out)["epoch"] == 15
+
+
+def test_cli_hmds(tmp_path, capsys):
+    path = tmp_path / "tree.edges"
+    path.write_text("0 1\n0 2\n1 3\n1 4\n2 5\n2 6\n")
+    out = tmp_path / "h.pt"
+    argv = [str(path), "--method", "hmds", "--dim", "3", "--scale", "2", "--manifold", "poincare", "-o", str(out),
+            "--json"]
+    assert run_from_args(parse(argv)) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["method"] == "hmds" and summary["n_positive"] >= 1 and summary["map"] > 0.5
+    assert load_embedding(out)[2].name == "poincare"
+
+
+def test_cli_errors_are_messages(tmp_path, capsys):
+    assert run_from_args(parse([str(tmp_path / "missing.csv")])) == 1
+    assert "neither an edge-list file" in capsys.readouterr().err
+    source = write_closure(tmp_path)
+    assert run_from_args(parse([source, "--resume"])) == 1
+    assert "--checkpoint" in capsys.readouterr().err
+    assert run_from_args(parse([source, "--manifold", "nowhere"])) == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_cli_options_join_a_host_subcommand(tmp_path, capsys):
+    # The shape of `hyperbolic embed` in embed/cli.py: its own GRAPH, --method, --dim, --directed, --seed,
+    # --json, --out and a string --precision; ours are added around them without conflicts.
+    parser = argparse.ArgumentParser(prog="hyperbolic embed")
+    parser.add_argument("graph", nargs="?")
+    parser.add_argument("--method", choices=["combinatorial", "train", "hmds"], default="combinatorial")
+    parser.add_argument("--dim", type=int, default=2)
+    parser.add_argument("--directed", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--precision", default="auto")
+    add_arguments(parser, graph=False, method=False)
+    source = write_closure(tmp_path)
+    out = tmp_path / "e.pt"
+    args = parser.parse_args([source, "--directed", "--method", "train", "--epochs", "4", "--batch-size", "16",
+                              "--negatives", "8", "--burnin-epochs", "1", "--out", str(out), "--json"])
+    assert run_from_args(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["dim"] == 2 and summary["epoch"] == 4 and out.exists()
+    args = parser.parse_args([source, "--method", "hmds", "--hmds-precision", "80", "--json"])
+    assert run_from_args(args) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "hmds"
