@@ -3,8 +3,8 @@
 
 from .aggregation import FrechetAggregation, segment_frechet_mean
 from .batchnorm import HyperbolicBatchNorm
-from .frechet import FrechetInfo, frechet_mean, frechet_variance
 from .flows import ManifoldCNF, ManifoldODE, WrappedNormal
+from .frechet import FrechetInfo, frechet_mean, frechet_variance
 from .hgcn import FermiDiracDecoder, HGCNConv, HypAct, HypLinear
 from .hyla import RandomFourierFeatures, RandomLaplacianFeatures, log_poisson
 from .hyla_model import HyLaSGC, train_node_classifier
