@@ -27,6 +27,8 @@ import time
 import torch
 from tqdm import tqdm
 
+from . import bench_wordnet, train
+
 __all__ = ["main", "build_parser"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -206,6 +208,10 @@ def _draw(picture, graph, points, manifold, roots, title, dim, root) -> None:
 
 
 def _command_embed(args: argparse.Namespace) -> int:
+    if args.method in ("train", "hmds"):
+        return train.run_from_args(args)
+    if args.dim is None:
+        args.dim = 2
     from hyperbolic.io import save_embedding
 
     from .combinatorial import embed_graph
@@ -399,8 +405,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("graph", nargs="?", metavar="GRAPH",
                    help=f"edge list (u v [weight]; .csv/.tsv/whitespace); default: '{BUILTIN}' (built-in)")
-    p.add_argument("--method", choices=["combinatorial"], default="combinatorial", help="embedding method")
-    p.add_argument("--dim", type=int, default=2, help="dimension of hyperbolic space (default 2)")
+    p.add_argument("--method", choices=["combinatorial", "train", "hmds"], default="combinatorial",
+                   help="combinatorial construction (default), Riemannian optimisation (train) or h-MDS")
+    p.add_argument("--dim", type=int, default=None,
+                   help="dimension of hyperbolic space (default 2; 5 for --method train)")
     p.add_argument("--eps", type=float, default=None, help="distortion target; tau from the published formula "
                    "(default 1.0 unless --tau)")
     p.add_argument("--tau", default=None, metavar="TAU|max",
@@ -424,7 +432,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=None, help="evaluate a random sample of rows (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the row sample")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    train.add_arguments(p, graph=False, method=False)
     p.set_defaults(handler=_command_embed)
+
+    p = commands.add_parser("bench", help="benchmark suites (wordnet)")
+    suites = p.add_subparsers(dest="suite", metavar="SUITE")
+    suites.required = True
+    p = suites.add_parser("wordnet", help="WordNet reconstruction: mean rank and MAP per representation",
+                          description="Nickel & Kiela reconstruction on WordNet closures, per representation, "
+                                      "next to the published figures and a Euclidean baseline.")
+    bench_wordnet.add_arguments(p)
+    p.set_defaults(handler=bench_wordnet.run_from_args)
 
     p = commands.add_parser("eval", help="metrics of an embedding file against a graph",
                             description="edge-MAP, mean rank, closure-MAP, distortion of EMBEDDING on GRAPH.")

@@ -1,7 +1,7 @@
 """Tiling models: re-normalisation throughput, distance throughput against the float64 Lorentz model (same
 run, as a ratio), and compression of the two shared BigFloat Poincaré embeddings.
 
-    python benchmarks/tiling.py [--points 1000000] [--radius 30] [--repeats 3] [--threads 2]
+    python benchmarks/tiling_bench.py [--points 1000000] [--radius 30] [--repeats 3] [--threads 2]
                                 [--compression-nodes 0] [--skip-compression]
 
 Re-normalisation, two cases, ``--points`` points with radii uniform in ``[0, --radius]``:
@@ -33,16 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the package `tiling`:
-# put the checkout's root there instead.
-_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [str(_ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "benchmarks"]
+import mpmath
+import torch
 
-import mpmath  # noqa: E402
-import torch  # noqa: E402
-
-from hyperbolic import Lorentz, reference  # noqa: E402
-from tiling import BinaryTiling, LTiling, compression  # noqa: E402
+from hyperbolic import Lorentz, reference
+from tiling import BinaryTiling, LTiling, compression
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "HyperbolicTiling_Compression" / "dataset"
 DATASETS = (("grqc_500.emb", 500, 0.142), ("bio-yeast.r2.emb", 4000, 0.229))
