@@ -763,7 +763,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
     def request_stop(self) -> None:
-        """Ask :meth:`fit` to stop after the current step (and write a checkpoint)."""
+        """Ask :meth:`fit` to stop after the current step (and write a checkpoint), as SIGINT/SIGTERM do."""
         self._stop_requested = True
 
     def fit(self, *, max_steps: int | None = None, max_seconds: float | None = None,
@@ -858,26 +858,30 @@ class Trainer:
                       "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds})
         return result
 
-    def _install_interrupt_handler(self):
+    def _install_interrupt_handler(self) -> dict:
+        """Ctrl-C (SIGINT) and SIGTERM stop after the current step with a checkpoint; a second one stops at
+        once. Handlers are only installed in the main thread and over the default ones (a background job
+        started with ``&`` ignores SIGINT: stop it with SIGTERM)."""
         if threading.current_thread() is not threading.main_thread():
-            return None
-        previous = signal.getsignal(signal.SIGINT)
-        if previous is not signal.default_int_handler:
-            return None
+            return {}
+        previous = {}
 
         def handler(signum, frame):
-            if self._stop_requested:  # a second Ctrl-C: stop at once
-                signal.signal(signal.SIGINT, previous)
+            if self._stop_requested:  # the second signal: stop at once
+                self._restore_interrupt_handler(previous)
                 raise KeyboardInterrupt
             self._stop_requested = True
 
-        signal.signal(signal.SIGINT, handler)
+        for number, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, signal.SIG_DFL)):
+            if signal.getsignal(number) is default:
+                previous[number] = default
+                signal.signal(number, handler)
         return previous
 
     @staticmethod
-    def _restore_interrupt_handler(previous) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+    def _restore_interrupt_handler(previous: dict) -> None:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
     # ------------------------------------------------------------------ output
     def save_embedding(self, path: str | os.PathLike, extra: dict | None = None) -> None:

@@ -287,7 +287,8 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, s
     assert [h["map"] for h in result.history] == [h["map"] for h in whole.history]
 
 
-def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
     graph = tree_closure(3, 2)
     config = small_config(epochs=10)
     whole = Trainer(graph, make_manifold("lorentz", 2), config, progress=False).fit()
@@ -296,11 +297,12 @@ def test_sigint_stops_after_the_step_with_a_checkpoint(tmp_path):
 
     def interrupt(t):
         if t.global_step == 9:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signum)
 
     result = trainer.fit(callback=interrupt)
     assert result.stopped == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert torch.equal(Trainer.resume(path, graph, progress=False).fit().points, whole.points)
 
 
