@@ -96,8 +96,9 @@ class HalfSpace(HyperbolicManifold):
         return x[..., -1] <= 0
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
-        rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
-        return [reference.from_halfspace([mpmath.mpf(v) for v in row[:-1]], mpmath.mpf(row[-1])) for row in rows]
+        with mpmath.mp.workprec(self._bridge_precision()):
+            rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
+            return [reference.from_halfspace([mpmath.mpf(v) for v in row[:-1]], mpmath.mpf(row[-1])) for row in rows]
 
     def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
         r""":math:`y = 1/(X_0 - X_n)`, :math:`x_i = X_i\,y`, each rounded to nearest."""

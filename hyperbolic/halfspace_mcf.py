@@ -218,13 +218,14 @@ class HalfSpaceMCF(HyperbolicManifold):
 
     # ----------------------------------------------------------------- the exact bridge
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
-        rows = x.detach().reshape(-1, self.storage_dim)
-        horizontal = mcf.to_mpmath(self.horizontal(rows))
-        heights = rows[:, -1].to(torch.float64).tolist()
-        return [
-            reference.from_halfspace(coordinates, mpmath.mpf(height))
-            for coordinates, height in zip(horizontal, heights)
-        ]
+        with mpmath.mp.workprec(self._bridge_precision()):
+            rows = x.detach().reshape(-1, self.storage_dim)
+            horizontal = mcf.to_mpmath(self.horizontal(rows))
+            heights = rows[:, -1].to(torch.float64).tolist()
+            return [
+                reference.from_halfspace(coordinates, mpmath.mpf(height))
+                for coordinates, height in zip(horizontal, heights)
+            ]
 
     def from_reference(self, points: Sequence[Sequence], dtype=None, device=None):
         """Horizontal coordinates split greedily into ``m`` components (``x⁽¹⁾ = fl(x)``,

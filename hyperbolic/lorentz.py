@@ -95,9 +95,10 @@ class Lorentz(HyperbolicManifold):
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
         """Spatial coordinates exactly; :math:`x_0 = \\sqrt{1 + \\lVert x_s\\rVert^2}` on the hyperboloid."""
-        sqrt_c = self._reference_scale()
-        rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
-        return [reference.lift([mpmath.mpf(v) * sqrt_c for v in row[1:]]) for row in rows]
+        with mpmath.mp.workprec(self._bridge_precision()):
+            sqrt_c = self._reference_scale()
+            rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
+            return [reference.lift([mpmath.mpf(v) * sqrt_c for v in row[1:]]) for row in rows]
 
     def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
         """Each coordinate rounded to nearest."""

@@ -183,6 +183,11 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         """Storage ``(len(points), storage_dim)`` of curvature -1 reference points, rounded by the model's
         own rule. Raises :class:`PrecisionError` for points beyond the contract's ``max_radius``."""
 
+    def _bridge_precision(self) -> int:
+        """Bits at which ``to_reference`` works: enough for any float magnitude (exponent range ±1024, so
+        Minkowski products of the result cancel exactly) plus the representation's own bits."""
+        return max(mpmath.mp.prec, 2 * 1024 + 64 * getattr(self, "components", 1))
+
     def _reference_scale(self) -> mpmath.mpf:
         r""":math:`\sqrt{c}` in mpmath: multiplies Lorentz coordinates at curvature :math:`-c` into curvature -1."""
         return mpmath.sqrt(mpmath.exp(mpmath.mpf(float(self.log_c))))

@@ -91,9 +91,10 @@ class PoincareBall(HyperbolicManifold):
         return x.square().sum(-1) >= 1
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
-        sqrt_c = self._reference_scale()
-        rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
-        return [reference.from_poincare([mpmath.mpf(v) * sqrt_c for v in row]) for row in rows]
+        with mpmath.mp.workprec(self._bridge_precision()):
+            sqrt_c = self._reference_scale()
+            rows = x.detach().reshape(-1, self.storage_dim).to(torch.float64).cpu().tolist()
+            return [reference.from_poincare([mpmath.mpf(v) * sqrt_c for v in row]) for row in rows]
 
     def from_reference(self, points: Sequence[Sequence], dtype=torch.float64, device=None):
         r""":math:`p = R\,x_s/(1 + x_0)`, each coordinate rounded to nearest."""
