@@ -20,7 +20,6 @@ import itertools
 import math
 import os
 import re
-import uuid
 import warnings
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+
+from hyperbolic.io import atomic_write
 
 __all__ = [
     "BFSTree",
@@ -733,24 +734,7 @@ def _writable_name(name: str, delimiter: str) -> bool:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    _atomic_write(path, lambda out: out.write(data))
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(binary_file)`` on a temporary file beside ``path``, then rename it over
-    ``path``; readers never see a partial file. The file gets the usual umask permissions."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(temporary, "xb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda temporary: Path(temporary).write_bytes(data))
 
 
 # ====================================================================== components and BFS

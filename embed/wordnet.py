@@ -49,11 +49,11 @@ import torch
 
 from embed.graphs import (
     Graph,
-    _atomic_write,
     connected_components,
     parse_edgelist,
     write_edgelist,
 )
+from hyperbolic.io import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -547,7 +547,7 @@ def _store_cached(path: Path, dataset: str, fingerprint: str, graph: Graph) -> N
         "edges": graph.edges,
     }
     try:
-        _atomic_write(path, lambda out: torch.save(payload, out))
+        atomic_write(path, lambda temporary: torch.save(payload, temporary))
     except OSError as error:
         logger.warning("could not write cache file %s (%s)", path, error)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,17 +41,18 @@ class EmbeddingFileError(ValueError):
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Call ``write(temporary_path)`` and move the result onto ``path`` atomically."""
+    """Call ``write(temporary_path)`` on a new file beside ``path``, flush it to disk, then rename it over
+    ``path``: readers never see a partial file. The file gets the usual umask permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         write(temporary)
+        with open(temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 
