@@ -75,13 +75,17 @@ def _command_precision(args: argparse.Namespace) -> int:
         include_peers=not args.no_peers,
         seed=args.seed,
         progress=_progress(len(args.radii), "radii"),
+        against=args.against,
     )
     if args.json:
         for row in rows:
             print(json.dumps(row.as_json()))
         return 0
-    print(f"Relative error of dist against the mpmath reference: median / max over {args.pairs} pairs "
-          f"per cell (H^2, seed {args.seed}); 'beyond ceiling' = the representation refuses the points.\n")
+    reference = ("the exact points (point rounding included)" if args.against == "exact"
+                 else "the points as stored (the arithmetic of dist alone)")
+    print(f"Relative error of dist against the mpmath distance of {reference}: median / max over "
+          f"{args.pairs} pairs per cell (H^2, seed {args.seed}); 'beyond ceiling' = the representation "
+          "refuses the points.\n")
     for kind, title in (("near", "Near pairs (d = 1; first point at radius r)"),
                         ("far", "Far pairs (both points at radius r, d ≈ 2r)")):
         print(f"## {title}\n")
@@ -393,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="float types to measure (default: both)")
     p.add_argument("--no-peers", action="store_true", help="leave out geoopt's PoincareBall and Lorentz")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair draw (default 0)")
+    p.add_argument("--against", choices=["exact", "stored"], default="exact",
+                   help="reference distance: of the exact points (default; includes rounding them into the "
+                        "representation) or of the points as stored (the arithmetic of dist alone)")
     p.add_argument("--json", action="store_true", help="one JSON object per line instead of tables")
     p.set_defaults(handler=_command_precision)
 

@@ -27,6 +27,13 @@ def test_table_output_and_unknown_manifold(capsys):
     assert "unknown manifold 'nonsense'" in capsys.readouterr().err
 
 
+def test_against_stored_points(capsys):
+    assert main(["precision", "--radii", "60", "--pairs", "2", "--manifold", "halfspace-mcf2", "--no-peers",
+                 "--against", "stored", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert rows and all(r["against"] == "stored" and r["max_rel_err"] < 1e-15 for r in rows)
+
+
 def test_console_script_runs():
     result = subprocess.run([sys.executable, "-m", "embed.cli", "precision", "--radii", "1", "--pairs", "2",
                              "--json", "--no-peers"], capture_output=True, text=True, check=True)

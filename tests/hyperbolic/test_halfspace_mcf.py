@@ -27,6 +27,22 @@ def test_three_components_are_usable_at_radius_100():
     assert row.median_rel_err < 1e-6 and row.nonfinite == 0
 
 
+@pytest.mark.parametrize("m,radius", [(2, 72.0), (3, 108.0), (4, 144.0)])
+def test_distance_arithmetic_is_exact_to_36m_on_the_stored_points(m, radius):
+    """Against the exact distance of the points as stored, dist itself loses nothing up to 36·m: the
+    exact-point error above is the rounding of x into m components (precision.md §5), not the formula."""
+    for kind in ("near", "far"):
+        pairs = make_pairs(radius, kind, n_pairs=5, seed=3)
+        row = measure("mcf", HalfSpaceMCF(2, components=m), torch.float64, pairs, against="stored")
+        assert row.status == "ok" and row.nonfinite == 0
+        assert row.max_rel_err <= 1e-15
+
+
+def test_measuring_against_an_unknown_reference_is_refused():
+    with pytest.raises(ValueError, match="against"):
+        measure("mcf", HalfSpaceMCF(2, components=2), torch.float64, make_pairs(1.0, "near", 1), against="x")
+
+
 def test_exact_difference_of_nearly_equal_expansions():
     """δ = Σa - Σb to one rounding even when it is 2^-150 times the operands."""
     rng = random.Random(0)
