@@ -379,6 +379,25 @@ def _iterate(S, m: torch.Tensor, tol: float, max_iter: int):
 # --------------------------------------------------------------------------- forward
 
 
+def _centroid(S, degenerate: torch.Tensor) -> torch.Tensor:
+    r"""Starting points: the weighted Lorentzian centroid of each set, in ball coordinates.
+
+    On the hyperboloid the centroid is :math:`\sum_l w_l X_l` rescaled back onto the sheet; in ball
+    coordinates (:math:`X_l = (1 + s_l, 2x_l)/E_l`) it is the MM iterate :math:`\eta b` with
+    :math:`\alpha_l = w_l/E_l`, i.e. the MM step with :math:`g \equiv 1`, so it comes from
+    :func:`_mm_update` with its cancellation-free discriminant. It is the exact mean of two points with
+    equal weights (a leaf and its parent with a self loop, say) and within :math:`O(\text{spread}^3)` of
+    the mean of a tight set, far closer than the Euclidean average of the ball coordinates. Degenerate
+    sets get the origin; a centroid rounded onto the boundary falls back to the Euclidean average.
+    """
+    mu = _mm_update(S, S.wE)
+    wsum = S.reduce(S.w)
+    euclid = S.weighted_sum(S.w) / torch.where(degenerate, torch.ones_like(wsum), wsum).unsqueeze(-1)
+    usable = ~degenerate & (mu.square().sum(-1) < 1) & torch.isfinite(mu).all(-1)
+    mu = torch.where(usable.unsqueeze(-1), mu, euclid)
+    return torch.where(degenerate.unsqueeze(-1), torch.zeros_like(mu), mu)
+
+
 def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
     """Fréchet means of dense sets. Returns ``(mu [B,n], converged [B], n_iter [B], degenerate [B])``.
 
@@ -386,11 +405,8 @@ def mm_dense(x: torch.Tensor, w: torch.Tensor, tol: float, max_iter: int):
     """
     B = x.shape[0]
     E = one_minus_squared_norm(x)
-    wsum = w.sum(-1)
-    degenerate = ~(wsum > 0)
-    safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
-    mu = (w.unsqueeze(-1) * x).sum(1) / safe_wsum.unsqueeze(-1)
-    mu = torch.where(degenerate.unsqueeze(-1), torch.zeros_like(mu), mu)
+    degenerate = ~(w.sum(-1) > 0)
+    mu = _centroid(_DenseSets(x, E, w), degenerate)
     # Sets far from the origin are iterated in a frame centred at their initial mean: ball coordinates
     # near the boundary carry relative errors of eps / (1 - |x|^2).
     Em = one_minus_squared_norm(mu)
@@ -419,21 +435,19 @@ def mm_segments(x: torch.Tensor, w: torch.Tensor, index: torch.Tensor, N: int, t
                 init: torch.Tensor | None = None):
     """Fréchet means of edge segments (set ``index[e]`` holds point ``x[e]``).
 
-    ``init`` (``[N, n]`` unit-ball points, optional) replaces the weighted Euclidean mean as the starting
+    ``init`` (``[N, n]`` unit-ball points, optional) replaces the Lorentzian centroid as the starting
     point wherever it is finite and inside the ball (a warm start; the result does not depend on it
     beyond the tolerance). Returns ``(mu [N,n], converged [N], n_iter [N], degenerate [N])``; sets with no
     point or zero total weight are degenerate and get the origin.
     """
     E = one_minus_squared_norm(x)
-    wsum = x.new_zeros(N).index_add_(0, index, w)
-    degenerate = ~(wsum > 0)
-    safe_wsum = torch.where(degenerate, torch.ones_like(wsum), wsum)
-    mu = x.new_zeros(N, x.shape[-1]).index_add_(0, index, w.unsqueeze(-1) * x) / safe_wsum.unsqueeze(-1)
+    degenerate = ~(x.new_zeros(N).index_add_(0, index, w) > 0)
+    S = _SegmentSets(x, E, w, index, N)
+    mu = _centroid(S, degenerate)
     if init is not None:
         # Keep the warm start only where it is a point of the ball with a lower objective.
         usable = torch.isfinite(init).all(-1) & (init.square().sum(-1) < 1)
         init = torch.where(usable.unsqueeze(-1), init, mu)
-        S = _SegmentSets(x, E, w, index, N)
         mu = torch.where((_objective(S, init) < _objective(S, mu)).unsqueeze(-1), init, mu)
     Em = one_minus_squared_norm(mu)
     far_node = (Em < _RECENTRE_BELOW) & ~degenerate

@@ -138,8 +138,8 @@ def frechet_mean(
     Notes
     -----
     * The iteration runs in float64 whatever ``x.dtype``; the result is cast back.
-    * Initialisation: the weighted Euclidean average of the ball coordinates (inside the ball, and
-      independent of zero-weight or padded points).
+    * Initialisation: the weighted Lorentzian centroid (the normalised weighted sum of the hyperboloid
+      points; exact for two points of equal weight, independent of zero-weight or padded points).
     * Edge cases: a set with no points or zero total weight returns the origin, is flagged
       ``degenerate`` (``converged`` False) and gets zero gradient; a single point returns itself;
       ball points on or just outside the boundary (norm up to ``R (1 + rtol)`` of the input dtype) are

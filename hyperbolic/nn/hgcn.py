@@ -224,7 +224,9 @@ class HGCNConv(_OneLine):
         Add :math:`I` to the adjacency (HGCN's :math:`A + I`).
     tol, max_iter, warm_start
         Fréchet tolerance, iteration cap, and warm start from the previous call on the same graph (see
-        :class:`FrechetAggregation`).
+        :class:`FrechetAggregation`). The gradient is the implicit-function gradient at the returned
+        mean, which lies within about ``tol`` (Riemannian distance) of the exact one, so a loose training
+        tolerance such as 1e-8 perturbs the gradients by that order only and saves MM iterations.
     margin : float, optional
         Boundary margin of every map onto the ball (:func:`project`; HGCN: 4e-3 in float32).
 

@@ -376,6 +376,24 @@ def test_far_apart_points_converge_fast():
     assert _certified_errors(x, mu, w, 2) <= 1e-10
 
 
+def test_lorentzian_centroid_start_is_the_midpoint_of_two_points():
+    """The start (normalised sum of the hyperboloid points) is already the mean of two equal-weight
+    points, near or far apart: one MM step confirms it, in the dense and in the segment kernel."""
+    from hyperbolic.nn.aggregation import segment_frechet_mean
+
+    g = torch.Generator().manual_seed(59)
+    directions = torch.randn(3, 2, 16, generator=g, dtype=torch.float64)
+    directions = directions / directions.norm(dim=-1, keepdim=True)
+    radii = torch.tensor([[0.3, 0.2], [6.2, 6.2], [16.0, 3.0]], dtype=torch.float64)
+    x = torch.tanh(radii / 2).unsqueeze(-1) * directions
+    mu, info = frechet_mean(x, return_info=True)
+    assert bool(info.converged.all()) and int(info.n_iter.max()) == 1
+    assert _certified_errors(x, mu, torch.ones(3, 2, dtype=torch.float64), 3) <= 1e-10
+    seg, seg_info = segment_frechet_mean(x.reshape(6, 16), torch.arange(3).repeat_interleave(2), return_info=True)
+    assert int(seg_info.n_iter.max()) == 1
+    torch.testing.assert_close(seg, mu, rtol=0, atol=1e-13)
+
+
 def test_cancellation_free_discriminant_agrees(monkeypatch):
     from hyperbolic.nn import _kernel
 
