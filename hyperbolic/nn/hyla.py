@@ -731,6 +731,35 @@ def _make_generator(generator: torch.Generator | None, seed: int | None) -> torc
     return g
 
 
+def _check_positive_int(value, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+class _RandomFeatureMap(nn.Module):
+    """What the random feature maps share: the sizes and the source of their draws.
+
+    The draws come from ``generator``, or from a private generator seeded with ``seed`` (default 0), which
+    :meth:`_rewound_generator` rewinds so that ``reset_parameters`` reproduces the same draws.
+    """
+
+    def __init__(self, dim_in: int, n_features: int, generator: torch.Generator | None, seed: int | None):
+        super().__init__()
+        _check_positive_int(dim_in, "dim_in")
+        _check_positive_int(n_features, "n_features")
+        self.dim_in = dim_in
+        self.n_features = n_features
+        self.seed = seed
+        self._generator = _make_generator(generator, seed)
+        self._seeded = generator is None
+        self._initial_state = self._generator.get_state()
+
+    def _rewound_generator(self) -> torch.Generator:
+        if self._seeded:
+            self._generator.set_state(self._initial_state)
+        return self._generator
+
+
 def _positive_or_none(value, what: str):
     if value is None:
         return None
@@ -740,7 +769,7 @@ def _positive_or_none(value, what: str):
     return value
 
 
-class RandomLaplacianFeatures(nn.Module):
+class RandomLaplacianFeatures(_RandomFeatureMap):
     r"""Random Laplacian features :math:`\phi_k(x) = A\,e^{\rho h_k(x)}\cos(\lambda'_k h_k(x) + b_k)` of
     hyperbolic points.
 
@@ -815,10 +844,7 @@ class RandomLaplacianFeatures(nn.Module):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ):
-        super().__init__()
-        for value, what in ((dim_in, "dim_in"), (n_features, "n_features")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        super().__init__(dim_in, n_features, generator, seed)
         if manifold is None:
             manifold = PoincareBall(dim_in)
         if not isinstance(manifold, HyperbolicManifold):
@@ -844,8 +870,6 @@ class RandomLaplacianFeatures(nn.Module):
         if dtype not in (torch.float64, torch.float32):
             raise TypeError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
         self.manifold = manifold
-        self.dim_in = dim_in
-        self.n_features = n_features
         self.lambda_scale = lambda_scale
         self.convention = convention
         self.boundary = boundary
@@ -853,10 +877,6 @@ class RandomLaplacianFeatures(nn.Module):
         self.amplitude_cap = _positive_or_none(amplitude_cap, "amplitude_cap")
         self.log_scale = bool(log_scale)
         self.route = route
-        self.seed = seed
-        self._generator = _make_generator(generator, seed)
-        self._seeded = generator is None
-        self._initial_state = self._generator.get_state()
         self.register_buffer("omega", torch.empty(n_features, dim_in, dtype=dtype, device=device))
         self.register_buffer("frequencies", torch.empty(n_features, dtype=dtype, device=device))
         self.register_buffer("phases", torch.empty(n_features, dtype=dtype, device=device))
@@ -870,9 +890,7 @@ class RandomLaplacianFeatures(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw ``omega``, ``frequencies`` and ``phases`` (in that order) and clear ``log_shift``."""
-        g = self._generator
-        if self._seeded:
-            g.set_state(self._initial_state)
+        g = self._rewound_generator()
         D, n = self.n_features, self.dim_in
         if self.boundary == "fixed_uniform":
             angles = 2 * math.pi * torch.arange(D, dtype=torch.float64) / D
@@ -891,7 +909,7 @@ class RandomLaplacianFeatures(nn.Module):
     # ----------------------------------------------------------------- the pieces
     @property
     def max_norm(self) -> float | None:
-        """Largest unit-ball norm fed to the features (``1 - 1e-5`` in the official convention, the
+        r"""Largest unit-ball norm fed to the features (``1 - 1e-5`` in the official convention, the
         ``radius_cap`` as a norm :math:`\tanh(r/2)`), or ``None`` without a cap."""
         norms = [] if self.radius_cap is None else [math.tanh(self.radius_cap / 2)]
         if self.convention == "official":
@@ -905,6 +923,17 @@ class RandomLaplacianFeatures(nn.Module):
         factor = torch.where(norm > max_norm, max_norm / norm.clamp_min(max_norm), torch.ones_like(norm))
         return x * factor
 
+    def _cap_ball(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Unit-ball rows as the features see them: the ``radius_cap`` applied (differentiably), then, in
+        the official convention, the published renormalisation to norm :math:`1 - 10^{-5}`. The published
+        code renormalises the parameter in place without recording it, so that step passes the gradient
+        through unchanged (straight through) instead of removing its radial part."""
+        if self.radius_cap is not None:
+            x = self._capped_ball(x, math.tanh(self.radius_cap / 2))
+        if self.convention == "official":
+            x = self._capped_ball(x.detach(), OFFICIAL_MAX_NORM) + (x - x.detach())
+        return x
+
     def log_poisson(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`h_k(x)` at unit curvature after the radius cap: ``(..., storage) -> (..., D)``."""
         self.manifold.assert_points(x, "points")
@@ -913,7 +942,7 @@ class RandomLaplacianFeatures(nn.Module):
         if max_norm is None:
             return log_poisson(self.manifold, x, omega.to(x.dtype), self.route)
         if isinstance(self.manifold, PoincareBall) and self.route == "auto":
-            return log_poisson_ball(self._capped_ball(x / self.manifold.scale(x), max_norm), omega.to(x.dtype))
+            return log_poisson_ball(self._cap_ball(x / self.manifold.scale(x)), omega.to(x.dtype))
         max_radius = 2 * math.atanh(max_norm)
         # Other models: rows beyond the cap are replaced by ball points at the cap in the same direction.
         storage = x.shape[-1]
@@ -973,8 +1002,7 @@ class RandomLaplacianFeatures(nn.Module):
         """The same features on the ball through :class:`_BallFeatures` (one pass, analytic gradient)."""
         self.manifold.assert_points(x, "points")
         flat = (x / self.manifold.scale(x)).reshape(-1, self.dim_in)
-        if self.max_norm is not None:
-            flat = self._capped_ball(flat, self.max_norm)
+        flat = self._cap_ball(flat)
         fit_shift = self.log_scale and (self.training or bool(torch.isnan(self.log_shift).any()))
         shift = self.log_shift.to(flat) if self.log_scale and not fit_shift else None
         frequencies = self.frequencies.to(flat) / (2 if self.convention == "official" else 1)
@@ -1011,7 +1039,7 @@ class RandomLaplacianFeatures(nn.Module):
         return ", ".join(parts)
 
 
-class RandomFourierFeatures(nn.Module):
+class RandomFourierFeatures(_RandomFeatureMap):
     r"""Euclidean random Fourier features :math:`\phi(x) = \sqrt{2/D}\cos(xW + b)` (the "RFF" baseline).
 
     :math:`W \sim N(0, s^2)^{n \times D}` and :math:`b \sim U[0, 2\pi)` are drawn once and kept as buffers
@@ -1044,30 +1072,19 @@ class RandomFourierFeatures(nn.Module):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ):
-        super().__init__()
-        for value, what in ((dim_in, "dim_in"), (n_features, "n_features")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        super().__init__(dim_in, n_features, generator, seed)
         scale = float(scale)
         if not math.isfinite(scale) or scale < 0:
             raise ValueError(f"scale must be a finite number >= 0, got {scale}")
         self.manifold = geoopt.Euclidean(ndim=1)
-        self.dim_in = dim_in
-        self.n_features = n_features
         self.scale = scale
-        self.seed = seed
-        self._generator = _make_generator(generator, seed)
-        self._seeded = generator is None
-        self._initial_state = self._generator.get_state()
         self.register_buffer("weight", torch.empty(dim_in, n_features, dtype=dtype, device=device))
         self.register_buffer("phases", torch.empty(n_features, dtype=dtype, device=device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw ``weight`` then ``phases``."""
-        g = self._generator
-        if self._seeded:
-            g.set_state(self._initial_state)
+        g = self._rewound_generator()
         weight = self.scale * torch.randn(self.dim_in, self.n_features, dtype=torch.float64, generator=g)
         phases = 2 * math.pi * torch.rand(self.n_features, dtype=torch.float64, generator=g)
         with torch.no_grad():
