@@ -3,6 +3,7 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 
     python benchmarks/hyla.py [--datasets cora citeseer airport disease] [--seeds 10] [--threads 2]
                               [--data ../shared/data/HyLa/nc/datasets] [--methods hyla rff]
+                              [--airport-splits hgcn] [--trace SEED]
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
 removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
@@ -12,12 +13,15 @@ split (the published protocol: 524 test entries, 225 of them also training entri
 node features here (the file is missing upstream), so it runs feature-free and has no published target.
 The RFF baseline swaps the feature map for sqrt(2/D) cos(E W + b), W ~ N(0, s^2), on a Euclidean
 embedding trained by plain SGD, with s = --rff-scale (10, chosen on Cora validation accuracy among
-0.01, 1, 10, 100) and otherwise the same preset.
+0.01, 1, 10, 100) and otherwise the same preset. ``--trace SEED`` logs, for that seed, each epoch's loss
+with the largest embedding norm and the bound rho d(0, x) on the log feature amplitude (to tell loss spikes
+caused by the optimiser from those caused by points near the boundary).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -74,6 +78,7 @@ def run(dataset, split, method, seeds, rff_scale, log):
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
             epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
+            callback=trace(model, log) if seed == args.trace and method.startswith("hyla") else None,
         )
         result.cpu_seconds = time.process_time() - cpu_started
         results.append(result)
@@ -81,6 +86,18 @@ def run(dataset, split, method, seeds, rff_scale, log):
             f"val {100 * result.val_acc:.2f} % {result.seconds:.1f} s wall {result.cpu_seconds:.1f} s CPU "
             f"unstable epochs {len(result.unstable_epochs)}")
     return data, config, propagation, results
+
+
+def trace(model, log):
+    """Per-epoch callback: the loss, the largest embedding norm and the bound rho d(0, x) on the log of the
+    feature amplitude e^{rho h} (|h| <= d(0, x)) after the epoch's step."""
+    rho = (model.features.dim_in - 1) / 2
+
+    def callback(epoch, loss):
+        norm = model.embedding.detach().norm(dim=-1).max().item()
+        log(f"  epoch {epoch:3d} loss {loss:9.4f} max norm {norm:.6f} max rho*d(0,x) {rho * 2 * math.atanh(norm):7.3f}")
+
+    return callback
 
 
 def summary(values):
@@ -102,6 +119,8 @@ def main() -> None:
     parser.add_argument("--rff-scale", type=float, default=10.0)
     parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--trace", type=int, default=None, metavar="SEED",
+                        help="log loss, largest embedding norm and amplitude bound per epoch for this seed (HyLa)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

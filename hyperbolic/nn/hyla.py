@@ -783,7 +783,8 @@ class RandomLaplacianFeatures(_RandomFeatureMap):
 
     * ``"official"`` (the published code; reproduces its tuned hyperparameters): :math:`A = 1`,
       :math:`\lambda' = \lambda/2`, and points are first pulled to radius at most
-      :math:`2\operatorname{artanh}(1 - 10^{-5}) \approx 12.2` (ball norm :math:`1 - 10^{-5}`);
+      :math:`2\operatorname{artanh}(1 - 10^{-5}) \approx 12.2` (ball norm :math:`1 - 10^{-5}`), like the
+      published in-place renormalisation: the value is moved, the gradient passes straight through;
     * ``"kernel"`` (the paper's normalised random-feature form): :math:`A = \sqrt{2/D}`,
       :math:`\lambda' = \lambda`, so that :math:`\sum_k \phi_k(x)\phi_k(y) \to k(d(x, y)) =
       \mathbb{E}_\lambda\,\Phi_\lambda(d(x, y))`.
