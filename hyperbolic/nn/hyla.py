@@ -65,10 +65,13 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from mcf.eft import two_prod, two_sum
+
 from .. import reference
 from ..halfspace import HalfSpace
 from ..lorentz import Lorentz
 from ..manifold import HyperbolicManifold, PrecisionError
+from ..math import poincare as poincare_kernel
 from ..numerics import check_finite, guards, scaled_norm
 from ..poincare import PoincareBall
 
@@ -90,19 +93,9 @@ __all__ = [
 OFFICIAL_MAX_NORM = 1 - 1e-5
 
 _LOG2 = math.log(2.0)
-# Veltkamp split constants 2^ceil(p/2) + 1 (see ../shared/notes/mcf.md §2).
-_SPLITTER = {torch.float64: 134217729.0, torch.float32: 4097.0, torch.float16: 65.0, torch.bfloat16: 17.0}
 
 
 # --------------------------------------------------------------------------- error-free transformations
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Knuth's Two-Sum: ``s = fl(a + b)`` and ``e`` with ``s + e = a + b`` exactly."""
-    s = a + b
-    b_virtual = s - a
-    a_virtual = s - b_virtual
-    return s, (a - a_virtual) + (b - b_virtual)
-
-
 def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     """The sum of ``k`` float tensors as if computed in ``k``-fold precision, then rounded (SumK of
     Ogita, Rump and Oishi: ``k - 1`` error-free Two-Sum sweeps, then an ordinary sum). Exact cancellation
@@ -110,26 +103,17 @@ def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     terms = list(terms)
     for _ in range(len(terms) - 1):
         for i in range(len(terms) - 1):
-            terms[i + 1], terms[i] = _two_sum(terms[i], terms[i + 1])
+            terms[i + 1], terms[i] = two_sum(terms[i], terms[i + 1])
     errors = terms[0]
     for term in terms[1:-1]:
         errors = errors + term
     return terms[-1] + errors
 
 
-def _two_square(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dekker's product for ``a * a``: ``p = fl(a^2)`` and ``e`` with ``p + e = a^2`` exactly (|a| <= 1)."""
-    p = a * a
-    c = _SPLITTER[a.dtype] * a
-    high = c - (c - a)
-    low = a - high
-    return p, ((high * high - p) + 2 * (high * low)) + low * low
-
-
 def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
     r""":math:`1 - \lVert p\rVert^2` (trailing axis kept) accurate to a few ulp of the result for ``‖p‖ <= 1``.
 
-    The squares and the running sum are carried exactly (Dekker products, Two-Sum); the value is rounded
+    The squares and the running sum are carried exactly (Two-Prod, Two-Sum); the value is rounded
     once at the end. The gradient is that of the plain expression, :math:`-2p`.
     """
     plain = 1 - p.square().sum(-1, keepdim=True)
@@ -137,8 +121,8 @@ def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
         total = torch.ones_like(plain)
         tail = torch.zeros_like(plain)
         for i in range(p.shape[-1]):
-            square, square_error = _two_square(p[..., i : i + 1])
-            total, error = _two_sum(total, -square)
+            square, square_error = two_prod(p[..., i : i + 1], p[..., i : i + 1])
+            total, error = two_sum(total, -square)
             tail = tail + (error - square_error)
         exact = total + tail
     return exact + (plain - plain.detach())
@@ -571,7 +555,7 @@ def log_poisson_halfspace_mcf(
     rounded = parts[0] + tail
 
     def exact_difference(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        s, e = _two_sum(parts[0][i], -omega[k])
+        s, e = two_sum(parts[0][i], -omega[k])
         return _accurate_sum([s, e, *(part[i] for part in parts[1:])])
 
     h = _halfspace_core(rounded, torch.log(y), omega, at_infinity, exact_difference)
@@ -917,22 +901,15 @@ class RandomLaplacianFeatures(_RandomFeatureMap):
             norms.append(OFFICIAL_MAX_NORM)
         return min(norms) if norms else None
 
-    @staticmethod
-    def _capped_ball(x: torch.Tensor, max_norm: float) -> torch.Tensor:
-        """Unit-ball points with norm above ``max_norm`` pulled radially onto that sphere."""
-        norm = scaled_norm(x, keepdim=True)
-        factor = torch.where(norm > max_norm, max_norm / norm.clamp_min(max_norm), torch.ones_like(norm))
-        return x * factor
-
     def _cap_ball(self, x: torch.Tensor) -> torch.Tensor:
         r"""Unit-ball rows as the features see them: the ``radius_cap`` applied (differentiably), then, in
         the official convention, the published renormalisation to norm :math:`1 - 10^{-5}`. The published
         code renormalises the parameter in place without recording it, so that step passes the gradient
         through unchanged (straight through) instead of removing its radial part."""
         if self.radius_cap is not None:
-            x = self._capped_ball(x, math.tanh(self.radius_cap / 2))
+            x = poincare_kernel.projx(x, math.tanh(self.radius_cap / 2))
         if self.convention == "official":
-            x = self._capped_ball(x.detach(), OFFICIAL_MAX_NORM) + (x - x.detach())
+            x = poincare_kernel.projx(x.detach(), OFFICIAL_MAX_NORM) + (x - x.detach())
         return x
 
     def log_poisson(self, x: torch.Tensor) -> torch.Tensor:
