@@ -3,6 +3,7 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 
     python benchmarks/hyla.py [--datasets cora citeseer airport disease] [--seeds 10] [--threads 2]
                               [--data ../shared/data/HyLa/nc/datasets] [--methods hyla rff]
+                              [--airport-splits hgcn] [--trace SEED]
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
 removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
@@ -12,12 +13,15 @@ split (the published protocol: 524 test entries, 225 of them also training entri
 node features here (the file is missing upstream), so it runs feature-free and has no published target.
 The RFF baseline swaps the feature map for sqrt(2/D) cos(E W + b), W ~ N(0, s^2), on a Euclidean
 embedding trained by plain SGD, with s = --rff-scale (10, chosen on Cora validation accuracy among
-0.01, 1, 10, 100) and otherwise the same preset.
+0.01, 1, 10, 100) and otherwise the same preset. ``--trace SEED`` logs, for that seed, each epoch's loss
+with the largest embedding norm and the bound rho d(0, x) on the log feature amplitude (to tell loss spikes
+caused by the optimiser from those caused by points near the boundary).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -70,14 +74,30 @@ def run(dataset, split, method, seeds, rff_scale, log):
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
         model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred")
+        cpu_started = time.process_time()
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
             epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
+            callback=trace(model, log) if seed == args.trace and method.startswith("hyla") else None,
         )
+        result.cpu_seconds = time.process_time() - cpu_started
         results.append(result)
         log(f"{dataset:9s} {split or '':8s} {method:12s} seed {seed}: test {100 * result.test_acc:.2f} % "
-            f"val {100 * result.val_acc:.2f} % {result.seconds:.1f} s unstable epochs {len(result.unstable_epochs)}")
+            f"val {100 * result.val_acc:.2f} % {result.seconds:.1f} s wall {result.cpu_seconds:.1f} s CPU "
+            f"unstable epochs {len(result.unstable_epochs)}")
     return data, config, propagation, results
+
+
+def trace(model, log):
+    """Per-epoch callback: the loss, the largest embedding norm and the bound rho d(0, x) on the log of the
+    feature amplitude e^{rho h} (|h| <= d(0, x)) after the epoch's step."""
+    rho = (model.features.dim_in - 1) / 2
+
+    def callback(epoch, loss):
+        norm = model.embedding.detach().norm(dim=-1).max().item()
+        log(f"  epoch {epoch:3d} loss {loss:9.4f} max norm {norm:.6f} max rho*d(0,x) {rho * 2 * math.atanh(norm):7.3f}")
+
+    return callback
 
 
 def summary(values):
@@ -99,12 +119,15 @@ def main() -> None:
     parser.add_argument("--rff-scale", type=float, default=10.0)
     parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--trace", type=int, default=None, metavar="SEED",
+                        help="log loss, largest embedding norm and amplitude bound per epoch for this seed (HyLa)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
 
+    load_started = os.getloadavg()[0]
     fewer = {key: int(value) for key, value in (item.split("=") for item in args.fewer_seeds)}
     rows = []
     total_started = time.perf_counter()
@@ -123,24 +146,27 @@ def main() -> None:
          f"--airport-splits {' '.join(args.airport_splits)}"]
         + ([f"--fewer-seeds {' '.join(args.fewer_seeds)}"] if args.fewer_seeds else [])
     )
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (torch threads {args.threads}), Python "
           f"{platform.python_version()}, torch {torch.__version__}; shared with other jobs (1-min load average "
-          f"{load:.1f} at the end); total {total / 60:.1f} min.\n")
+          f"{load_started:.1f} at the start, {load:.1f} at the end); total {total / 60:.1f} min.\n")
     print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets, float64, test accuracy after the last "
-          "epoch, mean ± std over seeds 0..N-1 (N in the last column). Time = wall time of one training run (all epochs "
-          "and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
+          "epoch, mean ± std over seeds 0..N-1 (N in the last column). Time = process CPU time and wall time of one training "
+          "run (all epochs and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
           "run of the published code on a contended 2-core CPU. Unstable = runs with a training loss above the "
           "first epoch's after epoch 10.\n")
     print("HyLa-SGC-centred: the same with each feature centred over the embedding rows (`HyLaSGC(center=True)`), "
           "which removes the loss spikes. RFF-SGC: Euclidean random Fourier features, same code and presets.\n")
-    print("| dataset | split (train/val/test) | method | test acc % | published % | time per run s | published s "
-          "| unstable runs | propagation s | seeds |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| dataset | split (train/val/test) | method | test acc % | median / best seed | val acc % | published % "
+          "| CPU s per run | wall s per run | published wall s | unstable runs | propagation s | seeds |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for dataset, split, method, data, config, propagation, results in rows:
-        accuracy = summary([100 * r.test_acc for r in results])
+        tests = [100 * r.test_acc for r in results]
+        accuracy = summary(tests)
+        validation = summary([100 * r.val_acc for r in results])
         seconds = summary([r.seconds for r in results])
+        cpu = summary([r.cpu_seconds for r in results])
         unstable = sum(1 for r in results if r.unstable_epochs)
         published, published_time = PUBLISHED[dataset]
         shown_published = "—" if published is None or method == "rff" or split == "disjoint" else f"{published}"
@@ -148,8 +174,10 @@ def main() -> None:
         split_text = f"{split or 'standard'} ({len(data.train_idx)}/{len(data.val_idx)}/{len(data.test_idx)})"
         name = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "rff": "RFF-SGC"}[method]
         print(f"| {dataset}{'' if config.use_features else ' (no features)'} | {split_text} | {name} | "
-              f"{accuracy[0]:.2f} ± {accuracy[1]:.2f} | {shown_published} | {seconds[0]:.1f} ± {seconds[1]:.1f} | "
-              f"{shown_time} | {unstable}/{len(results)} | {propagation:.2f} | {len(results)} |")
+              f"{accuracy[0]:.2f} ± {accuracy[1]:.2f} | {statistics.median(tests):.2f} / {max(tests):.2f} | "
+              f"{validation[0]:.2f} ± {validation[1]:.2f} | {shown_published} | {cpu[0]:.1f} ± {cpu[1]:.1f} | "
+              f"{seconds[0]:.1f} ± {seconds[1]:.1f} | {shown_time} | {unstable}/{len(results)} | {propagation:.2f} | "
+              f"{len(results)} |")
 
 
 if __name__ == "__main__":

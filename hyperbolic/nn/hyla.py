@@ -65,10 +65,13 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from mcf.eft import two_prod, two_sum
+
 from .. import reference
 from ..halfspace import HalfSpace
 from ..lorentz import Lorentz
 from ..manifold import HyperbolicManifold, PrecisionError
+from ..math import poincare as poincare_kernel
 from ..numerics import check_finite, guards, scaled_norm
 from ..poincare import PoincareBall
 
@@ -90,19 +93,9 @@ __all__ = [
 OFFICIAL_MAX_NORM = 1 - 1e-5
 
 _LOG2 = math.log(2.0)
-# Veltkamp split constants 2^ceil(p/2) + 1 (see ../shared/notes/mcf.md §2).
-_SPLITTER = {torch.float64: 134217729.0, torch.float32: 4097.0, torch.float16: 65.0, torch.bfloat16: 17.0}
 
 
 # --------------------------------------------------------------------------- error-free transformations
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Knuth's Two-Sum: ``s = fl(a + b)`` and ``e`` with ``s + e = a + b`` exactly."""
-    s = a + b
-    b_virtual = s - a
-    a_virtual = s - b_virtual
-    return s, (a - a_virtual) + (b - b_virtual)
-
-
 def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     """The sum of ``k`` float tensors as if computed in ``k``-fold precision, then rounded (SumK of
     Ogita, Rump and Oishi: ``k - 1`` error-free Two-Sum sweeps, then an ordinary sum). Exact cancellation
@@ -110,26 +103,17 @@ def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     terms = list(terms)
     for _ in range(len(terms) - 1):
         for i in range(len(terms) - 1):
-            terms[i + 1], terms[i] = _two_sum(terms[i], terms[i + 1])
+            terms[i + 1], terms[i] = two_sum(terms[i], terms[i + 1])
     errors = terms[0]
     for term in terms[1:-1]:
         errors = errors + term
     return terms[-1] + errors
 
 
-def _two_square(a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Dekker's product for ``a * a``: ``p = fl(a^2)`` and ``e`` with ``p + e = a^2`` exactly (|a| <= 1)."""
-    p = a * a
-    c = _SPLITTER[a.dtype] * a
-    high = c - (c - a)
-    low = a - high
-    return p, ((high * high - p) + 2 * (high * low)) + low * low
-
-
 def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
     r""":math:`1 - \lVert p\rVert^2` (trailing axis kept) accurate to a few ulp of the result for ``‖p‖ <= 1``.
 
-    The squares and the running sum are carried exactly (Dekker products, Two-Sum); the value is rounded
+    The squares and the running sum are carried exactly (Two-Prod, Two-Sum); the value is rounded
     once at the end. The gradient is that of the plain expression, :math:`-2p`.
     """
     plain = 1 - p.square().sum(-1, keepdim=True)
@@ -137,8 +121,8 @@ def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
         total = torch.ones_like(plain)
         tail = torch.zeros_like(plain)
         for i in range(p.shape[-1]):
-            square, square_error = _two_square(p[..., i : i + 1])
-            total, error = _two_sum(total, -square)
+            square, square_error = two_prod(p[..., i : i + 1], p[..., i : i + 1])
+            total, error = two_sum(total, -square)
             tail = tail + (error - square_error)
         exact = total + tail
     return exact + (plain - plain.detach())
@@ -571,7 +555,7 @@ def log_poisson_halfspace_mcf(
     rounded = parts[0] + tail
 
     def exact_difference(i: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        s, e = _two_sum(parts[0][i], -omega[k])
+        s, e = two_sum(parts[0][i], -omega[k])
         return _accurate_sum([s, e, *(part[i] for part in parts[1:])])
 
     h = _halfspace_core(rounded, torch.log(y), omega, at_infinity, exact_difference)
@@ -731,6 +715,35 @@ def _make_generator(generator: torch.Generator | None, seed: int | None) -> torc
     return g
 
 
+def _check_positive_int(value, what: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+
+
+class _RandomFeatureMap(nn.Module):
+    """What the random feature maps share: the sizes and the source of their draws.
+
+    The draws come from ``generator``, or from a private generator seeded with ``seed`` (default 0), which
+    :meth:`_rewound_generator` rewinds so that ``reset_parameters`` reproduces the same draws.
+    """
+
+    def __init__(self, dim_in: int, n_features: int, generator: torch.Generator | None, seed: int | None):
+        super().__init__()
+        _check_positive_int(dim_in, "dim_in")
+        _check_positive_int(n_features, "n_features")
+        self.dim_in = dim_in
+        self.n_features = n_features
+        self.seed = seed
+        self._generator = _make_generator(generator, seed)
+        self._seeded = generator is None
+        self._initial_state = self._generator.get_state()
+
+    def _rewound_generator(self) -> torch.Generator:
+        if self._seeded:
+            self._generator.set_state(self._initial_state)
+        return self._generator
+
+
 def _positive_or_none(value, what: str):
     if value is None:
         return None
@@ -740,7 +753,7 @@ def _positive_or_none(value, what: str):
     return value
 
 
-class RandomLaplacianFeatures(nn.Module):
+class RandomLaplacianFeatures(_RandomFeatureMap):
     r"""Random Laplacian features :math:`\phi_k(x) = A\,e^{\rho h_k(x)}\cos(\lambda'_k h_k(x) + b_k)` of
     hyperbolic points.
 
@@ -754,7 +767,8 @@ class RandomLaplacianFeatures(nn.Module):
 
     * ``"official"`` (the published code; reproduces its tuned hyperparameters): :math:`A = 1`,
       :math:`\lambda' = \lambda/2`, and points are first pulled to radius at most
-      :math:`2\operatorname{artanh}(1 - 10^{-5}) \approx 12.2` (ball norm :math:`1 - 10^{-5}`);
+      :math:`2\operatorname{artanh}(1 - 10^{-5}) \approx 12.2` (ball norm :math:`1 - 10^{-5}`), like the
+      published in-place renormalisation: the value is moved, the gradient passes straight through;
     * ``"kernel"`` (the paper's normalised random-feature form): :math:`A = \sqrt{2/D}`,
       :math:`\lambda' = \lambda`, so that :math:`\sum_k \phi_k(x)\phi_k(y) \to k(d(x, y)) =
       \mathbb{E}_\lambda\,\Phi_\lambda(d(x, y))`.
@@ -815,10 +829,7 @@ class RandomLaplacianFeatures(nn.Module):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ):
-        super().__init__()
-        for value, what in ((dim_in, "dim_in"), (n_features, "n_features")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        super().__init__(dim_in, n_features, generator, seed)
         if manifold is None:
             manifold = PoincareBall(dim_in)
         if not isinstance(manifold, HyperbolicManifold):
@@ -844,8 +855,6 @@ class RandomLaplacianFeatures(nn.Module):
         if dtype not in (torch.float64, torch.float32):
             raise TypeError(f"dtype must be torch.float64 or torch.float32, got {dtype}")
         self.manifold = manifold
-        self.dim_in = dim_in
-        self.n_features = n_features
         self.lambda_scale = lambda_scale
         self.convention = convention
         self.boundary = boundary
@@ -853,10 +862,6 @@ class RandomLaplacianFeatures(nn.Module):
         self.amplitude_cap = _positive_or_none(amplitude_cap, "amplitude_cap")
         self.log_scale = bool(log_scale)
         self.route = route
-        self.seed = seed
-        self._generator = _make_generator(generator, seed)
-        self._seeded = generator is None
-        self._initial_state = self._generator.get_state()
         self.register_buffer("omega", torch.empty(n_features, dim_in, dtype=dtype, device=device))
         self.register_buffer("frequencies", torch.empty(n_features, dtype=dtype, device=device))
         self.register_buffer("phases", torch.empty(n_features, dtype=dtype, device=device))
@@ -870,9 +875,7 @@ class RandomLaplacianFeatures(nn.Module):
 
     def reset_parameters(self) -> None:
         """Draw ``omega``, ``frequencies`` and ``phases`` (in that order) and clear ``log_shift``."""
-        g = self._generator
-        if self._seeded:
-            g.set_state(self._initial_state)
+        g = self._rewound_generator()
         D, n = self.n_features, self.dim_in
         if self.boundary == "fixed_uniform":
             angles = 2 * math.pi * torch.arange(D, dtype=torch.float64) / D
@@ -891,19 +894,23 @@ class RandomLaplacianFeatures(nn.Module):
     # ----------------------------------------------------------------- the pieces
     @property
     def max_norm(self) -> float | None:
-        """Largest unit-ball norm fed to the features (``1 - 1e-5`` in the official convention, the
+        r"""Largest unit-ball norm fed to the features (``1 - 1e-5`` in the official convention, the
         ``radius_cap`` as a norm :math:`\tanh(r/2)`), or ``None`` without a cap."""
         norms = [] if self.radius_cap is None else [math.tanh(self.radius_cap / 2)]
         if self.convention == "official":
             norms.append(OFFICIAL_MAX_NORM)
         return min(norms) if norms else None
 
-    @staticmethod
-    def _capped_ball(x: torch.Tensor, max_norm: float) -> torch.Tensor:
-        """Unit-ball points with norm above ``max_norm`` pulled radially onto that sphere."""
-        norm = scaled_norm(x, keepdim=True)
-        factor = torch.where(norm > max_norm, max_norm / norm.clamp_min(max_norm), torch.ones_like(norm))
-        return x * factor
+    def _cap_ball(self, x: torch.Tensor) -> torch.Tensor:
+        r"""Unit-ball rows as the features see them: the ``radius_cap`` applied (differentiably), then, in
+        the official convention, the published renormalisation to norm :math:`1 - 10^{-5}`. The published
+        code renormalises the parameter in place without recording it, so that step passes the gradient
+        through unchanged (straight through) instead of removing its radial part."""
+        if self.radius_cap is not None:
+            x = poincare_kernel.projx(x, math.tanh(self.radius_cap / 2))
+        if self.convention == "official":
+            x = poincare_kernel.projx(x.detach(), OFFICIAL_MAX_NORM) + (x - x.detach())
+        return x
 
     def log_poisson(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`h_k(x)` at unit curvature after the radius cap: ``(..., storage) -> (..., D)``."""
@@ -913,7 +920,7 @@ class RandomLaplacianFeatures(nn.Module):
         if max_norm is None:
             return log_poisson(self.manifold, x, omega.to(x.dtype), self.route)
         if isinstance(self.manifold, PoincareBall) and self.route == "auto":
-            return log_poisson_ball(self._capped_ball(x / self.manifold.scale(x), max_norm), omega.to(x.dtype))
+            return log_poisson_ball(self._cap_ball(x / self.manifold.scale(x)), omega.to(x.dtype))
         max_radius = 2 * math.atanh(max_norm)
         # Other models: rows beyond the cap are replaced by ball points at the cap in the same direction.
         storage = x.shape[-1]
@@ -973,8 +980,7 @@ class RandomLaplacianFeatures(nn.Module):
         """The same features on the ball through :class:`_BallFeatures` (one pass, analytic gradient)."""
         self.manifold.assert_points(x, "points")
         flat = (x / self.manifold.scale(x)).reshape(-1, self.dim_in)
-        if self.max_norm is not None:
-            flat = self._capped_ball(flat, self.max_norm)
+        flat = self._cap_ball(flat)
         fit_shift = self.log_scale and (self.training or bool(torch.isnan(self.log_shift).any()))
         shift = self.log_shift.to(flat) if self.log_scale and not fit_shift else None
         frequencies = self.frequencies.to(flat) / (2 if self.convention == "official" else 1)
@@ -1011,7 +1017,7 @@ class RandomLaplacianFeatures(nn.Module):
         return ", ".join(parts)
 
 
-class RandomFourierFeatures(nn.Module):
+class RandomFourierFeatures(_RandomFeatureMap):
     r"""Euclidean random Fourier features :math:`\phi(x) = \sqrt{2/D}\cos(xW + b)` (the "RFF" baseline).
 
     :math:`W \sim N(0, s^2)^{n \times D}` and :math:`b \sim U[0, 2\pi)` are drawn once and kept as buffers
@@ -1044,30 +1050,19 @@ class RandomFourierFeatures(nn.Module):
         dtype: torch.dtype = torch.float64,
         device: torch.device | str | None = None,
     ):
-        super().__init__()
-        for value, what in ((dim_in, "dim_in"), (n_features, "n_features")):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{what} must be a positive integer, got {value!r}")
+        super().__init__(dim_in, n_features, generator, seed)
         scale = float(scale)
         if not math.isfinite(scale) or scale < 0:
             raise ValueError(f"scale must be a finite number >= 0, got {scale}")
         self.manifold = geoopt.Euclidean(ndim=1)
-        self.dim_in = dim_in
-        self.n_features = n_features
         self.scale = scale
-        self.seed = seed
-        self._generator = _make_generator(generator, seed)
-        self._seeded = generator is None
-        self._initial_state = self._generator.get_state()
         self.register_buffer("weight", torch.empty(dim_in, n_features, dtype=dtype, device=device))
         self.register_buffer("phases", torch.empty(n_features, dtype=dtype, device=device))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """Draw ``weight`` then ``phases``."""
-        g = self._generator
-        if self._seeded:
-            g.set_state(self._initial_state)
+        g = self._rewound_generator()
         weight = self.scale * torch.randn(self.dim_in, self.n_features, dtype=torch.float64, generator=g)
         phases = 2 * math.pi * torch.rand(self.n_features, dtype=torch.float64, generator=g)
         with torch.no_grad():

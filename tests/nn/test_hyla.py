@@ -27,13 +27,7 @@ from hyperbolic.nn.hyla import (
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: thread start-up costs more than it saves on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --------------------------------------------------------------------------- mpmath oracle
@@ -172,17 +166,25 @@ def mcf_reference_point(storage, components, n):
     return reference.from_halfspace(horizontal, mpf(storage[-1]))
 
 
+def points_towards_boundary(radius, boundary, picks):
+    """Exact unit ball directions of the half-space ``boundary`` points, and exact points at ``radius``:
+    one towards direction ``k`` moved ``sideways`` for each ``(k, sideways)`` in ``picks``, plus one in a
+    random direction (call under a working precision for ``radius``)."""
+    directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
+    points = [aligned_point(radius, directions[k], sideways) for k, sideways in picks]
+    rng = random.Random(radius)
+    points.append(reference.point_at(radius, reference.random_direction(len(directions[0]), rng)))
+    return directions, points
+
+
 @pytest.mark.parametrize("radius, components", [(60, 3), (100, 4), (400, 13)])
 def test_mcf_halfspace_far_out_matches_mpmath(radius, components):
     """Features from MCF storage at radius 60+ agree with the oracle where float64 Poincaré breaks."""
     n = 16
     layer = RandomLaplacianFeatures(HalfSpace(n), n, 64, lambda_scale=0.3, convention="kernel", seed=3)
     boundary, _ = ball_to_halfspace_boundary(layer.omega)
-    rng = random.Random(radius)
     with mp.workprec(reference.working_precision(radius) + 100):
-        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
-        points = [aligned_point(radius, directions[k], s) for k, s in ((0, 0.3), (5, 0.0), (9, 2.0))]
-        points.append(reference.point_at(radius, reference.random_direction(n, rng)))
+        directions, points = points_towards_boundary(radius, boundary, ((0, 0.3), (5, 0.0), (9, 2.0)))
         storage = torch.tensor([mcf_storage(p, components) for p in points], dtype=F64)
         exact = [mcf_reference_point(row, components, n) for row in storage.tolist()]
         truth = [[ref_h(p, w) for w in directions] for p in exact]
@@ -729,11 +731,8 @@ def test_halfspace_mcf_model_far_out(radius, components):
     manifold = HalfSpaceMCF(n, components=components)
     layer = RandomLaplacianFeatures(manifold, n, 32, lambda_scale=0.3, convention="kernel", log_scale=True, seed=8)
     boundary, _ = ball_to_halfspace_boundary(layer.omega)
-    rng = random.Random(radius)
     with mp.workprec(reference.working_precision(radius) + 100):
-        directions = [halfspace_boundary_to_ball(row) for row in boundary.tolist()]
-        points = [aligned_point(radius, directions[k], s) for k, s in ((0, 0.2), (3, 0.0), (7, 1.0))]
-        points.append(reference.point_at(radius, reference.random_direction(n, rng)))
+        directions, points = points_towards_boundary(radius, boundary, ((0, 0.2), (3, 0.0), (7, 1.0)))
         x = manifold.from_reference(points)
         exact = manifold.to_reference(x)
         truth = [[ref_h(p, w) for w in directions] for p in exact]
@@ -744,3 +743,29 @@ def test_halfspace_mcf_model_far_out(radius, components):
     features = layer(x)
     assert bool(torch.isfinite(features).all()) and features.abs().max().item() <= math.sqrt(2 / 32) * (1 + 1e-12)
     torch.testing.assert_close(h, log_poisson_reference(manifold, x, boundary), rtol=1e-14, atol=1e-13)
+
+
+def test_official_renormalisation_passes_the_gradient_straight_through():
+    """The published code renormalises rows beyond 1 - 1e-5 in place, unrecorded: the gradient is the
+    features' gradient at the renormalised point, radial part included (a differentiable radial
+    projection would remove it). A radius cap, in contrast, is differentiable."""
+    g = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(3, 5, dtype=F64, generator=g), dim=-1)
+    x = direction * torch.tensor([[0.3], [1 - 1e-7], [1 - 1e-9]], dtype=F64)
+    layer = RandomLaplacianFeatures(PoincareBall(5), 5, 16, lambda_scale=0.5, seed=2)
+    weights = torch.randn(3, 16, dtype=F64, generator=g)
+    leaf = x.clone().requires_grad_(True)
+    (layer(leaf) * weights).sum().backward()
+
+    renormalised = x * torch.clamp(OFFICIAL_MAX_NORM / x.norm(dim=-1, keepdim=True), max=1.0)
+    at = renormalised.clone().requires_grad_(True)
+    poisson = (1 - at.square().sum(-1, keepdim=True)) / (at[:, None, :] - layer.omega[None]).square().sum(-1)
+    (poisson**2 * torch.cos(layer.frequencies / 2 * torch.log(poisson) + layer.phases) * weights).sum().backward()
+    torch.testing.assert_close(leaf.grad, at.grad, rtol=1e-9, atol=0)
+    assert (leaf.grad[1:] * direction[1:]).sum(-1).abs().min() > 1e-3 * leaf.grad[1:].norm(dim=-1).min()
+
+    capped = RandomLaplacianFeatures(PoincareBall(5), 5, 16, lambda_scale=0.5, seed=2, radius_cap=3.0, convention="kernel")
+    leaf = x.clone().requires_grad_(True)
+    (capped(leaf) * weights).sum().backward()
+    radial = (leaf.grad[1:] * direction[1:]).sum(-1).abs()
+    assert radial.max() <= 1e-12 * leaf.grad[1:].norm(dim=-1).max()
