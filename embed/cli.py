@@ -118,8 +118,7 @@ def _split_closure(graph, closure_path: str | None, directed: bool):
     A transitively closed directed graph (such as the mammal closure) is embedded through its transitive
     reduction (the hypernym DAG), and the closure itself is kept for closure-MAP.
     """
-    from .graphs import read_edgelist
-    from .metrics import is_transitively_closed, transitive_reduction
+    from .graphs import is_transitively_closed, read_edgelist, transitive_reduction
 
     closure = None
     if closure_path is not None:

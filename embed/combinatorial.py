@@ -105,62 +105,29 @@ class CombinatorialEmbedding:
         return {"method": "combinatorial", "tau": self.tau, "scale": self.tau, **self.info}
 
 
-def _derived_graph(graph: Graph, edges: torch.Tensor, weights) -> Graph:
-    """A directed graph on ``graph``'s (already validated) nodes with valid ``edges``.
-
-    ``Graph()`` re-checks every name in Python (0.3 s for WordNet's 74k nodes); the nodes here are those
-    of a validated graph and the edges are a permutation of its own, so the checks are skipped.
-    """
-    derived = object.__new__(Graph)
-    for name, value in (("names", graph.names), ("edges", edges.contiguous()), ("weights", weights),
-                        ("directed", True), ("source", graph.source)):
-        object.__setattr__(derived, name, value)
-    return derived
-
-
 def _make_tree(graph: Graph, root, require_tree: bool) -> BFSTree:
     """BFS tree with every node's neighbours visited in increasing index order (deterministic).
 
-    The graph is walked as a directed graph holding both directions of every edge sorted by
-    ``(u, v)``; for a directed hierarchy (child -> parent edges) the walk goes parent -> child.
-    Non-tree edges are counted against the input graph. Automatic roots: for a directed hierarchy its
-    sources; otherwise the node of largest degree (smallest index on ties), and in further components
-    their smallest node.
+    A directed hierarchy (child -> parent edges) is walked from parents to children. Automatic roots: for
+    a directed hierarchy its sources; otherwise the node of largest degree (smallest index on ties), and
+    in further components their smallest node. Several trees are joined under a virtual root.
     """
     count, _ = connected_components(graph)
-    u, v = graph.edges[:, 0], graph.edges[:, 1]
-    if graph.directed:
-        tails, heads = v, u  # walk from parents (ancestors) to children
-        edge_ids = torch.arange(graph.num_edges)
-    else:
-        tails, heads = torch.cat([u, v]), torch.cat([v, u])
-        edge_ids = torch.cat([torch.arange(graph.num_edges)] * 2)
-    order = torch.argsort(tails * graph.num_nodes + heads, stable=True)
-    walk = _derived_graph(graph, torch.stack([tails[order], heads[order]], 1),
-                          None if graph.weights is None else graph.weights[edge_ids[order]])
     if root is None and not graph.directed:
-        # Automatic root: the node of largest degree (smallest index on ties); further components start
-        # from their smallest node.
         degree = graph.degrees()
         root = int(torch.nonzero(degree == degree.max())[0])
     single = count == 1 and (root is not None or not graph.directed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the forest is reported in the result instead
-        tree = bfs_tree(walk, root, forest=None if single else "virtual", orientation="parent-child",
+        tree = bfs_tree(graph, root, forest=None if single else "virtual", neighbour_order="sorted",
                         virtual_root_name="\x00<virtual root>")
     if tree.virtual_root is not None and tree.num_trees == 1:
-        tree = bfs_tree(walk, int(tree.roots[0]), orientation="parent-child")
-    tree_edges = graph.num_nodes - tree.num_trees
-    dropped = graph.num_edges - tree_edges
-    if require_tree and dropped:
-        # Let bfs_tree name the offending edge on the input graph.
-        bfs_tree(graph, root if root is not None else int(tree.roots[0]), forest="roots", require_tree=True)
-    edge_map = edge_ids[order]
-    parent_edge = torch.where(tree.parent_edge >= 0, edge_map[tree.parent_edge.clamp_min(0)], -1)
-    return BFSTree(names=tree.names, parent=tree.parent, depth=tree.depth, order=tree.order,
-                   level_ptr=tree.level_ptr, parent_edge=parent_edge, roots=tree.roots,
-                   num_dropped_edges=dropped, num_components=count, virtual_root=tree.virtual_root,
-                   source=graph.source)
+        tree = bfs_tree(graph, int(tree.roots[0]), neighbour_order="sorted")
+    if require_tree and tree.num_dropped_edges:
+        # Let bfs_tree name the offending edge.
+        bfs_tree(graph, root if root is not None else int(tree.roots[0]), forest="roots", require_tree=True,
+                 neighbour_order="sorted")
+    return tree
 
 
 def _mcf(dim: int, components: int):

@@ -8,14 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from embed.graphs import Graph
-from embed.metrics import (
-    evaluate,
-    graph_distances,
-    is_transitively_closed,
-    neighbourhoods,
-    transitive_reduction,
-)
+from embed.graphs import Graph, is_transitively_closed, transitive_reduction
+from embed.metrics import evaluate, graph_distances, neighbourhoods
 from hyperbolic import HalfSpace, Lorentz
 
 
