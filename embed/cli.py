@@ -195,14 +195,16 @@ def _tree_depth(graph, roots: list[str]) -> torch.Tensor:
     return torch.where(torch.isfinite(depth), depth, -1.0)
 
 
-def _draw(picture, graph, points, manifold, roots, title, dim, root) -> None:
-    """Picture of a combinatorial embedding: the same tree redrawn at a display tau (see embed.plot)."""
+def _draw(picture, graph, points, manifold, roots, title, dim, root, edges=None) -> None:
+    """Picture of a combinatorial embedding with the tree edges the construction placed (the graph's
+    non-tree edges and a closure are evaluation targets, not drawn). In 2-D the same tree is redrawn at a
+    display tau (see embed.plot); otherwise ``edges`` are the tree edges."""
     from .plot import display_layout, plot_embedding
 
     if dim == 2:
-        points, manifold, tau = display_layout(graph, root=root)
+        points, manifold, tau, edges = display_layout(graph, root=root)
         title += f"\nlayout redrawn at display tau {tau:.3g} (same tree and slots); metrics of the embedding"
-    plot_embedding(picture, points, manifold, edges=graph.edges, depth=_tree_depth(graph, roots), title=title,
+    plot_embedding(picture, points, manifold, edges=edges, depth=_tree_depth(graph, roots), title=title,
                    labels={graph.index[r]: r for r in roots if r in graph.index}, shrink=1.0 if dim == 2 else "auto")
 
 
@@ -252,7 +254,7 @@ def _command_embed(args: argparse.Namespace) -> int:
     _write_json(_metrics_path(out), record)
     if picture is not None:
         _draw(picture, base, embedding.points, embedding.manifold, embedding.info["roots"], _title(stem, record),
-              args.dim, args.root)
+              args.dim, args.root, edges=embedding.tree_edges())
     if args.json:
         print(json.dumps(record, default=str))
     else:

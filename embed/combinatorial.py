@@ -100,6 +100,15 @@ class CombinatorialEmbedding:
     info: dict = field(default_factory=dict)
     plan: TreePlan | None = None
 
+    def tree_edges(self) -> torch.Tensor:
+        """``(E, 2)`` (child, parent) node pairs of the tree that was embedded (links to a virtual root
+        left out): the edges the construction placed at distance tau."""
+        if self.plan is None:
+            raise ValueError("this embedding carries no tree plan")
+        parent = self.plan.parent[: len(self.names)]
+        child = torch.nonzero((parent >= 0) & (parent < len(self.names))).reshape(-1)
+        return torch.stack([child, parent[child]], 1)
+
     def config(self) -> dict:
         """JSON-able run configuration for :func:`hyperbolic.io.save_embedding`."""
         return {"method": "combinatorial", "tau": self.tau, "scale": self.tau, **self.info}

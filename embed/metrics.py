@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -171,7 +172,7 @@ def neighbourhoods(graph: Graph, variant: Literal["symmetric", "directed"] = "sy
 
 
 class _GraphDistances:
-    """Shortest-path distances from chunks of sources, edge directions ignored."""
+    """Shortest-path distances from blocks of sources, edge directions ignored."""
 
     def __init__(self, graph: Graph):
         self.n = graph.num_nodes
@@ -191,19 +192,23 @@ class _GraphDistances:
         else:
             self.indptr = indptr.numpy()
             self.indices = indices.numpy()
-            self.degree = np.diff(self.indptr)
+            self.isolated = np.diff(self.indptr) == 0
             self.starts = np.minimum(self.indptr[:-1], max(len(self.indices) - 1, 0))
 
-    def __call__(self, sources: np.ndarray, start: int = 0) -> np.ndarray:
-        """``(len(sources), n - start)`` distances to nodes ``start, ..., n - 1`` (float32 hop counts, exact;
-        float64 for weighted graphs), ``inf`` between components."""
+    def __call__(self, sources: np.ndarray) -> np.ndarray:
+        """``(len(sources), n)`` float distances (hop counts exact), ``inf`` between components."""
+        return self.block(sources).tile(0, self.n, dense=True).numpy()
+
+    def block(self, sources: np.ndarray) -> _DistanceBlock:
+        """Distances from ``sources`` to every node, served tile by tile (:meth:`_DistanceBlock.tile`)."""
+        sources = np.asarray(sources, dtype=np.int64)
         if self.weighted:
             from scipy.sparse.csgraph import dijkstra
 
-            return dijkstra(self.matrix, directed=True, indices=sources)[:, start:]
-        return self._bfs(np.asarray(sources, dtype=np.int64), start)
+            return _DistanceBlock(dense=torch.from_numpy(dijkstra(self.matrix, directed=True, indices=sources)))
+        return self._bfs(sources)
 
-    def _bfs(self, sources: np.ndarray, start: int) -> np.ndarray:
+    def _bfs(self, sources: np.ndarray) -> _DistanceBlock:
         # Bit-parallel BFS: bit s of word w of node v says "source 64w + s has reached v". Each level ORs
         # the frontier words of all neighbours (one gather and one segmented reduction for all sources),
         # and the level number is written in binary into bit planes, so no per-source work is needed.
@@ -215,14 +220,11 @@ class _GraphDistances:
         frontier = visited.copy()
         planes: list[np.ndarray] = []
         level = 0
-        has_neighbours = self.degree > 0
-        while True:
+        while len(self.indices):
             level += 1
-            if len(self.indices) == 0:
-                break
             reach = np.bitwise_or.reduceat(frontier[self.indices], self.starts, axis=0)
-            reach[~has_neighbours] = 0
-            new = reach & ~visited
+            reach[self.isolated] = 0
+            new = np.bitwise_and(reach, ~visited, out=reach)
             if not new.any():
                 break
             visited |= new
@@ -232,16 +234,35 @@ class _GraphDistances:
             for j in range(level.bit_length()):
                 if (level >> j) & 1:
                     planes[j] |= new
-        # Only the requested targets are unpacked (n - start of them).
-        dtype = np.uint8 if len(planes) <= 8 else np.uint16
-        levels = np.zeros((n - start, words * 64), dtype=dtype)
-        for j, plane in enumerate(planes):
-            bits = np.unpackbits(plane[start:].view(np.uint8), axis=1, bitorder="little")
-            levels |= bits.astype(dtype) << dtype(j)
-        out = levels[:, :count].T.astype(np.float32)
-        reached = np.unpackbits(visited[start:].view(np.uint8), axis=1, bitorder="little")[:, :count].T
-        out[reached == 0] = np.inf
-        return out
+        return _DistanceBlock(planes=planes, visited=visited, count=count)
+
+
+class _DistanceBlock:
+    """Graph distances from one block of sources: ``tile(c0, c1)`` is ``(sources, c1 - c0)``.
+
+    BFS results stay as bit planes (the level of each (target, source) pair in binary) and are unpacked one
+    column tile at a time: hop counts come as exact small integers (uint8 when at most 255 levels), a view
+    transposed to (sources, targets); unreached pairs make the tile float32 with ``inf``.
+    """
+
+    def __init__(self, dense: torch.Tensor | None = None, planes=None, visited=None, count: int = 0):
+        self.dense, self.planes, self.visited, self.count = dense, planes, visited, count
+
+    def tile(self, c0: int, c1: int, dense: bool = False) -> torch.Tensor:
+        if self.dense is not None:
+            return self.dense[:, c0:c1]
+        count = self.count
+        dtype = np.uint8 if len(self.planes) <= 8 else np.uint16
+        levels = np.zeros((c1 - c0, count), dtype=dtype)
+        for j, plane in enumerate(self.planes):
+            bits = np.unpackbits(plane[c0:c1].view(np.uint8), axis=1, bitorder="little", count=count)
+            levels |= np.left_shift(bits.astype(dtype, copy=False), j)
+        reached = np.unpackbits(self.visited[c0:c1].view(np.uint8), axis=1, bitorder="little", count=count)
+        if dense or not reached.all():
+            out = levels.astype(np.float32)
+            out[reached == 0] = np.inf
+            return torch.from_numpy(out).T.contiguous() if dense else torch.from_numpy(out).T
+        return torch.from_numpy(levels).T
 
 
 def graph_distances(graph: Graph, sources) -> torch.Tensor:
@@ -292,6 +313,7 @@ class _Ranker:
         self.ball = torch.zeros(nnz, dtype=torch.int64)
         self.reach = torch.full((n,), -torch.inf, dtype=torch.float64)  # largest threshold per row
         self.visited = torch.zeros(n, dtype=torch.bool)
+        self.queue: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def entries(self, rows: torch.Tensor) -> torch.Tensor:
         """Positions in ``indices`` of the neighbours of ``rows`` (row by row)."""
@@ -323,23 +345,39 @@ class _Ranker:
 
     def count(self, owners: torch.Tensor, distances: torch.Tensor) -> None:
         """Add the entries ``d(owner, v) = distance`` (callers pass only those within ``reach``; the row's
-        own entry never)."""
-        if owners.numel() == 0:
+        own entry never). Entries are queued and binned in bulk by :meth:`flush`."""
+        if owners.numel():
+            self.queue.append((owners, distances))
+
+    def flush(self) -> None:
+        if not self.queue:
             return
+        owners = torch.cat([o for o, _ in self.queue])
+        distances = torch.cat([d for _, d in self.queue])
+        self.queue = []
         begin = self.indptr[owners]
         length = self.indptr[owners + 1] - begin
         bins = _segment_count(self.threshold, begin, length, distances, right=False)
         self.ball.index_add_(0, begin + bins, torch.ones_like(bins))
 
-    def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool) -> None:
-        """Count a tile ``D[i, j] = d(rows[i], cols[j])`` for its rows (and for its columns if ``mirror``)."""
-        hit = torch.nonzero(D <= self.reach[rows].unsqueeze(1), as_tuple=True)
-        self.count(rows[hit[0]], D[hit])
+    def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
+                 row_min: torch.Tensor, col_min: torch.Tensor | None) -> None:
+        """Count a tile ``D[i, j] = d(rows[i], cols[j])`` for its rows (and for its columns if ``mirror``);
+        ``row_min``, ``col_min``: the tile's smallest entry per row and per column (NaN-free)."""
+        reach = self.reach[rows]
+        near = torch.nonzero(row_min <= reach).reshape(-1)
+        if len(near):
+            hit = torch.nonzero(D[near] <= reach[near].unsqueeze(1), as_tuple=True)
+            self.count(rows[near[hit[0]]], D[near[hit[0]], hit[1]])
         if mirror:
-            hit = torch.nonzero(D <= self.reach[cols].unsqueeze(0), as_tuple=True)
-            self.count(cols[hit[1]], D[hit])
+            reach = self.reach[cols]
+            near = torch.nonzero(col_min <= reach).reshape(-1)
+            if len(near):
+                hit = torch.nonzero(D[:, near] <= reach[near].unsqueeze(0), as_tuple=True)
+                self.count(cols[near[hit[1]]], D[hit[0], near[hit[1]]])
 
     def result(self, sampled: bool) -> tuple[float, float, float | None]:
+        self.flush()
         rows = torch.nonzero(self.visited & (torch.diff(self.indptr) > 0)).reshape(-1)
         if rows.numel() == 0:
             return math.nan, math.nan, None
@@ -419,32 +457,50 @@ class _Distortion:
 
 class _PairDistances:
     """``distances(i, j)``: manifold distances between the points of broadcastable index tensors ``i`` and
-    ``j`` (a ``B x C`` tile from ``i[:, None], j[None, :]``, or pairs from equal shapes); one formula for
-    both, so a pair's distance does not depend on how it is asked for. Any manifold of the protocol."""
+    ``j`` (a ``B x C`` tile from ``i[:, None], j[None, :]``, or pairs from equal shapes). Any manifold of the
+    protocol. ``shared`` (used by subclasses) is a number of leading components all pairs have in common."""
 
     def __init__(self, points: torch.Tensor, manifold):
         self.points, self.manifold = points, manifold
 
-    def cost(self) -> torch.Tensor | None:
-        """Per-point work class (evaluation goes cheapest first so tiles stay homogeneous), or None."""
+    def order(self) -> torch.Tensor | None:
+        """A node order that makes tiles cheaper (see :class:`_MCFDistances`), or None."""
         return None
 
     def permuted(self, order: torch.Tensor) -> _PairDistances:
         return type(self)(self.points[order], self.manifold)
 
-    def __call__(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    def shared(self, first: int, last: int) -> int:
+        """Leading components shared by all points ``first..last`` (0 when unknown)."""
+        return 0
+
+    def __call__(self, i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
         return self.manifold.dist(self.points[i], self.points[j])
 
 
 class _MCFDistances(_PairDistances):
     r"""Certified fast distances in the MCF half-space.
 
-    With :math:`\rho = |(x_u - x_v, y_u - y_v)|` and :math:`f = 1/\sqrt{2y}` per point,
-    :math:`d = 2\,\mathrm{asinh}(\rho f_u f_v)`. The horizontal difference is summed component by component
-    from the smallest up in plain floats, with the a-priori bound
-    :math:`|\hat\delta - \delta| \le (m + 2)\,u \sum_i |d_i|`; pairs whose bound allows a relative distance
-    error above ``rtol`` are recomputed with the manifold's own ``dist``. Components that are zero for every
-    point of a tile are skipped (exactly: they add zeros), so shallow points cost fewer passes.
+    With :math:`\rho = |(x_u - x_v,\, y_u - y_v)|` and :math:`f = 1/\sqrt{2y}` per point,
+    :math:`d = 2\,\mathrm{asinh}(\rho f_u f_v)`. For a pair whose horizontal expansions agree in their
+    first :math:`q` components (their differences are exactly zero), the difference is taken at level
+    :math:`q`: component :math:`a = x^{(q)}` and the float sum :math:`t` of the components below it (per
+    point, once, with an error bound :math:`e`):
+    :math:`\hat\delta = \mathrm{fl}(\mathrm{fl}(a_u - a_v) + \mathrm{fl}(t_u - t_v))`, so
+
+    .. math::
+
+        |\hat\delta - \delta| \le 2u\,|\hat\delta| + (2u|t_u| + e_u) + (2u|t_v| + e_v)
+
+    (three roundings; :math:`|a_u - a_v| \le |\hat\delta| + |t_u| + |t_v|`). A distance error is at most
+    twice that over :math:`\rho`. Pairs where it could exceed ``rtol`` times the distance are recomputed at
+    their own level (the length of their common prefix), and those still unsure by summing all component
+    differences from the smallest up (bound :math:`(m + 2)\,u \sum_i |d_i|`) or, last, by the manifold's
+    own ``dist``.
+
+    Deep points of a tree share long prefixes (a whole subtree far out has one leading component), so
+    :meth:`order` sorts the points lexicographically by their components: points with a common prefix are
+    then contiguous, and :meth:`shared` gives the prefix of a whole index range, the level of a tile.
     """
 
     def __init__(self, points: torch.Tensor, manifold, rtol: float = 1e-15):
@@ -453,46 +509,127 @@ class _MCFDistances(_PairDistances):
         horizontal = manifold.horizontal(points)  # (N, h, m)
         self.m, self.h = horizontal.shape[-1], horizontal.shape[-2]
         self.component = horizontal.permute(2, 0, 1).contiguous()  # (m, N, h)
-        nonzero = (horizontal != 0).any(-2).to(torch.int64)  # (N, m)
-        # components in use: up to the last non-zero one
-        self.used = (nonzero * torch.arange(1, self.m + 1)).amax(-1)
+        self.unit = unit = torch.finfo(points.dtype).eps / 2
+        # tail[q] = sum of the components below q, smallest first; slack[q] its pair-formula error terms
+        self.tail = torch.zeros_like(self.component)
+        below = torch.zeros_like(self.component)  # sum of |x^(p)| over p > q
+        for q in range(self.m - 2, -1, -1):
+            self.tail[q] = self.tail[q + 1] + self.component[q + 1]
+            below[q] = below[q + 1] + self.component[q + 1].abs()
+        self.slack = 2 * unit * self.tail.abs() + (self.m + 1) * unit * below
         self.height = points[:, -1]
         self.factor = 1.0 / torch.sqrt(2.0 * self.height)
         self.curvature = manifold.scale(points)
-        self.slack = (self.m + 2) * torch.finfo(points.dtype).eps / 2
+        equal = (self.component[:, 1:] == self.component[:, :-1]).all(-1)  # (m, N - 1)
+        # common prefix length of consecutive points
+        self.prefix = torch.cumprod(equal.to(torch.int64), 0).sum(0)
+        self._sparse_table = None
 
-    def cost(self) -> torch.Tensor:
-        return self.used
+    def order(self) -> torch.Tensor:
+        order = torch.arange(self.points.shape[0], device=self.points.device)
+        # least significant key first: the last coordinate of the last component, ..., the first of the first
+        for q in range(self.m - 1, -1, -1):
+            for k in range(self.h - 1, -1, -1):
+                order = order[torch.argsort(self.component[q, order, k], stable=True)]
+        return order
 
     def permuted(self, order: torch.Tensor) -> _MCFDistances:
         return _MCFDistances(self.points[order], self.manifold, self.rtol)
 
-    def __call__(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        used = max(int(self.used[i].max()), int(self.used[j].max())) if i.numel() and j.numel() else 0
-        shape = (*torch.broadcast_shapes(i.shape, j.shape), self.h)
-        total = self.points.new_zeros(shape)
-        magnitude = self.points.new_zeros(shape)
-        d = self.points.new_empty(shape)
-        for q in range(used - 1, -1, -1):
-            torch.sub(self.component[q][i], self.component[q][j], out=d)
-            total.add_(d)
-            magnitude.add_(d.abs_())
+    def shared(self, first: int, last: int) -> int:
+        if last <= first:
+            return self.m
+        k = (last - first).bit_length() - 1
+        row = self._table()[k]
+        return min(int(row[first]), int(row[last - (1 << k)]))
+
+    def _table(self) -> list[torch.Tensor]:
+        """Sparse table of range minima of ``prefix``: entry ``k`` holds minima over windows of ``2**k``."""
+        if self._sparse_table is None:
+            table = [self.prefix]
+            while 2 ** len(table) <= len(self.prefix):
+                step = 2 ** (len(table) - 1)
+                table.append(torch.minimum(table[-1][:-step], table[-1][step:]))
+            self._sparse_table = table
+        return self._sparse_table
+
+    def _range_min(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Common prefix of the points ``first..last`` (``first < last``): ``min(prefix[first:last])``."""
+        table = self._table()
+        span = last - first
+        k = torch.floor(torch.log2(span.to(torch.float64))).to(torch.int64)
+        out = torch.empty_like(first)
+        for level in torch.unique(k).tolist():
+            pick = k == level
+            row = table[level]
+            out[pick] = torch.minimum(row[first[pick]], row[last[pick] - 2**level])
+        return out
+
+    def __call__(self, i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
+        distance, unsure = self._at_level(min(shared, self.m - 1), i, j)
+        if bool(unsure.any()):
+            a, b = i.expand(unsure.shape)[unsure], j.expand(unsure.shape)[unsure]
+            distance[unsure] = self._own_level(a, b)
+        return distance.mul_(self.curvature)
+
+    def _at_level(self, q: int, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances (unit curvature) of pairs that share at least ``q`` components, and where unsure."""
+        total = self.component[q][i] - self.component[q][j]
+        total += self.tail[q][i] - self.tail[q][j]
+        bound = self._norm(total.abs().mul_(2 * self.unit).add_(self.slack[q][i]).add_(self.slack[q][j]))
+        distance, scaled = self._finish(total, i, j)
+        return distance, bound > (self.rtol / 2) * scaled
+
+    def _own_level(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Pairs ``(i, j)`` (1-D), each at the level of its own common prefix; then the component sum."""
+        low, high = torch.minimum(i, j), torch.maximum(i, j)
+        level = torch.full_like(i, self.m)
+        distinct = low < high
+        if bool(distinct.any()):
+            level[distinct] = self._range_min(low[distinct], high[distinct])
+        distance = torch.zeros(i.shape, dtype=self.points.dtype, device=self.points.device)
+        unsure = level >= self.m  # identical expansions: the component sum handles them
+        for q in torch.unique(level[~unsure]).tolist():
+            pick = torch.nonzero(level == q).reshape(-1)
+            value, bad = self._at_level(q, i[pick], j[pick])
+            distance[pick] = value
+            unsure[pick[bad]] = True
+        if bool(unsure.any()):
+            distance[unsure] = self._by_components(i[unsure], j[unsure])
+        return distance
+
+    def _norm(self, bound: torch.Tensor) -> torch.Tensor:
+        """A bound on the error of ``rho`` from per-coordinate bounds ``(..., h)``."""
+        return bound[..., 0] if self.h == 1 else bound.amax(-1) * self.h
+
+    def _finish(self, total: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distance at unit curvature from the horizontal difference ``total`` ``(..., h)``, and
+        ``rho * distance`` (an error ``e`` of rho moves the distance by at most ``2 e / rho``)."""
         eta = self.height[i] - self.height[j]
         if self.h == 1:
             rho = torch.hypot(total[..., 0], eta)  # no underflow of the squares far out
-            bound = magnitude[..., 0]
         else:
             vector = torch.cat([total, eta.unsqueeze(-1)], -1)
             big = vector.abs().amax(-1, keepdim=True)
             rho = big[..., 0] * torch.linalg.vector_norm(vector / torch.where(big > 0, big, 1.0), dim=-1)
-            bound = magnitude.amax(-1) * self.h
-        out = torch.asinh_(rho * (self.factor[i] * self.factor[j])).mul_(2)
-        # Distance error <= 2 * (absolute error of delta) / rho; recompute where it could exceed rtol * d.
-        unsure = (bound.mul_(2 * self.slack) > self.rtol * out * rho) & (rho > 0)
+        distance = torch.asinh_(rho * (self.factor[i] * self.factor[j])).mul_(2)
+        return distance, rho.mul_(distance)
+
+    def _by_components(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """The component-by-component formula for pairs ``(i, j)`` (unit curvature)."""
+        shape = (*i.shape, self.h)
+        total = self.points.new_zeros(shape)
+        magnitude = self.points.new_zeros(shape)
+        for q in range(self.m - 1, -1, -1):
+            d = self.component[q][i] - self.component[q][j]
+            total += d
+            magnitude += d.abs_()
+        bound = self._norm(magnitude.mul_((self.m + 2) * self.unit))
+        distance, scaled = self._finish(total, i, j)
+        unsure = (bound > (self.rtol / 2) * scaled) & (scaled > 0)
         if bool(unsure.any()):
-            a, b = i.expand(unsure.shape)[unsure], j.expand(unsure.shape)[unsure]
-            out[unsure] = self.manifold.dist(self.points[a], self.points[b]) / self.curvature
-        return out.mul_(self.curvature)
+            distance[unsure] = self.manifold.dist(self.points[i[unsure]], self.points[j[unsure]]) / self.curvature
+        return distance
 
 
 def _pair_distances(points: torch.Tensor, manifold) -> _PairDistances:
@@ -515,8 +652,9 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
 
 
 def _relabelled(graph: Graph, order: torch.Tensor, new_label: torch.Tensor) -> Graph:
-    names = tuple(graph.names[i] for i in order.tolist())
-    return Graph(names, new_label[graph.edges], graph.weights, graph.directed, graph.source)
+    """``graph`` with node ``order[k]`` renamed ``k``."""
+    return Graph(tuple(graph.names[i] for i in order.tolist()), new_label[graph.edges], graph.weights,
+                 graph.directed, graph.source)
 
 
 def evaluate(
@@ -538,8 +676,8 @@ def evaluate(
 
     On all rows each unordered pair's distance is computed once: the ``(row block, column block)`` tiles on
     and above the diagonal are evaluated, and every off-diagonal tile also counts for its columns (ranking,
-    distortion, per-row extremes). Nodes are visited in an order that keeps cheap points together (for the
-    MCF half-space: by the number of components in use), which changes no result.
+    distortion, per-row extremes). Nodes may be visited in an order that makes the distances cheaper (for
+    the MCF half-space: sorted by coordinate, see :class:`_MCFDistances`), which changes no result.
 
     Parameters
     ----------
@@ -593,10 +731,10 @@ def evaluate(
         row_ids = torch.arange(n)
 
     pairs = _pair_distances(points, manifold) if distance is None else None
-    cost = pairs.cost() if pairs is not None else None
-    if cost is not None:
-        # Relabel so that cheap points come first; every metric is invariant under relabelling.
-        order = torch.argsort(cost.cpu(), stable=True)
+    order = pairs.order() if pairs is not None else None
+    if order is not None:
+        # Relabel in the order the distances prefer; every metric is invariant under relabelling.
+        order = order.cpu()
         new_label = torch.empty_like(order)
         new_label[order] = torch.arange(n)
         pairs = pairs.permuted(order.to(points.device))
@@ -616,41 +754,50 @@ def evaluate(
     connected = connected_components(graph)[0] <= 1
     device = points.device
 
-    def embedded(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        return pairs(i.to(device), j.to(device)).detach().to(device="cpu", dtype=torch.float64) / scale
+    def embedded(i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
+        D = pairs(i.to(device), j.to(device), shared)
+        return D.detach().to(device="cpu", dtype=torch.float64) / scale
 
-    with torch.no_grad():
+    starts = list(range(0, len(row_ids), block))
+    total = sum(n - begin if symmetric else n for begin in starts)
+    done = 0
+    # The next block's graph distances are computed in a worker thread while this block's tiles are
+    # evaluated (numpy releases the GIL in the bitwise kernels).
+    with torch.no_grad(), ThreadPoolExecutor(max_workers=1) as worker:
         if symmetric:
             # Every row's neighbour distances up front, by the same formula as the tiles.
             for ranker in rankers:
                 nd = torch.cat([embedded(ranker.row_of[p:p + (1 << 18)], ranker.indices[p:p + (1 << 18)])
                                 for p in range(0, len(ranker.indices), 1 << 18)] or [torch.zeros(0)])
                 ranker.set_rows(torch.arange(n), torch.arange(len(ranker.indices)), nd)
-        total = sum(n - begin if symmetric else n for begin in range(0, len(row_ids), block))
-        done = 0
-        for begin in range(0, len(row_ids), block):
+        upcoming = worker.submit(graph_distance.block, row_ids[:block].numpy())
+        for number, begin in enumerate(starts):
             ids = row_ids[begin:begin + block]
-            start = begin if symmetric else 0  # symmetric: ids = begin, begin + 1, ...
-            G_block = torch.from_numpy(graph_distance(ids.numpy(), start))
+            graph_block = upcoming.result()
+            if number + 1 < len(starts):
+                upcoming = worker.submit(graph_distance.block, row_ids[starts[number + 1]:][:block].numpy())
             whole = None
             if distance is not None:
                 whole = distance(ids.to(device)).detach().to(device="cpu", dtype=torch.float64) / scale
-            if not symmetric:
+            if symmetric:  # ids = begin, begin + 1, ...: the diagonal tile, then the tiles to its right
+                end = begin + len(ids)
+                columns = [(begin, end)] + [(c, min(c + width, n)) for c in range(end, n, width)]
+            else:
+                columns = [(c, min(c + width, n)) for c in range(0, n, width)]
                 for ranker in rankers:
                     positions = ranker.entries(ids)
                     local = torch.repeat_interleave(torch.arange(len(ids)), ranker.indptr[ids + 1] - ranker.indptr[ids])
                     neighbour = ranker.indices[positions]
                     nd = whole[local, neighbour] if whole is not None else embedded(ids[local], neighbour)
                     ranker.set_rows(ids, positions, nd)
-            if symmetric:
-                end = begin + len(ids)
-                columns = [(begin, end)] + [(c, min(c + width, n)) for c in range(end, n, width)]
-            else:
-                columns = [(c, min(c + width, n)) for c in range(0, n, width)]
             for c0, c1 in columns:
                 cols = torch.arange(c0, c1)
-                D = whole[:, c0:c1].clone() if whole is not None else embedded(ids.unsqueeze(1), cols.unsqueeze(0))
-                G = G_block[:, c0 - start:c1 - start]
+                if whole is not None:
+                    D = whole[:, c0:c1].clone()
+                else:
+                    shared = pairs.shared(min(int(ids[0]), c0), max(int(ids[-1]), c1 - 1))
+                    D = embedded(ids.unsqueeze(1), cols.unsqueeze(0), shared)
+                G = graph_block.tile(c0, c1)
                 mine = torch.nonzero((ids >= c0) & (ids < c1)).reshape(-1)
                 diagonal = (mine, ids[mine] - c0)
                 mirror = symmetric and c0 > begin
@@ -658,9 +805,14 @@ def evaluate(
                 distortion.add_counts(D, mirror)
                 distortion.add_tile(D, G, ids, cols, mirror, masked=len(mine) > 0 or not connected)
                 D[diagonal] = torch.inf  # a row is not in its own balls
+                ranked = torch.where(torch.isnan(D), torch.inf, D) if distortion.nonfinite else D
+                row_min = ranked.amin(1)
+                col_min = ranked.amin(0) if mirror else None
                 for ranker in rankers:
-                    ranker.add_tile(D, ids, cols, mirror)
-            done += n - start
+                    ranker.add_tile(ranked, ids, cols, mirror, row_min, col_min)
+            for ranker in rankers:
+                ranker.flush()
+            done += n - begin if symmetric else n
             if progress is not None:
                 progress(done, total)
 

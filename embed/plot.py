@@ -44,7 +44,8 @@ def _pyplot():
 def display_layout(graph, root=None, depth: int | None = None):
     """The same combinatorial construction (same tree, same slots) at a display tau that puts the fourth
     level (or the deepest, if shallower) at Euclidean radius 0.97: ``(points, manifold, tau)`` for a
-    readable picture of a deep embedding, whose true picture puts nearly every node on the circle."""
+    readable picture of a deep embedding, whose true picture puts nearly every node on the circle; also the
+    tree edges ``(E, 2)`` of that construction, for drawing: ``(points, manifold, tau, edges)``."""
     from .combinatorial import embed_graph
 
     probe = embed_graph(graph, tau=1.0, root=root, precision="mcf2")
@@ -53,7 +54,7 @@ def display_layout(graph, root=None, depth: int | None = None):
     levels = min(depth + (1 if probe.info["virtual_root"] else 0), 4)
     tau = 2 * float(np.arctanh(0.97)) / levels
     layout = embed_graph(graph, tau=tau, root=root, precision="mcf2")
-    return layout.points, layout.manifold, tau
+    return layout.points, layout.manifold, tau, layout.tree_edges()
 
 
 def geodesic_arcs(p: np.ndarray, q: np.ndarray, samples: int = 24) -> np.ndarray:

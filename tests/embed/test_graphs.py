@@ -417,6 +417,35 @@ def test_bfs_tree_of_balanced_tree():
     assert "1 tree(s) rooted at '0'" in tree.summary()
 
 
+def test_bfs_sorted_neighbour_order_ignores_edge_order():
+    nxg = nx.les_miserables_graph()
+    graph = Graph.from_networkx(nxg, weight=None)
+    shuffled = Graph(graph.names, graph.edges[torch.randperm(graph.num_edges, generator=torch.Generator().manual_seed(0))])
+    flipped = Graph(graph.names, graph.edges.flip(1))
+    trees = [bfs_tree(g, "Valjean", neighbour_order="sorted") for g in (graph, shuffled, flipped)]
+    for tree in trees[1:]:
+        assert torch.equal(tree.parent, trees[0].parent) and torch.equal(tree.order, trees[0].order)
+    # the reference: a FIFO queue over neighbour lists sorted by index
+    adjacency = [sorted(nb) for nb in graph.adjacency_lists("both")]
+    sorted_graph = Graph(graph.names, torch.tensor([(u, v) for u, nb in enumerate(adjacency) for v in nb if u < v]))
+    root = graph.node_id("Valjean")
+    parent = [-1] * graph.num_nodes
+    seen, queue = {root}, deque([root])
+    while queue:
+        node = queue.popleft()
+        for neighbour in adjacency[node]:
+            if neighbour not in seen:
+                seen.add(neighbour)
+                parent[neighbour] = node
+                queue.append(neighbour)
+    assert trees[0].parent.tolist() == parent
+    check_tree(sorted_graph, trees[0])
+    # edge order differs from index order here, so the default order gives another tree
+    assert not torch.equal(bfs_tree(shuffled, "Valjean").parent, trees[0].parent)
+    with pytest.raises(ValueError, match="neighbour_order"):
+        bfs_tree(graph, neighbour_order="random")
+
+
 def test_bfs_depths_match_networkx_and_dropped_edges_are_counted():
     nxg = nx.les_miserables_graph()
     graph = Graph.from_networkx(nxg, weight=None)
