@@ -44,6 +44,15 @@ __all__ = ["build_sl2", "build_lorentz", "matrix_bits", "FastResult", "GUARD_BIT
 GUARD_BITS = 40
 
 
+def _kept_limbs(plan: TreePlan, tau: float, L: int, b: int, lorentz: bool) -> int:
+    """Product limbs worth computing: ``L``, the carry headroom, and the cancellation a child step can
+    cause (a product of norm :math:`e^{(r - s)/2}` from terms of :math:`e^{(r + s)/2}`; squared for Lorentz
+    matrices)."""
+    step = tau * float(plan.weight.max())
+    cancellation = (2.0 if lorentz else 1.0) * step / (2 * math.log(2))
+    return L + 2 + math.ceil(cancellation / b)
+
+
 def matrix_bits(radius: float, depth: int, lorentz: bool) -> int:
     """Bits of the limb matrices for points up to hyperbolic ``radius`` (2x for Lorentz entries ~e^r)."""
     factor = 2.0 if lorentz else 1.0
@@ -198,6 +207,7 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
     b = lb.limb_bits(2, L0)
     L = max(3, math.ceil(bits / b) + 2)
     needed, point_digits, constant_digits = _level_precision(plan, tau, components, b, L)
+    keep = _kept_limbs(plan, tau, L, b, lorentz=False)
     C, eC, cls = _sl2_constants(plan, tau, bits, b, L)
     storage = torch.zeros(plan.n, components + 1, dtype=torch.float64)
     roots = plan.levels[0]
@@ -213,7 +223,7 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
     for level_index, nodes in enumerate(plan.levels[1:], start=1):
         parents = row[plan.parent[nodes]]
         Lc = constant_digits[level_index]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
+        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b, keep=keep)
         short = G[..., : point_digits[level_index]]
         a, bb, c, d = short[:, 0, 0], short[:, 0, 1], short[:, 1, 0], short[:, 1, 1]
         numerator = (lb.convolve(a, c) + lb.convolve(bb, d)).unsqueeze(1)
@@ -263,6 +273,7 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
     needed, _, constant_digits = _level_precision(plan, tau, 2 * components, b, L)
     needed = [min(components, k) for k in needed]
     constant_digits = [min(L, 2 * c) for c in constant_digits]
+    keep = _kept_limbs(plan, tau, L, b, lorentz=True)
     C, eC, cls = _lorentz_constants(plan, tau, dim, method, bits, b, L)
     h = dim - 1
     storage = torch.zeros(plan.n, components * h + 1, dtype=torch.float64)
@@ -278,7 +289,7 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
     for level_index, nodes in enumerate(plan.levels[1:], start=1):
         parents = row[plan.parent[nodes]]
         Lc = constant_digits[level_index]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
+        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b, keep=keep)
         X = G[:, :, 0, :]  # g e_0, (N, n1, L)
         denominator = X[:, 0] - X[:, dim]
         k = needed[level_index]
