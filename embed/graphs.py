@@ -970,7 +970,7 @@ def bfs_tree(
     require_tree: bool = False,
     orientation: Orientation = "child-parent",
     virtual_root_name: str = "<root>",
-    neighbour_order: Literal["edges", "sorted"] = "edges",
+    neighbour_order: Literal["edges", "sorted", "input"] = "edges",
 ) -> BFSTree:
     """Breadth-first spanning tree of a graph or DAG.
 
@@ -998,10 +998,13 @@ def bfs_tree(
         Direction of the edges of a directed graph (ignored for undirected graphs).
     virtual_root_name : str
         Name of the virtual root; must not be a node name.
-    neighbour_order : {"edges", "sorted"}
+    neighbour_order : {"edges", "sorted", "input"}
         Order in which a node's neighbours are discovered: "edges" follows :meth:`Graph.csr`
-        (edge order), "sorted" increasing node index, which makes the tree independent of how
-        the edge list happens to be ordered.
+        (for an undirected graph: the edges listing the node first, then those listing it
+        second, each in edge order); "sorted" increasing node index, which makes the tree
+        independent of how the edge list happens to be ordered; "input" the order in which the
+        edges touching the node appear, either way round (networkx's adjacency order for a
+        graph built from the edge list).
 
     Returns
     -------
@@ -1021,8 +1024,8 @@ def bfs_tree(
     """
     if forest not in (None, "roots", "virtual", "error"):
         raise ValueError(f"forest must be 'roots', 'virtual' or 'error', got {forest!r}")
-    if neighbour_order not in ("edges", "sorted"):
-        raise ValueError(f"neighbour_order must be 'edges' or 'sorted', got {neighbour_order!r}")
+    if neighbour_order not in ("edges", "sorted", "input"):
+        raise ValueError(f"neighbour_order must be 'edges', 'sorted' or 'input', got {neighbour_order!r}")
     if orientation not in ("child-parent", "parent-child"):
         raise ValueError(
             f"orientation must be 'child-parent' or 'parent-child', got {orientation!r}"
@@ -1038,9 +1041,10 @@ def bfs_tree(
     else:
         indptr, indices, edge_ids = graph.csr("both")
         parent_counts = None
-    if neighbour_order == "sorted":
+    if neighbour_order != "edges":
         row = torch.repeat_interleave(torch.arange(n), torch.diff(indptr))
-        order = torch.argsort(row * n + indices, stable=True)  # repeated edges keep edge order
+        key = indices if neighbour_order == "sorted" else edge_ids
+        order = torch.argsort(row * max(n, graph.num_edges) + key, stable=True)  # repeats keep edge order
         indices, edge_ids = indices[order], edge_ids[order]
     num_components, component = connected_components(graph)
     search = _Search(n, indptr, indices, edge_ids)

@@ -7,6 +7,7 @@ from collections import deque
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -444,6 +445,22 @@ def test_bfs_sorted_neighbour_order_ignores_edge_order():
     assert not torch.equal(bfs_tree(shuffled, "Valjean").parent, trees[0].parent)
     with pytest.raises(ValueError, match="neighbour_order"):
         bfs_tree(graph, neighbour_order="random")
+
+
+def test_bfs_input_neighbour_order_is_networkx_adjacency_order():
+    rng = np.random.default_rng(3)
+    pairs = [(int(u), int(v)) for u, v in rng.integers(0, 60, (150, 2)) if u != v]
+    pairs = list(dict.fromkeys(tuple(sorted(p)) if rng.random() < 0.5 else p for p in pairs))
+    nxg = nx.Graph()
+    nxg.add_edges_from(pairs)  # adjacency order: order of the edges touching each node
+    names = tuple(str(i) for i in range(60))
+    graph = Graph(names, torch.tensor(pairs))
+    root = max(nxg.nodes, key=nxg.degree)
+    tree = bfs_tree(graph, str(root), neighbour_order="input", forest="roots")
+    expected = dict(nx.bfs_predecessors(nxg, root))
+    got = {v: int(p) for v, p in enumerate(tree.parent.tolist()) if p >= 0 and tree.depth[v] > 0
+           and v in nxg and nx.has_path(nxg, root, v)}
+    assert got == expected
 
 
 def test_bfs_depths_match_networkx_and_dropped_edges_are_counted():
