@@ -1,10 +1,13 @@
 r"""Exact graph-embedding metrics: edge-MAP, closure-MAP, mean rank, distortion.
 
 Every metric compares embedded distances :math:`d_E(a, v) = d(x_a, x_v) / \text{scale}` (``scale`` = tau
-for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist``
-(any representation of the protocol), computed row chunk by row chunk: a chunk of ``B`` rows is broadcast
-against all ``N`` points, so memory stays at a few ``B x N`` tensors whatever the graph size. All rows are
-evaluated unless ``rows`` asks for a random sample, and the result says which.
+for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist`` (any
+representation of the protocol; a certified faster formula for the MCF half-space), in tiles of ``B`` rows by
+``C`` columns, so memory stays at a few ``B x C`` tensors whatever the graph size. On all rows only the tiles
+on and above the diagonal are computed: every unordered pair once, counted for both of its rows. The
+ranking needs, per row, only how many points fall inside each neighbour's ball, so a tile contributes just
+its few entries closer than the row's farthest neighbour. All rows are evaluated unless ``rows`` asks for a
+random sample, and the result says which.
 
 Definitions (``../shared/notes/combinatorial.md`` section 4)
 ------------------------------------------------------------
