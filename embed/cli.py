@@ -143,7 +143,8 @@ def _align(closure, graph):
 
 
 def _progress_rows(description: str):
-    bar = tqdm(desc=description, unit="rows", disable=not sys.stderr.isatty(), leave=False)
+    # evaluate() reports units of work (row-column pairs), not rows: the symmetric tiles shrink as it goes
+    bar = tqdm(desc=description, unit="pairs", unit_scale=True, disable=not sys.stderr.isatty(), leave=False)
 
     def update(done: int, total: int) -> None:
         bar.total = total

@@ -708,7 +708,7 @@ def evaluate(
         ``distance(row_indices) -> (B, N)`` manifold distances, replacing the manifold's (e.g. a precomputed
         matrix); evaluated row block by row block, without the symmetry.
     progress : callable or None
-        Called as ``progress(done, total)`` after each row block (units of work, not rows).
+        Called as ``progress(done, total)`` after each row block, in (row, column) pairs visited.
 
     Returns
     -------
@@ -762,7 +762,7 @@ def evaluate(
         return D.detach().to(device="cpu", dtype=torch.float64) / scale
 
     starts = list(range(0, len(row_ids), block))
-    total = sum(n - begin if symmetric else n for begin in starts)
+    total = sum(len(row_ids[begin:begin + block]) * (n - begin if symmetric else n) for begin in starts)
     done = 0
     # The next block's graph distances are computed in a worker thread while this block's tiles are
     # evaluated (numpy releases the GIL in the bitwise kernels).
@@ -815,7 +815,7 @@ def evaluate(
                     ranker.add_tile(ranked, ids, cols, mirror, row_min, col_min)
             for ranker in rankers:
                 ranker.flush()
-            done += n - begin if symmetric else n
+            done += len(ids) * (n - begin if symmetric else n)
             if progress is not None:
                 progress(done, total)
 
