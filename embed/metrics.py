@@ -754,7 +754,8 @@ def evaluate(
         rankers.append(_Ranker(*neighbourhoods(closure, closure_variant), tie_rtol))
     distortion = _Distortion(n)
     graph_distance = _GraphDistances(graph)
-    connected = connected_components(graph)[0] <= 1
+    # Every off-diagonal entry is a pair with d_G > 0 (no mask needed) in a connected graph of hop counts.
+    all_pairs = connected_components(graph)[0] <= 1 and not graph_distance.weighted
     device = points.device
 
     def embedded(i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
@@ -806,7 +807,7 @@ def evaluate(
                 mirror = symmetric and c0 > begin
                 D[diagonal] = 1.0  # the row's own entry: neither zero nor non-finite, and G = 0 drops it
                 distortion.add_counts(D, mirror)
-                distortion.add_tile(D, G, ids, cols, mirror, masked=len(mine) > 0 or not connected)
+                distortion.add_tile(D, G, ids, cols, mirror, masked=len(mine) > 0 or not all_pairs)
                 D[diagonal] = torch.inf  # a row is not in its own balls
                 ranked = torch.where(torch.isnan(D), torch.inf, D) if distortion.nonfinite else D
                 row_min = ranked.amin(1)
