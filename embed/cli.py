@@ -122,8 +122,7 @@ def _split_closure(graph, closure_path: str | None, directed: bool):
     A transitively closed directed graph (such as the mammal closure) is embedded through its transitive
     reduction (the hypernym DAG), and the closure itself is kept for closure-MAP.
     """
-    from .graphs import read_edgelist
-    from .metrics import is_transitively_closed, transitive_reduction
+    from .graphs import is_transitively_closed, read_edgelist, transitive_reduction
 
     closure = None
     if closure_path is not None:
@@ -148,7 +147,8 @@ def _align(closure, graph):
 
 
 def _progress_rows(description: str):
-    bar = tqdm(desc=description, unit="rows", disable=not sys.stderr.isatty(), leave=False)
+    # evaluate() reports units of work (row-column pairs), not rows: the symmetric tiles shrink as it goes
+    bar = tqdm(desc=description, unit="pairs", unit_scale=True, disable=not sys.stderr.isatty(), leave=False)
 
     def update(done: int, total: int) -> None:
         bar.total = total
@@ -200,14 +200,16 @@ def _tree_depth(graph, roots: list[str]) -> torch.Tensor:
     return torch.where(torch.isfinite(depth), depth, -1.0)
 
 
-def _draw(picture, graph, points, manifold, roots, title, dim, root) -> None:
-    """Picture of a combinatorial embedding: the same tree redrawn at a display tau (see embed.plot)."""
+def _draw(picture, graph, points, manifold, roots, title, dim, root, edges=None, bfs_order="sorted") -> None:
+    """Picture of a combinatorial embedding with the tree edges the construction placed (the graph's
+    non-tree edges and a closure are evaluation targets, not drawn). In 2-D the same tree is redrawn at a
+    display tau (see embed.plot); otherwise ``edges`` are the tree edges."""
     from .plot import display_layout, plot_embedding
 
     if dim == 2:
-        points, manifold, tau = display_layout(graph, root=root)
+        points, manifold, tau, edges = display_layout(graph, root=root, bfs_order=bfs_order)
         title += f"\nlayout redrawn at display tau {tau:.3g} (same tree and slots); metrics of the embedding"
-    plot_embedding(picture, points, manifold, edges=graph.edges, depth=_tree_depth(graph, roots), title=title,
+    plot_embedding(picture, points, manifold, edges=edges, depth=_tree_depth(graph, roots), title=title,
                    labels={graph.index[r]: r for r in roots if r in graph.index}, shrink=1.0 if dim == 2 else "auto")
 
 
@@ -242,10 +244,11 @@ def _command_embed(args: argparse.Namespace) -> int:
         _pyplot()  # fail before any work if matplotlib is missing
 
     embedding = embed_graph(base, dim=args.dim, eps=args.eps, tau=tau, precision=args.precision,
-                            root=args.root, method=args.codes, require_tree=args.require_tree)
+                            root=args.root, method=args.codes, require_tree=args.require_tree,
+                            bfs_order=args.bfs_order)
     record = {"graph": graph.source, "nodes": base.num_nodes, "edges": base.num_edges, "tau": embedding.tau,
               **{k: v for k, v in embedding.info.items() if k in (
-                  "tau_rule", "eps", "dim", "precision", "components", "roots", "depth", "max_degree",
+                  "tau_rule", "eps", "dim", "precision", "components", "roots", "bfs_order", "depth", "max_degree",
                   "dropped_edges", "radius_bound", "bits_bound", "build_seconds")}}
     if not args.no_eval:
         metrics = evaluate(embedding.points, embedding.manifold, base, scale=embedding.tau, closure=closure,
@@ -257,7 +260,7 @@ def _command_embed(args: argparse.Namespace) -> int:
     _write_json(_metrics_path(out), record)
     if picture is not None:
         _draw(picture, base, embedding.points, embedding.manifold, embedding.info["roots"], _title(stem, record),
-              args.dim, args.root)
+              args.dim, args.root, edges=embedding.tree_edges(), bfs_order=args.bfs_order)
     if args.json:
         print(json.dumps(record, default=str))
     else:
@@ -356,7 +359,8 @@ def _command_plot(args: argparse.Namespace) -> int:
         if config.get("method") == "combinatorial" and manifold.dim == 2 and not args.true_geometry:
             stem = os.path.splitext(os.path.basename(args.embedding))[0]
             single = roots[0] if len(roots) == 1 and not config.get("virtual_root") else None
-            _draw(args.out, base, points, manifold, roots, _title(stem, record), 2, single)
+            _draw(args.out, base, points, manifold, roots, _title(stem, record), 2, single,
+                  bfs_order=config.get("bfs_order", "sorted"))
             print(f"wrote {args.out}")
             return 0
         mapping = torch.tensor([index[name] for name in base.names])
@@ -430,6 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="read u v as a directed edge u -> v (child -> parent, like WordNet closures)")
     p.add_argument("--closure", default=None, metavar="FILE", help="transitive closure for closure-MAP")
     p.add_argument("--require-tree", action="store_true", help="refuse graphs with cycles or extra edges")
+    p.add_argument("--bfs-order", choices=("sorted", "input"), default="sorted",
+                   help="BFS neighbour order: increasing node index (default) or the edge list's order")
     p.add_argument("--out", default=None, metavar="FILE",
                    help=f"embedding file (default ./{DEFAULT_OUTDIR}/<graph>.pt); metrics go beside it")
     p.add_argument("--outdir", default=DEFAULT_OUTDIR, help=f"default output folder ({DEFAULT_OUTDIR})")

@@ -28,6 +28,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 
 from hyperbolic.io import atomic_write
@@ -40,8 +41,10 @@ __all__ = [
     "NotATreeError",
     "bfs_tree",
     "connected_components",
+    "is_transitively_closed",
     "parse_edgelist",
     "read_edgelist",
+    "transitive_reduction",
     "write_edgelist",
 ]
 
@@ -967,6 +970,7 @@ def bfs_tree(
     require_tree: bool = False,
     orientation: Orientation = "child-parent",
     virtual_root_name: str = "<root>",
+    neighbour_order: Literal["edges", "sorted", "input"] = "edges",
 ) -> BFSTree:
     """Breadth-first spanning tree of a graph or DAG.
 
@@ -994,6 +998,13 @@ def bfs_tree(
         Direction of the edges of a directed graph (ignored for undirected graphs).
     virtual_root_name : str
         Name of the virtual root; must not be a node name.
+    neighbour_order : {"edges", "sorted", "input"}
+        Order in which a node's neighbours are discovered: "edges" follows :meth:`Graph.csr`
+        (for an undirected graph: the edges listing the node first, then those listing it
+        second, each in edge order); "sorted" increasing node index, which makes the tree
+        independent of how the edge list happens to be ordered; "input" the order in which the
+        edges touching the node appear, either way round (networkx's adjacency order for a
+        graph built from the edge list).
 
     Returns
     -------
@@ -1009,10 +1020,12 @@ def bfs_tree(
     Notes
     -----
     The search is level-synchronous and vectorised; within a level, nodes are discovered in
-    the order a FIFO-queue BFS over :meth:`Graph.csr` adjacency (edge order) would find them.
+    the order a FIFO-queue BFS over the adjacency in ``neighbour_order`` would find them.
     """
     if forest not in (None, "roots", "virtual", "error"):
         raise ValueError(f"forest must be 'roots', 'virtual' or 'error', got {forest!r}")
+    if neighbour_order not in ("edges", "sorted", "input"):
+        raise ValueError(f"neighbour_order must be 'edges', 'sorted' or 'input', got {neighbour_order!r}")
     if orientation not in ("child-parent", "parent-child"):
         raise ValueError(
             f"orientation must be 'child-parent' or 'parent-child', got {orientation!r}"
@@ -1028,6 +1041,11 @@ def bfs_tree(
     else:
         indptr, indices, edge_ids = graph.csr("both")
         parent_counts = None
+    if neighbour_order != "edges":
+        row = torch.repeat_interleave(torch.arange(n), torch.diff(indptr))
+        key = indices if neighbour_order == "sorted" else edge_ids
+        order = torch.argsort(row * max(n, graph.num_edges) + key, stable=True)  # repeats keep edge order
+        indices, edge_ids = indices[order], edge_ids[order]
     num_components, component = connected_components(graph)
     search = _Search(n, indptr, indices, edge_ids)
 
@@ -1149,3 +1167,49 @@ def _automatic_roots(
     best.scatter_reduce_(0, component, key, reduce="amax")
     best = best[best >= 0]
     return torch.sort(n - best % (n + 1)).values
+
+
+# ====================================================================== closures
+
+
+def _sparse(graph: Graph):
+    import scipy.sparse as sp
+
+    n = graph.num_nodes
+    u, v = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
+    return sp.csr_matrix((np.ones(len(u), dtype=np.int64), (u, v)), shape=(n, n))
+
+
+def is_transitively_closed(graph: Graph) -> bool:
+    """True when a directed graph with at least one path of length 2 contains all its 2-step shortcuts."""
+    if not graph.directed or graph.num_edges == 0:
+        return False
+    adjacency = _sparse(graph)
+    adjacency.data[:] = 1
+    two = (adjacency @ adjacency).tocoo()
+    if two.nnz == 0:
+        return False
+    two.setdiag(0)
+    two.eliminate_zeros()
+    if two.nnz == 0:
+        return False
+    inside = two.multiply(adjacency).tocoo()
+    inside.eliminate_zeros()
+    return inside.nnz == two.nnz
+
+
+def transitive_reduction(graph: Graph) -> Graph:
+    """The transitive reduction of a transitively closed DAG: edges not implied by two others.
+
+    An edge ``(u, w)`` is kept unless some ``v`` has edges ``(u, v)`` and ``(v, w)`` (for a closure this is
+    exactly the Hasse diagram, e.g. the hypernym DAG of a WordNet closure).
+    """
+    adjacency = _sparse(graph)
+    adjacency.data[:] = 1
+    two = (adjacency @ adjacency).tocsr()
+    two.data[:] = 1
+    edges = graph.edges.numpy()
+    implied = np.asarray(two[edges[:, 0], edges[:, 1]]).reshape(-1) > 0
+    keep = torch.from_numpy(~implied)
+    weights = None if graph.weights is None else graph.weights[keep]
+    return Graph(graph.names, graph.edges[keep], weights, graph.directed, graph.source)

@@ -1,10 +1,13 @@
 r"""Exact graph-embedding metrics: edge-MAP, closure-MAP, mean rank, distortion.
 
 Every metric compares embedded distances :math:`d_E(a, v) = d(x_a, x_v) / \text{scale}` (``scale`` = tau
-for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist``
-(any representation of the protocol), computed row chunk by row chunk: a chunk of ``B`` rows is broadcast
-against all ``N`` points, so memory stays at a few ``B x N`` tensors whatever the graph size. All rows are
-evaluated unless ``rows`` asks for a random sample, and the result says which.
+for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist`` (any
+representation of the protocol; a certified faster formula for the MCF half-space), in tiles of ``B`` rows by
+``C`` columns, so memory stays at a few ``B x C`` tensors whatever the graph size. On all rows only the tiles
+on and above the diagonal are computed: every unordered pair once, counted for both of its rows. The
+ranking needs, per row, only how many points fall inside each neighbour's ball, so a tile contributes just
+its few entries closer than the row's farthest neighbour. All rows are evaluated unless ``rows`` asks for a
+random sample, and the result says which.
 
 Definitions (``../shared/notes/combinatorial.md`` section 4)
 ------------------------------------------------------------
@@ -41,13 +44,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
 import torch
 
-from .graphs import Graph, GraphError
+from .graphs import Graph, GraphError, connected_components
 
 __all__ = [
     "Metrics",
@@ -55,8 +59,6 @@ __all__ = [
     "fast_distance",
     "graph_distances",
     "neighbourhoods",
-    "transitive_reduction",
-    "is_transitively_closed",
 ]
 
 Distance = Callable[[torch.Tensor], torch.Tensor]
@@ -169,54 +171,11 @@ def neighbourhoods(graph: Graph, variant: Literal["symmetric", "directed"] = "sy
     return indptr, cols
 
 
-def _sparse(graph: Graph):
-    import scipy.sparse as sp
-
-    n = graph.num_nodes
-    u, v = graph.edges[:, 0].numpy(), graph.edges[:, 1].numpy()
-    return sp.csr_matrix((np.ones(len(u), dtype=np.int64), (u, v)), shape=(n, n))
-
-
-def is_transitively_closed(graph: Graph) -> bool:
-    """True when a directed graph with at least one path of length 2 contains all its 2-step shortcuts."""
-    if not graph.directed or graph.num_edges == 0:
-        return False
-    adjacency = _sparse(graph)
-    adjacency.data[:] = 1
-    two = (adjacency @ adjacency).tocoo()
-    if two.nnz == 0:
-        return False
-    two.setdiag(0)
-    two.eliminate_zeros()
-    if two.nnz == 0:
-        return False
-    inside = two.multiply(adjacency).tocoo()
-    inside.eliminate_zeros()
-    return inside.nnz == two.nnz
-
-
-def transitive_reduction(graph: Graph) -> Graph:
-    """The transitive reduction of a transitively closed DAG: edges not implied by two others.
-
-    An edge ``(u, w)`` is kept unless some ``v`` has edges ``(u, v)`` and ``(v, w)`` (for a closure this is
-    exactly the Hasse diagram, e.g. the hypernym DAG of a WordNet closure).
-    """
-    adjacency = _sparse(graph)
-    adjacency.data[:] = 1
-    two = (adjacency @ adjacency).tocsr()
-    two.data[:] = 1
-    edges = graph.edges.numpy()
-    implied = np.asarray(two[edges[:, 0], edges[:, 1]]).reshape(-1) > 0
-    keep = torch.from_numpy(~implied)
-    weights = None if graph.weights is None else graph.weights[keep]
-    return Graph(graph.names, graph.edges[keep], weights, graph.directed, graph.source)
-
-
 # ============================================================================ graph distances
 
 
 class _GraphDistances:
-    """Shortest-path distances from chunks of sources, edge directions ignored."""
+    """Shortest-path distances from blocks of sources, edge directions ignored."""
 
     def __init__(self, graph: Graph):
         self.n = graph.num_nodes
@@ -236,19 +195,23 @@ class _GraphDistances:
         else:
             self.indptr = indptr.numpy()
             self.indices = indices.numpy()
-            self.degree = np.diff(self.indptr)
+            self.isolated = np.diff(self.indptr) == 0
             self.starts = np.minimum(self.indptr[:-1], max(len(self.indices) - 1, 0))
 
     def __call__(self, sources: np.ndarray) -> np.ndarray:
-        """``(len(sources), n)`` distances (float32 hop counts, exact; float64 for weighted graphs), ``inf``
-        between components."""
+        """``(len(sources), n)`` float distances (hop counts exact), ``inf`` between components."""
+        return self.block(sources).tile(0, self.n, dense=True).numpy()
+
+    def block(self, sources: np.ndarray) -> _DistanceBlock:
+        """Distances from ``sources`` to every node, served tile by tile (:meth:`_DistanceBlock.tile`)."""
+        sources = np.asarray(sources, dtype=np.int64)
         if self.weighted:
             from scipy.sparse.csgraph import dijkstra
 
-            return dijkstra(self.matrix, directed=True, indices=sources)
-        return self._bfs(np.asarray(sources, dtype=np.int64))
+            return _DistanceBlock(dense=torch.from_numpy(dijkstra(self.matrix, directed=True, indices=sources)))
+        return self._bfs(sources)
 
-    def _bfs(self, sources: np.ndarray) -> np.ndarray:
+    def _bfs(self, sources: np.ndarray) -> _DistanceBlock:
         # Bit-parallel BFS: bit s of word w of node v says "source 64w + s has reached v". Each level ORs
         # the frontier words of all neighbours (one gather and one segmented reduction for all sources),
         # and the level number is written in binary into bit planes, so no per-source work is needed.
@@ -260,14 +223,11 @@ class _GraphDistances:
         frontier = visited.copy()
         planes: list[np.ndarray] = []
         level = 0
-        has_neighbours = self.degree > 0
-        while True:
+        while len(self.indices):
             level += 1
-            if len(self.indices) == 0:
-                break
             reach = np.bitwise_or.reduceat(frontier[self.indices], self.starts, axis=0)
-            reach[~has_neighbours] = 0
-            new = reach & ~visited
+            reach[self.isolated] = 0
+            new = np.bitwise_and(reach, ~visited, out=reach)
             if not new.any():
                 break
             visited |= new
@@ -277,14 +237,35 @@ class _GraphDistances:
             for j in range(level.bit_length()):
                 if (level >> j) & 1:
                     planes[j] |= new
-        dtype = np.uint8 if len(planes) <= 8 else np.uint16
-        levels = np.zeros((n, words * 64), dtype=dtype)
-        for j, plane in enumerate(planes):
-            levels |= np.unpackbits(plane.view(np.uint8), axis=1, bitorder="little").astype(dtype) << dtype(j)
-        out = levels[:, :count].T.astype(np.float32)
-        reached = np.unpackbits(visited.view(np.uint8), axis=1, bitorder="little")[:, :count].T
-        out[reached == 0] = np.inf
-        return out
+        return _DistanceBlock(planes=planes, visited=visited, count=count)
+
+
+class _DistanceBlock:
+    """Graph distances from one block of sources: ``tile(c0, c1)`` is ``(sources, c1 - c0)``.
+
+    BFS results stay as bit planes (the level of each (target, source) pair in binary) and are unpacked one
+    column tile at a time: hop counts come as exact small integers (uint8 when at most 255 levels), a view
+    transposed to (sources, targets); unreached pairs make the tile float32 with ``inf``.
+    """
+
+    def __init__(self, dense: torch.Tensor | None = None, planes=None, visited=None, count: int = 0):
+        self.dense, self.planes, self.visited, self.count = dense, planes, visited, count
+
+    def tile(self, c0: int, c1: int, dense: bool = False) -> torch.Tensor:
+        if self.dense is not None:
+            return self.dense[:, c0:c1]
+        count = self.count
+        dtype = np.uint8 if len(self.planes) <= 8 else np.uint16
+        levels = np.zeros((c1 - c0, count), dtype=dtype)
+        for j, plane in enumerate(self.planes):
+            bits = np.unpackbits(plane[c0:c1].view(np.uint8), axis=1, bitorder="little", count=count)
+            levels |= np.left_shift(bits.astype(dtype, copy=False), j)
+        reached = np.unpackbits(self.visited[c0:c1].view(np.uint8), axis=1, bitorder="little", count=count)
+        if dense or not reached.all():
+            out = levels.astype(np.float32)
+            out[reached == 0] = np.inf
+            return torch.from_numpy(out).T.contiguous() if dense else torch.from_numpy(out).T
+        return torch.from_numpy(levels).T
 
 
 def graph_distances(graph: Graph, sources) -> torch.Tensor:
@@ -297,123 +278,386 @@ def graph_distances(graph: Graph, sources) -> torch.Tensor:
 # ============================================================================ ranking
 
 
+def _segment_count(values: torch.Tensor, begin: torch.Tensor, length: torch.Tensor, query: torch.Tensor,
+                   right: bool) -> torch.Tensor:
+    """For each query, how many of the sorted ``values[begin : begin + length]`` are ``< query``
+    (``<= query`` when ``right``): a vectorised bisection over ragged segments."""
+    low = torch.zeros_like(begin)
+    high = length.clone()
+    top = int(length.max()) if length.numel() else 0
+    last = max(values.numel() - 1, 0)
+    for _ in range(top.bit_length()):
+        active = low < high
+        middle = (low + high) // 2
+        probe = values[(begin + middle).clamp_max(last)]
+        below = probe <= query if right else probe < query
+        low = torch.where(active & below, middle + 1, low)
+        high = torch.where(active & ~below, middle, high)
+    return low
+
+
 class _Ranker:
-    """Accumulates AP and rank sums for one neighbourhood (edges or closure)."""
+    r"""edge-MAP / closure-MAP and mean rank from ball counts, accumulated over distance tiles.
+
+    For row :math:`a` with neighbour distances sorted as :math:`t_1 \le \dots \le t_k` the thresholds are
+    :math:`T_j = t_j (1 + \text{tie\_rtol})`; the AP needs :math:`|R(a, b_j)| = \#\{v \ne a : d(a,v) \le T_j\}`
+    and :math:`|N(a) \cap R(a, b_j)| = \#\{i : t_i \le T_j\}`. A tile contributes only its entries with
+    :math:`d(a, v) \le T_k` (few: the balls of a good embedding hold little besides the neighbours); each one
+    is binned by its number of thresholds below it, and the bins' prefix sums are the ball sizes.
+    """
 
     def __init__(self, indptr: torch.Tensor, indices: torch.Tensor, tie_rtol: float):
         self.indptr, self.indices, self.tie_rtol = indptr, indices, tie_rtol
-        self.ap_sum = 0.0
-        self.ap_square_sum = 0.0
-        self.rows = 0
-        self.rank_sum = 0.0
-        self.pairs = 0
+        n, nnz = len(indptr) - 1, len(indices)
+        self.row_of = torch.repeat_interleave(torch.arange(n), torch.diff(indptr))
+        self.sorted = torch.full((nnz,), torch.inf, dtype=torch.float64)
+        self.threshold = torch.full((nnz,), torch.inf, dtype=torch.float64)
+        self.inside = torch.zeros(nnz, dtype=torch.int64)
+        self.ball = torch.zeros(nnz, dtype=torch.int64)
+        self.reach = torch.full((n,), -torch.inf, dtype=torch.float64)  # largest threshold per row
+        self.visited = torch.zeros(n, dtype=torch.bool)
+        self.queue: list[tuple[torch.Tensor, torch.Tensor]] = []
 
-    def add(self, rows: torch.Tensor, distances: torch.Tensor) -> None:
-        """``distances``: ``(B, N)`` with the row's own entry already set to +inf, non-finite -> +inf."""
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        counts = ends - starts
-        has = counts > 0
-        if not bool(has.any()):
+    def entries(self, rows: torch.Tensor) -> torch.Tensor:
+        """Positions in ``indices`` of the neighbours of ``rows`` (row by row)."""
+        begin, count = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
+        offset = torch.arange(int(count.sum())) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
+        return torch.repeat_interleave(begin, count) + offset
+
+    def set_rows(self, rows: torch.Tensor, positions: torch.Tensor, distances: torch.Tensor) -> None:
+        """Neighbour distances ``distances`` of the CSR entries ``positions`` (all entries of ``rows``)."""
+        self.visited[rows] = True
+        if positions.numel() == 0:
             return
-        rows_local = torch.nonzero(has).reshape(-1)
-        starts, counts = starts[has], counts[has]
-        width = int(counts.max())
-        position = torch.arange(width)
-        valid = position < counts[:, None]
-        neighbour = self.indices[(starts[:, None] + position).clamp_max(len(self.indices) - 1)]
-        D = distances[rows_local]
-        huge = torch.finfo(D.dtype).max
-        nd = torch.where(valid, D.gather(1, neighbour), torch.inf)
-        nd_sorted = torch.sort(nd, dim=1).values
-        threshold = torch.where(valid, (nd_sorted * (1 + self.tie_rtol)).clamp_max(huge), torch.inf)
-        # |R(a,b)|: number of v with d(a,v) <= threshold; searchsorted gives #thresholds below d(a,v).
-        below = torch.searchsorted(threshold.contiguous(), D.contiguous(), right=False)
-        histogram = torch.zeros(D.shape[0], width + 1, dtype=torch.int64)
-        histogram.scatter_add_(1, below, torch.ones_like(below))
-        ball = torch.cumsum(histogram, 1)[:, :width]
-        inside = torch.searchsorted(nd_sorted.contiguous(), threshold.contiguous(), right=True)
-        ratio = torch.where(valid, inside.to(torch.float64) / ball.clamp_min(1).to(torch.float64), 0.0)
-        ap = ratio.sum(1) / counts.to(torch.float64)
-        rank = torch.where(valid, (1 + ball - inside).to(torch.float64), 0.0)
-        self.ap_sum += float(ap.sum())
-        self.ap_square_sum += float(ap.square().sum())
-        self.rows += int(ap.numel())
-        self.rank_sum += float(rank.sum())
-        self.pairs += int(counts.sum())
+        distances = torch.where(torch.isfinite(distances), distances, torch.inf)  # ranked behind all
+        order = torch.argsort(distances, stable=True)
+        order = order[torch.argsort(self.row_of[positions[order]], stable=True)]
+        # positions are grouped by row and increasing inside a row, so sorted values go back in place
+        values = distances[order]
+        self.sorted[positions] = values
+        huge = torch.finfo(torch.float64).max
+        threshold = (values * (1 + self.tie_rtol)).clamp_max(huge)
+        self.threshold[positions] = threshold
+        owner = self.row_of[positions]
+        begin = self.indptr[owner]
+        self.inside[positions] = _segment_count(self.sorted, begin, self.indptr[owner + 1] - begin, threshold,
+                                                right=True)
+        last = self.indptr[rows + 1] - 1
+        has = self.indptr[rows + 1] > self.indptr[rows]
+        self.reach[rows[has]] = self.threshold[last[has]]
+
+    def count(self, owners: torch.Tensor, distances: torch.Tensor) -> None:
+        """Add the entries ``d(owner, v) = distance`` (callers pass only those within ``reach``; the row's
+        own entry never). Entries are queued and binned in bulk by :meth:`flush`."""
+        if owners.numel():
+            self.queue.append((owners, distances))
+
+    def flush(self) -> None:
+        if not self.queue:
+            return
+        owners = torch.cat([o for o, _ in self.queue])
+        distances = torch.cat([d for _, d in self.queue])
+        self.queue = []
+        begin = self.indptr[owners]
+        length = self.indptr[owners + 1] - begin
+        bins = _segment_count(self.threshold, begin, length, distances, right=False)
+        self.ball.index_add_(0, begin + bins, torch.ones_like(bins))
+
+    def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
+                 row_min: torch.Tensor, col_min: torch.Tensor | None) -> None:
+        """Count a tile ``D[i, j] = d(rows[i], cols[j])`` for its rows (and for its columns if ``mirror``);
+        ``row_min``, ``col_min``: the tile's smallest entry per row and per column (NaN-free)."""
+        reach = self.reach[rows]
+        near = torch.nonzero(row_min <= reach).reshape(-1)
+        if len(near):
+            hit = torch.nonzero(D[near] <= reach[near].unsqueeze(1), as_tuple=True)
+            self.count(rows[near[hit[0]]], D[near[hit[0]], hit[1]])
+        if mirror:
+            reach = self.reach[cols]
+            near = torch.nonzero(col_min <= reach).reshape(-1)
+            if len(near):
+                hit = torch.nonzero(D[:, near] <= reach[near].unsqueeze(0), as_tuple=True)
+                self.count(cols[near[hit[1]]], D[hit[0], near[hit[1]]])
 
     def result(self, sampled: bool) -> tuple[float, float, float | None]:
-        if self.rows == 0:
+        self.flush()
+        rows = torch.nonzero(self.visited & (torch.diff(self.indptr) > 0)).reshape(-1)
+        if rows.numel() == 0:
             return math.nan, math.nan, None
-        mean = self.ap_sum / self.rows
+        positions = self.entries(rows)
+        owner = torch.repeat_interleave(torch.arange(len(rows)), torch.diff(self.indptr)[rows])
+        # ball sizes: prefix sums of the bins inside each row
+        prefix = torch.cumsum(self.ball[positions], 0)
+        first = torch.cumsum(torch.diff(self.indptr)[rows], 0) - torch.diff(self.indptr)[rows]
+        ball = prefix - (prefix[first] - self.ball[positions][first])[owner]
+        inside = self.inside[positions]
+        ratio = inside.to(torch.float64) / ball.clamp_min(1).to(torch.float64)
+        ap = torch.zeros(len(rows), dtype=torch.float64).index_add_(0, owner, ratio)
+        ap /= torch.diff(self.indptr)[rows].to(torch.float64)
+        mean = float(ap.mean())
         se = None
-        if sampled and self.rows > 1:
-            variance = max(self.ap_square_sum / self.rows - mean * mean, 0.0) * self.rows / (self.rows - 1)
-            se = math.sqrt(variance / self.rows)
-        return mean, self.rank_sum / self.pairs, se
+        if sampled and len(rows) > 1:
+            se = float(ap.std(correction=1)) / math.sqrt(len(rows))
+        rank = (1 + ball - inside).to(torch.float64)
+        return mean, float(rank.mean()), se
 
 
-# ============================================================================ certified fast distances
+# ============================================================================ distortion
 
 
-def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distance | None:
-    r"""A faster exact row-chunk distance for the MCF half-space, or None for other manifolds.
+class _Distortion:
+    """Sums and extremes of :math:`d_E / d_G` over tiles; per-node extremes for the row variant of D_wc."""
 
-    The MCF model's ``dist`` rounds :math:`x_u - x_v` exactly (Two-Sum cascades over every component).
-    Here the component differences :math:`d_i = \mathrm{fl}(x_u^{(i)} - x_v^{(i)})` are summed from the
-    smallest up in plain floats, with the a-priori bound
-    :math:`|\hat\delta - \delta| \le (m + 2)\,u \sum_i |d_i|` (each difference and each partial sum
-    rounds once; equal leading components cancel exactly). Pairs whose bound allows a relative distance
-    error above ``rtol`` (cancellation at the last-bit level of a component) are recomputed with the
-    manifold's own ``dist``, so every returned distance is as accurate as ``manifold.dist``'s.
-    """
-    if getattr(manifold, "name", None) != "halfspace-mcf":
+    def __init__(self, n: int):
+        self.relative_sum = 0.0
+        self.pairs = 0
+        self.nonfinite = 0
+        self.zero = 0
+        self.grow_max = torch.zeros(n, dtype=torch.float64)
+        self.grow_min = torch.full((n,), torch.inf, dtype=torch.float64)
+
+    def add_tile(self, D: torch.Tensor, G: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
+                 masked: bool) -> None:
+        """``D``, ``G``: embedded and graph distances of a tile. ``masked``: the tile may hold self pairs
+        (``G = 0``) or pairs in different components (``G = inf``); otherwise every entry is a pair."""
+        times = 2 if mirror else 1
+        grow = D / G
+        if masked:
+            pair = torch.isfinite(G) & (G > 0)
+            self.pairs += times * int(pair.sum())
+            self.relative_sum += times * float(torch.where(pair, (grow - 1).abs_(), 0.0).sum())
+            high, low = torch.where(pair, grow, 0.0), torch.where(pair, grow, torch.inf)
+        else:
+            self.pairs += times * grow.numel()
+            high = low = grow
+            self.relative_sum += times * float((grow - 1).abs_().sum())
+        self._extremes(rows, high.amax(1), low.amin(1))
+        if mirror:
+            self._extremes(cols, high.amax(0), low.amin(0))
+
+    def _extremes(self, nodes, high, low):
+        self.grow_max[nodes] = torch.maximum(self.grow_max[nodes], high)
+        self.grow_min[nodes] = torch.minimum(self.grow_min[nodes], low)
+
+    def add_counts(self, D: torch.Tensor, mirror: bool) -> None:
+        """Non-finite and zero embedded distances of a tile (its self pairs set to 1 by the caller)."""
+        times = 2 if mirror else 1
+        if not bool(torch.isfinite(D.sum())):
+            self.nonfinite += times * int((~torch.isfinite(D)).sum())
+        if bool((D.abs().amin() == 0) if D.numel() else False):
+            self.zero += times * int((D == 0).sum())
+
+    def result(self, defined: bool):
+        if not defined:
+            return None, None, None
+        shrink = 1 / self.grow_min  # 1/min = max of 1/ratio exactly (rounding is monotone)
+        expansion, contraction = float(self.grow_max.max()), float(shrink.max())
+        return self.relative_sum / self.pairs, expansion * contraction, float((self.grow_max * shrink).max())
+
+
+# ============================================================================ distances between point sets
+
+
+class _PairDistances:
+    """``distances(i, j)``: manifold distances between the points of broadcastable index tensors ``i`` and
+    ``j`` (a ``B x C`` tile from ``i[:, None], j[None, :]``, or pairs from equal shapes). Any manifold of the
+    protocol. ``shared`` (used by subclasses) is a number of leading components all pairs have in common."""
+
+    def __init__(self, points: torch.Tensor, manifold):
+        self.points, self.manifold = points, manifold
+
+    def order(self) -> torch.Tensor | None:
+        """A node order that makes tiles cheaper (see :class:`_MCFDistances`), or None."""
         return None
-    m = manifold.components
-    horizontal = manifold.horizontal(points)  # (N, h, m)
-    height = points[:, -1:]
-    scale = manifold.scale(points)
-    factor = 1.0 / torch.sqrt(2.0 * height)  # (N, 1): rho * f_u * f_v = rho / (2 sqrt(y_u y_v))
-    unit = torch.finfo(points.dtype).eps / 2
-    slack = (m + 2) * unit
 
-    def distance(ids: torch.Tensor) -> torch.Tensor:
-        xr, xa = horizontal[ids].unsqueeze(1), horizontal.unsqueeze(0)  # (B,1,h,m), (1,N,h,m)
-        shape = (len(ids), horizontal.shape[0], horizontal.shape[1])
-        total = points.new_zeros(shape)
-        magnitude = points.new_zeros(shape)
-        d = points.new_empty(shape)
-        for i in range(m - 1, -1, -1):
-            torch.sub(xr[..., i], xa[..., i], out=d)
-            total.add_(d)
-            magnitude.add_(d.abs_())
-        eta = height[ids] - height[:, 0].unsqueeze(0)  # (B,N)
-        if total.shape[-1] == 1:
+    def permuted(self, order: torch.Tensor) -> _PairDistances:
+        return type(self)(self.points[order], self.manifold)
+
+    def shared(self, first: int, last: int) -> int:
+        """Leading components shared by all points ``first..last`` (0 when unknown)."""
+        return 0
+
+    def __call__(self, i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
+        return self.manifold.dist(self.points[i], self.points[j])
+
+
+class _MCFDistances(_PairDistances):
+    r"""Certified fast distances in the MCF half-space.
+
+    With :math:`\rho = |(x_u - x_v,\, y_u - y_v)|` and :math:`f = 1/\sqrt{2y}` per point,
+    :math:`d = 2\,\mathrm{asinh}(\rho f_u f_v)`. For a pair whose horizontal expansions agree in their
+    first :math:`q` components (their differences are exactly zero), the difference is taken at level
+    :math:`q`: component :math:`a = x^{(q)}` and the float sum :math:`t` of the components below it (per
+    point, once, with an error bound :math:`e`):
+    :math:`\hat\delta = \mathrm{fl}(\mathrm{fl}(a_u - a_v) + \mathrm{fl}(t_u - t_v))`, so
+
+    .. math::
+
+        |\hat\delta - \delta| \le 2u\,|\hat\delta| + (2u|t_u| + e_u) + (2u|t_v| + e_v)
+
+    (three roundings; :math:`|a_u - a_v| \le |\hat\delta| + |t_u| + |t_v|`). A distance error is at most
+    twice that over :math:`\rho`. Pairs where it could exceed ``rtol`` times the distance are recomputed at
+    their own level (the length of their common prefix), and those still unsure by summing all component
+    differences from the smallest up (bound :math:`(m + 2)\,u \sum_i |d_i|`) or, last, by the manifold's
+    own ``dist``.
+
+    Deep points of a tree share long prefixes (a whole subtree far out has one leading component), so
+    :meth:`order` sorts the points lexicographically by their components: points with a common prefix are
+    then contiguous, and :meth:`shared` gives the prefix of a whole index range, the level of a tile.
+    """
+
+    def __init__(self, points: torch.Tensor, manifold, rtol: float = 1e-15):
+        super().__init__(points, manifold)
+        self.rtol = rtol
+        horizontal = manifold.horizontal(points)  # (N, h, m)
+        self.m, self.h = horizontal.shape[-1], horizontal.shape[-2]
+        self.component = horizontal.permute(2, 0, 1).contiguous()  # (m, N, h)
+        self.unit = unit = torch.finfo(points.dtype).eps / 2
+        # tail[q] = sum of the components below q, smallest first; slack[q] its pair-formula error terms
+        self.tail = torch.zeros_like(self.component)
+        below = torch.zeros_like(self.component)  # sum of |x^(p)| over p > q
+        for q in range(self.m - 2, -1, -1):
+            self.tail[q] = self.tail[q + 1] + self.component[q + 1]
+            below[q] = below[q + 1] + self.component[q + 1].abs()
+        self.slack = 2 * unit * self.tail.abs() + (self.m + 1) * unit * below
+        self.height = points[:, -1]
+        self.factor = 1.0 / torch.sqrt(2.0 * self.height)
+        self.curvature = manifold.scale(points)
+        equal = (self.component[:, 1:] == self.component[:, :-1]).all(-1)  # (m, N - 1)
+        # common prefix length of consecutive points
+        self.prefix = torch.cumprod(equal.to(torch.int64), 0).sum(0)
+        self._sparse_table = None
+
+    def order(self) -> torch.Tensor:
+        order = torch.arange(self.points.shape[0], device=self.points.device)
+        # least significant key first: the last coordinate of the last component, ..., the first of the first
+        for q in range(self.m - 1, -1, -1):
+            for k in range(self.h - 1, -1, -1):
+                order = order[torch.argsort(self.component[q, order, k], stable=True)]
+        return order
+
+    def permuted(self, order: torch.Tensor) -> _MCFDistances:
+        return _MCFDistances(self.points[order], self.manifold, self.rtol)
+
+    def shared(self, first: int, last: int) -> int:
+        if last <= first:
+            return self.m
+        k = (last - first).bit_length() - 1
+        row = self._table()[k]
+        return min(int(row[first]), int(row[last - (1 << k)]))
+
+    def _table(self) -> list[torch.Tensor]:
+        """Sparse table of range minima of ``prefix``: entry ``k`` holds minima over windows of ``2**k``."""
+        if self._sparse_table is None:
+            table = [self.prefix]
+            while 2 ** len(table) <= len(self.prefix):
+                step = 2 ** (len(table) - 1)
+                table.append(torch.minimum(table[-1][:-step], table[-1][step:]))
+            self._sparse_table = table
+        return self._sparse_table
+
+    def _range_min(self, first: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """Common prefix of the points ``first..last`` (``first < last``): ``min(prefix[first:last])``."""
+        table = self._table()
+        span = last - first
+        k = torch.floor(torch.log2(span.to(torch.float64))).to(torch.int64)
+        out = torch.empty_like(first)
+        for level in torch.unique(k).tolist():
+            pick = k == level
+            row = table[level]
+            out[pick] = torch.minimum(row[first[pick]], row[last[pick] - 2**level])
+        return out
+
+    def __call__(self, i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
+        distance, unsure = self._at_level(min(shared, self.m - 1), i, j)
+        if bool(unsure.any()):
+            a, b = i.expand(unsure.shape)[unsure], j.expand(unsure.shape)[unsure]
+            distance[unsure] = self._own_level(a, b)
+        return distance.mul_(self.curvature)
+
+    def _at_level(self, q: int, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distances (unit curvature) of pairs that share at least ``q`` components, and where unsure."""
+        total = self.component[q][i] - self.component[q][j]
+        total += self.tail[q][i] - self.tail[q][j]
+        bound = self._norm(total.abs().mul_(2 * self.unit).add_(self.slack[q][i]).add_(self.slack[q][j]))
+        distance, scaled = self._finish(total, i, j)
+        return distance, bound > (self.rtol / 2) * scaled
+
+    def _own_level(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """Pairs ``(i, j)`` (1-D), each at the level of its own common prefix; then the component sum."""
+        low, high = torch.minimum(i, j), torch.maximum(i, j)
+        level = torch.full_like(i, self.m)
+        distinct = low < high
+        if bool(distinct.any()):
+            level[distinct] = self._range_min(low[distinct], high[distinct])
+        distance = torch.zeros(i.shape, dtype=self.points.dtype, device=self.points.device)
+        unsure = level >= self.m  # identical expansions: the component sum handles them
+        for q in torch.unique(level[~unsure]).tolist():
+            pick = torch.nonzero(level == q).reshape(-1)
+            value, bad = self._at_level(q, i[pick], j[pick])
+            distance[pick] = value
+            unsure[pick[bad]] = True
+        if bool(unsure.any()):
+            distance[unsure] = self._by_components(i[unsure], j[unsure])
+        return distance
+
+    def _norm(self, bound: torch.Tensor) -> torch.Tensor:
+        """A bound on the error of ``rho`` from per-coordinate bounds ``(..., h)``."""
+        return bound[..., 0] if self.h == 1 else bound.amax(-1) * self.h
+
+    def _finish(self, total: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Distance at unit curvature from the horizontal difference ``total`` ``(..., h)``, and
+        ``rho * distance`` (an error ``e`` of rho moves the distance by at most ``2 e / rho``)."""
+        eta = self.height[i] - self.height[j]
+        if self.h == 1:
             rho = torch.hypot(total[..., 0], eta)  # no underflow of the squares far out
-            bound = magnitude[..., 0]
         else:
             vector = torch.cat([total, eta.unsqueeze(-1)], -1)
             big = vector.abs().amax(-1, keepdim=True)
             rho = big[..., 0] * torch.linalg.vector_norm(vector / torch.where(big > 0, big, 1.0), dim=-1)
-            bound = magnitude.amax(-1) * magnitude.shape[-1]
-        out = rho * factor[ids]
-        out.mul_(factor[:, 0].unsqueeze(0))
-        out = torch.asinh_(out).mul_(2)
-        # Distance error <= 2 * (absolute error of delta) / rho; recompute where it could exceed rtol * d.
-        unsure = (bound.mul_(2 * slack) > rtol * out * rho) & (rho > 0)
-        if bool(unsure.any()):
-            rows, cols = torch.nonzero(unsure, as_tuple=True)
-            out[rows, cols] = manifold.dist(points[ids[rows]], points[cols]) / scale
-        return out * scale
+        distance = torch.asinh_(rho * (self.factor[i] * self.factor[j])).mul_(2)
+        return distance, rho.mul_(distance)
 
-    return distance
+    def _by_components(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        """The component-by-component formula for pairs ``(i, j)`` (unit curvature)."""
+        shape = (*i.shape, self.h)
+        total = self.points.new_zeros(shape)
+        magnitude = self.points.new_zeros(shape)
+        for q in range(self.m - 1, -1, -1):
+            d = self.component[q][i] - self.component[q][j]
+            total += d
+            magnitude += d.abs_()
+        bound = self._norm(magnitude.mul_((self.m + 2) * self.unit))
+        distance, scaled = self._finish(total, i, j)
+        unsure = (bound > (self.rtol / 2) * scaled) & (scaled > 0)
+        if bool(unsure.any()):
+            distance[unsure] = self.manifold.dist(self.points[i[unsure]], self.points[j[unsure]]) / self.curvature
+        return distance
+
+
+def _pair_distances(points: torch.Tensor, manifold) -> _PairDistances:
+    if getattr(manifold, "name", None) == "halfspace-mcf":
+        return _MCFDistances(points, manifold)
+    return _PairDistances(points, manifold)
+
+
+def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distance | None:
+    """Row distances ``distance(ids) -> (B, N)`` by the certified MCF formula (see :class:`_MCFDistances`),
+    or None for other manifolds."""
+    if getattr(manifold, "name", None) != "halfspace-mcf":
+        return None
+    pairs = _MCFDistances(points, manifold, rtol)
+    everything = torch.arange(points.shape[0], device=points.device)
+    return lambda ids: pairs(ids.unsqueeze(1), everything.unsqueeze(0))
 
 
 # ============================================================================ evaluation
 
 
-def _default_chunk(n: int, storage: int) -> int:
-    budget = 1 << 22  # elements per (rows x points) temporary, times the storage width
-    return max(1, min(n, budget // max(1, n * max(1, storage // 4))))
+def _relabelled(graph: Graph, order: torch.Tensor, new_label: torch.Tensor) -> Graph:
+    """``graph`` with node ``order[k]`` renamed ``k``."""
+    return Graph(tuple(graph.names[i] for i in order.tolist()), new_label[graph.edges], graph.weights,
+                 graph.directed, graph.source)
 
 
 def evaluate(
@@ -433,13 +677,18 @@ def evaluate(
 ) -> Metrics:
     """Evaluate an embedding of ``graph``.
 
+    On all rows each unordered pair's distance is computed once: the ``(row block, column block)`` tiles on
+    and above the diagonal are evaluated, and every off-diagonal tile also counts for its columns (ranking,
+    distortion, per-row extremes). Nodes may be visited in an order that makes the distances cheaper (for
+    the MCF half-space: sorted by coordinate, see :class:`_MCFDistances`), which changes no result.
+
     Parameters
     ----------
     points : torch.Tensor
         ``(N, storage_dim)`` points of ``manifold``; row ``i`` is node ``i`` of ``graph``.
     manifold
-        Any manifold of the protocol: only ``manifold.dist`` is called, on ``(B, 1, S)`` against
-        ``(1, N, S)`` slices.
+        Any manifold of the protocol: only ``manifold.dist`` is called (on a row block against a column
+        block, and on lists of pairs). The MCF half-space uses a certified faster formula.
     graph : Graph
         The original graph (not the BFS tree): neighbours for edge-MAP and :math:`d_G` for distortion.
     scale : float
@@ -452,14 +701,14 @@ def evaluate(
         None (default): every row. An integer: that many rows drawn at random without replacement (seeded);
         the result is labelled ``sampled`` and the MAP gets a standard error.
     chunk_size : int or None
-        Rows per chunk (default: a ``B x N`` budget of about 4M elements).
+        Rows per block (default 512); the column blocks hold about ``2**19 / chunk_size`` points.
     tie_rtol : float
         Relative difference below which two distances tie (see module notes).
     distance : callable or None
-        ``distance(row_indices) -> (B, N)`` manifold distances, replacing the default
-        ``manifold.dist(points[rows, None], points[None])`` (e.g. a certified faster evaluation).
+        ``distance(row_indices) -> (B, N)`` manifold distances, replacing the manifold's (e.g. a precomputed
+        matrix); evaluated row block by row block, without the symmetry.
     progress : callable or None
-        Called as ``progress(done_rows, total_rows)`` after each chunk.
+        Called as ``progress(done, total)`` after each row block, in (row, column) pairs visited.
 
     Returns
     -------
@@ -473,99 +722,120 @@ def evaluate(
         raise GraphError(f"evaluate: closure has {closure.num_nodes} nodes, graph {n}")
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be positive and finite, got {scale}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     sampled = rows is not None and rows < n
     if sampled:
         if rows < 1:
             raise ValueError(f"rows must be at least 1, got {rows}")
         generator = torch.Generator().manual_seed(seed)
-        row_ids = torch.sort(torch.randperm(n, generator=generator)[:rows]).values
+        row_ids = torch.randperm(n, generator=generator)[:rows]
     else:
         row_ids = torch.arange(n)
-    chunk = None
-    if distance is None:
-        distance = fast_distance(points, manifold)
-        # its temporaries are (rows x points), one coordinate at a time
-        chunk = chunk_size or (_default_chunk(n, 4) if distance is not None else None)
-    chunk = chunk or chunk_size or _default_chunk(n, points.shape[-1])
-    # Graph distances come in blocks of whole 64-bit words of sources (the BFS costs the same per level
-    # for 1 or 64 sources), stored compactly and served to the distance chunks.
-    block = max(chunk, min(len(row_ids), max(64, (1 << 25) // max(n, 1)) // 64 * 64))
-    cache: dict = {"begin": -1, "end": -1, "data": None}
 
-    def graph_rows(begin: int, ids: torch.Tensor) -> torch.Tensor:
-        if not (cache["begin"] <= begin and begin + len(ids) <= cache["end"]):
-            block_ids = row_ids[begin:begin + block]
-            data = graph_distance(block_ids.numpy())
-            cache.update(begin=begin, end=begin + len(block_ids), data=data)
-        offset = begin - cache["begin"]
-        return torch.from_numpy(cache["data"][offset:offset + len(ids)]).to(torch.float64)
+    pairs = _pair_distances(points, manifold) if distance is None else None
+    order = pairs.order() if pairs is not None else None
+    if order is not None:
+        # Relabel in the order the distances prefer; every metric is invariant under relabelling.
+        order = order.cpu()
+        new_label = torch.empty_like(order)
+        new_label[order] = torch.arange(n)
+        pairs = pairs.permuted(order.to(points.device))
+        graph = _relabelled(graph, order, new_label)
+        closure = _relabelled(closure, order, new_label) if closure is not None else None
+        row_ids = new_label[row_ids]
+    row_ids = torch.sort(row_ids).values
+    symmetric = pairs is not None and not sampled
 
-    if distance is None:
-        others = points.unsqueeze(0)
-
-        def distance(ids: torch.Tensor) -> torch.Tensor:
-            return manifold.dist(points[ids].unsqueeze(1), others)
-
-    edge_ranker = _Ranker(*neighbourhoods(graph), tie_rtol)
-    closure_ranker = _Ranker(*neighbourhoods(closure, closure_variant), tie_rtol) if closure is not None else None
+    block = chunk_size or 512
+    width = max(block, (1 << 19) // block)
+    rankers = [_Ranker(*neighbourhoods(graph), tie_rtol)]
+    if closure is not None:
+        rankers.append(_Ranker(*neighbourhoods(closure, closure_variant), tie_rtol))
+    distortion = _Distortion(n)
     graph_distance = _GraphDistances(graph)
+    # Every off-diagonal entry is a pair with d_G > 0 (no mask needed) in a connected graph of hop counts.
+    all_pairs = connected_components(graph)[0] <= 1 and not graph_distance.weighted
+    device = points.device
 
-    relative_sum = 0.0
-    pair_count = 0
-    nonfinite = 0
-    zero = 0
-    expansion = 0.0
-    contraction = 0.0
-    row_worst = 0.0
-    with torch.no_grad():
-        for begin in range(0, len(row_ids), chunk):
-            ids = row_ids[begin:begin + chunk]
-            local = torch.arange(len(ids))
-            D = distance(ids.to(points.device)).detach().to(device="cpu", dtype=torch.float64) / scale
-            finite = torch.isfinite(D)
-            finite[local, ids] = True
-            nonfinite += int((~finite).sum())
-            is_zero = D == 0
-            is_zero[local, ids] = False
-            zero += int(is_zero.sum())
+    def embedded(i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
+        D = pairs(i.to(device), j.to(device), shared)
+        return D.detach().to(device="cpu", dtype=torch.float64) / scale
 
-            ranked = torch.where(finite, D, torch.inf)
-            ranked[local, ids] = torch.inf
-            edge_ranker.add(ids, ranked)
-            if closure_ranker is not None:
-                closure_ranker.add(ids, ranked)
-
-            G = graph_rows(begin, ids)
-            pair = torch.isfinite(G) & (G > 0)
-            pair[local, ids] = False
-            pair_count += int(pair.sum())
-            # ratio d_E / d_G: relative error |ratio - 1|, expansion ratio, contraction 1 / ratio
-            grow = torch.where(pair, D / torch.where(pair, G, 1.0), 0.0)
-            relative_sum += float((grow - 1).abs_().mul_(pair).sum())
-            shrink = torch.where(pair, 1 / grow, 0.0)
-            row_grow = grow.amax(1)
-            row_shrink = shrink.amax(1)
-            expansion = max(expansion, float(row_grow.max()))
-            contraction = max(contraction, float(row_shrink.max()))
-            row_worst = max(row_worst, float((row_grow * row_shrink).max()))
+    starts = list(range(0, len(row_ids), block))
+    total = sum(len(row_ids[begin:begin + block]) * (n - begin if symmetric else n) for begin in starts)
+    done = 0
+    # The next block's graph distances are computed in a worker thread while this block's tiles are
+    # evaluated (numpy releases the GIL in the bitwise kernels).
+    with torch.no_grad(), ThreadPoolExecutor(max_workers=1) as worker:
+        if symmetric:
+            # Every row's neighbour distances up front, by the same formula as the tiles.
+            for ranker in rankers:
+                nd = torch.cat([embedded(ranker.row_of[p:p + (1 << 18)], ranker.indices[p:p + (1 << 18)])
+                                for p in range(0, len(ranker.indices), 1 << 18)] or [torch.zeros(0)])
+                ranker.set_rows(torch.arange(n), torch.arange(len(ranker.indices)), nd)
+        upcoming = worker.submit(graph_distance.block, row_ids[:block].numpy())
+        for number, begin in enumerate(starts):
+            ids = row_ids[begin:begin + block]
+            graph_block = upcoming.result()
+            if number + 1 < len(starts):
+                upcoming = worker.submit(graph_distance.block, row_ids[starts[number + 1]:][:block].numpy())
+            whole = None
+            if distance is not None:
+                whole = distance(ids.to(device)).detach().to(device="cpu", dtype=torch.float64) / scale
+            if symmetric:  # ids = begin, begin + 1, ...: the diagonal tile, then the tiles to its right
+                end = begin + len(ids)
+                columns = [(begin, end)] + [(c, min(c + width, n)) for c in range(end, n, width)]
+            else:
+                columns = [(c, min(c + width, n)) for c in range(0, n, width)]
+                for ranker in rankers:
+                    positions = ranker.entries(ids)
+                    local = torch.repeat_interleave(torch.arange(len(ids)), ranker.indptr[ids + 1] - ranker.indptr[ids])
+                    neighbour = ranker.indices[positions]
+                    nd = whole[local, neighbour] if whole is not None else embedded(ids[local], neighbour)
+                    ranker.set_rows(ids, positions, nd)
+            for c0, c1 in columns:
+                cols = torch.arange(c0, c1)
+                if whole is not None:
+                    D = whole[:, c0:c1].clone()
+                else:
+                    shared = pairs.shared(min(int(ids[0]), c0), max(int(ids[-1]), c1 - 1))
+                    D = embedded(ids.unsqueeze(1), cols.unsqueeze(0), shared)
+                G = graph_block.tile(c0, c1)
+                mine = torch.nonzero((ids >= c0) & (ids < c1)).reshape(-1)
+                diagonal = (mine, ids[mine] - c0)
+                mirror = symmetric and c0 > begin
+                D[diagonal] = 1.0  # the row's own entry: neither zero nor non-finite, and G = 0 drops it
+                distortion.add_counts(D, mirror)
+                distortion.add_tile(D, G, ids, cols, mirror, masked=len(mine) > 0 or not all_pairs)
+                D[diagonal] = torch.inf  # a row is not in its own balls
+                ranked = torch.where(torch.isnan(D), torch.inf, D) if distortion.nonfinite else D
+                row_min = ranked.amin(1)
+                col_min = ranked.amin(0) if mirror else None
+                for ranker in rankers:
+                    ranker.add_tile(ranked, ids, cols, mirror, row_min, col_min)
+            for ranker in rankers:
+                ranker.flush()
+            done += len(ids) * (n - begin if symmetric else n)
             if progress is not None:
-                progress(min(begin + chunk, len(row_ids)), len(row_ids))
+                progress(done, total)
 
-    edge_map, mean_rank, edge_se = edge_ranker.result(sampled)
-    closure_values = closure_ranker.result(sampled) if closure_ranker is not None else (None, None, None)
-    defined = nonfinite == 0 and pair_count > 0
+    edge_map, mean_rank, edge_se = rankers[0].result(sampled)
+    closure_values = rankers[1].result(sampled) if closure is not None else (None, None, None)
+    defined = distortion.nonfinite == 0 and distortion.pairs > 0
+    d_avg, d_wc, d_wc_row = distortion.result(defined)
     return Metrics(
         edge_map=edge_map,
         mean_rank=mean_rank,
-        d_avg=relative_sum / pair_count if defined else None,
-        d_wc=expansion * contraction if defined else None,
-        d_wc_row=row_worst if defined else None,
-        nonfinite=nonfinite,
-        zero=zero,
+        d_avg=d_avg,
+        d_wc=d_wc,
+        d_wc_row=d_wc_row,
+        nonfinite=distortion.nonfinite,
+        zero=distortion.zero,
         rows=len(row_ids),
         total_rows=n,
         sampled=sampled,
-        pairs=pair_count,
+        pairs=distortion.pairs,
         seconds=time.perf_counter() - started,
         closure_map=closure_values[0],
         closure_mean_rank=closure_values[1],

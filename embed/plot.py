@@ -41,19 +41,20 @@ def _pyplot():
     return plt
 
 
-def display_layout(graph, root=None, depth: int | None = None):
+def display_layout(graph, root=None, depth: int | None = None, bfs_order: str = "sorted"):
     """The same combinatorial construction (same tree, same slots) at a display tau that puts the fourth
     level (or the deepest, if shallower) at Euclidean radius 0.97: ``(points, manifold, tau)`` for a
-    readable picture of a deep embedding, whose true picture puts nearly every node on the circle."""
+    readable picture of a deep embedding, whose true picture puts nearly every node on the circle; also the
+    tree edges ``(E, 2)`` of that construction, for drawing: ``(points, manifold, tau, edges)``."""
     from .combinatorial import embed_graph
 
-    probe = embed_graph(graph, tau=1.0, root=root, precision="mcf2")
+    probe = embed_graph(graph, tau=1.0, root=root, precision="mcf2", bfs_order=bfs_order)
     depth = depth or max(int(probe.info["depth"]), 1)
     # Levels beyond the fourth crowd towards the circle, as in any Poincaré picture of a deep tree.
     levels = min(depth + (1 if probe.info["virtual_root"] else 0), 4)
     tau = 2 * float(np.arctanh(0.97)) / levels
-    layout = embed_graph(graph, tau=tau, root=root, precision="mcf2")
-    return layout.points, layout.manifold, tau
+    layout = embed_graph(graph, tau=tau, root=root, precision="mcf2", bfs_order=bfs_order)
+    return layout.points, layout.manifold, tau, layout.tree_edges()
 
 
 def geodesic_arcs(p: np.ndarray, q: np.ndarray, samples: int = 24) -> np.ndarray:

@@ -44,6 +44,15 @@ __all__ = ["build_sl2", "build_lorentz", "matrix_bits", "FastResult", "GUARD_BIT
 GUARD_BITS = 40
 
 
+def _kept_limbs(plan: TreePlan, tau: float, L: int, b: int, lorentz: bool) -> int:
+    """Product limbs worth computing: ``L``, the carry headroom, and the cancellation a child step can
+    cause (a product of norm :math:`e^{(r - s)/2}` from terms of :math:`e^{(r + s)/2}`; squared for Lorentz
+    matrices)."""
+    step = tau * float(plan.weight.max())
+    cancellation = (2.0 if lorentz else 1.0) * step / (2 * math.log(2))
+    return L + 2 + math.ceil(cancellation / b)
+
+
 def matrix_bits(radius: float, depth: int, lorentz: bool) -> int:
     """Bits of the limb matrices for points up to hyperbolic ``radius`` (2x for Lorentz entries ~e^r)."""
     factor = 2.0 if lorentz else 1.0
@@ -189,6 +198,30 @@ def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int
     return k, point, constant
 
 
+def _run_levels(plan: TreePlan, n1: int, L: int, b: int, keep: int, constants, constant_digits: list[int],
+                storage: torch.Tensor, place, validate) -> None:
+    """The level loop shared by both builds: every node's isometry ``G = G_parent C_class`` (one batched
+    limb product per depth), then ``place(level, nodes, G, eG)`` writes the nodes' storage rows."""
+    C, eC, cls = constants
+    roots = plan.levels[0]
+    storage[roots, -1] = 1.0
+    G = torch.zeros(len(roots), n1, n1, L, dtype=torch.float64)
+    G[:, torch.arange(n1), torch.arange(n1), 0] = 1
+    eG = torch.zeros(len(roots), dtype=torch.int64)
+    row = torch.full((plan.n,), -1, dtype=torch.int64)
+    row[roots] = torch.arange(len(roots))
+    if validate is not None:
+        validate(0, roots, storage[roots])
+    for level_index, nodes in enumerate(plan.levels[1:], start=1):
+        parents = row[plan.parent[nodes]]
+        Lc = constant_digits[level_index]
+        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b, keep=keep)
+        place(level_index, nodes, G, eG)
+        row[nodes] = torch.arange(len(nodes))
+        if validate is not None:
+            validate(level_index, nodes, storage[nodes])
+
+
 def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=None) -> FastResult:
     """All nodes' MCF half-plane storage ``[x^(1), ..., x^(m), y]`` (``(n, m + 1)`` float64).
 
@@ -198,22 +231,9 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
     b = lb.limb_bits(2, L0)
     L = max(3, math.ceil(bits / b) + 2)
     needed, point_digits, constant_digits = _level_precision(plan, tau, components, b, L)
-    C, eC, cls = _sl2_constants(plan, tau, bits, b, L)
     storage = torch.zeros(plan.n, components + 1, dtype=torch.float64)
-    roots = plan.levels[0]
-    storage[roots, -1] = 1.0
-    G = torch.zeros(len(roots), 2, 2, L, dtype=torch.float64)
-    G[:, 0, 0, 0] = 1
-    G[:, 1, 1, 0] = 1
-    eG = torch.zeros(len(roots), dtype=torch.int64)
-    row = torch.full((plan.n,), -1, dtype=torch.int64)
-    row[roots] = torch.arange(len(roots))
-    if validate is not None:
-        validate(0, roots, storage[roots])
-    for level_index, nodes in enumerate(plan.levels[1:], start=1):
-        parents = row[plan.parent[nodes]]
-        Lc = constant_digits[level_index]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
+
+    def place(level_index, nodes, G, eG):
         short = G[..., : point_digits[level_index]]
         a, bb, c, d = short[:, 0, 0], short[:, 0, 1], short[:, 1, 0], short[:, 1, 1]
         numerator = (lb.convolve(a, c) + lb.convolve(bb, d)).unsqueeze(1)
@@ -223,9 +243,9 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
         x, y = _halfspace_from_ratio(numerator, 2 * eG, denominator, 2 * eG, k, width, b)
         storage[nodes, :k] = x[:, :, 0]
         storage[nodes, components] = y
-        row[nodes] = torch.arange(len(nodes))
-        if validate is not None:
-            validate(level_index, nodes, storage[nodes])
+
+    _run_levels(plan, 2, L, b, _kept_limbs(plan, tau, L, b, lorentz=False), _sl2_constants(plan, tau, bits, b, L),
+                constant_digits, storage, place, validate)
     return FastResult(storage, L, b)
 
 
@@ -263,22 +283,10 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
     needed, _, constant_digits = _level_precision(plan, tau, 2 * components, b, L)
     needed = [min(components, k) for k in needed]
     constant_digits = [min(L, 2 * c) for c in constant_digits]
-    C, eC, cls = _lorentz_constants(plan, tau, dim, method, bits, b, L)
     h = dim - 1
     storage = torch.zeros(plan.n, components * h + 1, dtype=torch.float64)
-    roots = plan.levels[0]
-    storage[roots, -1] = 1.0
-    G = torch.zeros(len(roots), n1, n1, L, dtype=torch.float64)
-    G[:, torch.arange(n1), torch.arange(n1), 0] = 1
-    eG = torch.zeros(len(roots), dtype=torch.int64)
-    row = torch.full((plan.n,), -1, dtype=torch.int64)
-    row[roots] = torch.arange(len(roots))
-    if validate is not None:
-        validate(0, roots, storage[roots])
-    for level_index, nodes in enumerate(plan.levels[1:], start=1):
-        parents = row[plan.parent[nodes]]
-        Lc = constant_digits[level_index]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b)
+
+    def place(level_index, nodes, G, eG):
         X = G[:, :, 0, :]  # g e_0, (N, n1, L)
         denominator = X[:, 0] - X[:, dim]
         k = needed[level_index]
@@ -286,7 +294,7 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
         x, y = _halfspace_from_ratio(X[:, 1:dim], eG, denominator, eG, k, width, b)
         storage[nodes, : k * h] = x.reshape(len(nodes), k * h)
         storage[nodes, -1] = y
-        row[nodes] = torch.arange(len(nodes))
-        if validate is not None:
-            validate(level_index, nodes, storage[nodes])
+
+    _run_levels(plan, n1, L, b, _kept_limbs(plan, tau, L, b, lorentz=True),
+                _lorentz_constants(plan, tau, dim, method, bits, b, L), constant_digits, storage, place, validate)
     return FastResult(storage, L, b)

@@ -107,8 +107,8 @@ def carry(digits: torch.Tensor, b: int) -> torch.Tensor:
     """
     base, inverse = float(1 << b), 2.0**-b
     for _ in range(2):
-        up = torch.floor(digits * inverse + 0.5)  # exact: a power-of-two scaling of an integer below 2^53
-        digits.addcmul_(up, digits.new_tensor(-base))
+        up = digits.mul(inverse).add_(0.5).floor_()  # exact: a power-of-two scaling of an integer below 2^53
+        digits.sub_(up, alpha=base)
         digits[..., :-1] += up[..., 1:]
     return digits
 
@@ -146,27 +146,31 @@ def convolve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def matmul(A: torch.Tensor, eA: torch.Tensor, B: torch.Tensor, eB: torch.Tensor, limbs: int, b: int,
-           chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+           chunk: int = 8192, keep: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Block matrix product ``(N, I, K, L) @ (N, K, J, Lb)``, rounded once to ``limbs`` limbs.
 
     The digit loop runs over the shorter operand; inside, the batch axis is innermost (contiguous), so
     every multiply-add is one long vectorised pass. Rows go ``chunk`` at a time to bound memory.
+    ``keep``: product limbs computed (default all ``L + Lb - 1``); the terms below are dropped, an error
+    under one unit of limb ``keep`` per term, so ``keep = limbs + g`` with ``g`` covering the headroom
+    and any cancellation (in limbs) keeps the single rounding of :func:`normalize` dominant.
     """
     N, I, K, L = A.shape
     J, Lb = B.shape[-2], B.shape[-1]
     if Lb > L:
         # (A B)^T = B^T A^T: swap the roles so the loop runs over the shorter digit axis.
-        P, eP = matmul(B.transpose(1, 2), eB, A.transpose(1, 2), eA, limbs, b, chunk)
+        P, eP = matmul(B.transpose(1, 2), eB, A.transpose(1, 2), eA, limbs, b, chunk, keep)
         return P.transpose(1, 2).contiguous(), eP
-    out = A.new_empty(N, I, J, L + Lb - 1)
+    width = L + Lb - 1 if keep is None else min(L + Lb - 1, keep)
+    out = A.new_empty(N, I, J, width)
     for begin in range(0, N, chunk):
         a = A[begin:begin + chunk].permute(3, 1, 2, 0).contiguous()  # (L, I, K, n)
         bb = B[begin:begin + chunk].permute(3, 1, 2, 0).contiguous()  # (Lb, K, J, n)
-        acc = a.new_zeros(L + Lb - 1, I, J, a.shape[-1])
+        acc = a.new_zeros(width, I, J, a.shape[-1])
         for k in range(K):
-            left = a[:, :, k, None, :]  # (L, I, 1, n)
-            for t in range(Lb):
-                acc[t:t + L].addcmul_(left, bb[t, None, k])  # (1, J, n) broadcast over L and I
+            for t in range(min(Lb, width)):
+                span = min(L, width - t)
+                acc[t:t + span].addcmul_(a[:span, :, k, None, :], bb[t, None, k])  # (1, J, n) over L and I
         out[begin:begin + chunk] = acc.permute(3, 1, 2, 0)
     return normalize(out, eA + eB, limbs, b, block_dims=2)
 

@@ -20,8 +20,16 @@ def _json(capsys):
 
 def test_default_command_embeds_the_builtin_mammals(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    import embed.plot
+
     monkeypatch.chdir(tmp_path)
+    drawn = []
+    original = embed.plot.plot_embedding
+    monkeypatch.setattr(embed.plot, "plot_embedding", lambda *a, **k: drawn.append(k["edges"]) or original(*a, **k))
     assert main(["embed", "--json"]) == 0
+    # the picture shows the tree the construction placed (1,179 edges), not the 6,540 closure pairs
+    assert len(drawn) == 1 and drawn[0].shape == (1179, 2)
+    assert len({tuple(e) for e in drawn[0].tolist()}) == 1179 and len(set(drawn[0][:, 0].tolist())) == 1179
     record = _json(capsys)
     assert METRIC_KEYS | {"closure_map", "tau"} <= record.keys()
     assert record["nodes"] == 1180 and record["rows"] == 1180 and record["nonfinite"] == 0

@@ -152,6 +152,20 @@ def test_dropped_edges_are_counted():
         embed_graph(graph, eps=1.0, root="a", require_tree=True)
 
 
+def test_bfs_order_picks_the_dropped_edges():
+    # a 4-cycle a-b-c-d from a: c is reached through b (sorted) or through d (edges listed d first)
+    graph = Graph(tuple("abcd"), torch.tensor([(0, 3), (3, 2), (0, 1), (1, 2)]))
+    trees = {}
+    for order in ("sorted", "input"):
+        embedding = embed_graph(graph, eps=1.0, root="a", bfs_order=order)
+        assert embedding.info["bfs_order"] == order and embedding.info["dropped_edges"] == 1
+        trees[order] = {tuple(e) for e in embedding.tree_edges().tolist()}
+    assert (2, 1) in trees["sorted"] and (2, 3) in trees["input"]
+    assert trees["sorted"] - {(2, 1)} == trees["input"] - {(2, 3)} == {(1, 0), (3, 0)}
+    with pytest.raises(ValueError, match="bfs_order"):
+        embed_graph(graph, bfs_order="random")
+
+
 def test_bad_requests_raise_clear_errors(shared_data):
     graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
     with pytest.raises(GraphError, match="not in graph"):

@@ -7,6 +7,7 @@ from collections import deque
 from pathlib import Path
 
 import networkx as nx
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -415,6 +416,51 @@ def test_bfs_tree_of_balanced_tree():
     assert tree.parent.tolist() == queue_bfs_parents(graph, [0], "both")
     assert tree.to_graph().num_edges == 39
     assert "1 tree(s) rooted at '0'" in tree.summary()
+
+
+def test_bfs_sorted_neighbour_order_ignores_edge_order():
+    nxg = nx.les_miserables_graph()
+    graph = Graph.from_networkx(nxg, weight=None)
+    shuffled = Graph(graph.names, graph.edges[torch.randperm(graph.num_edges, generator=torch.Generator().manual_seed(0))])
+    flipped = Graph(graph.names, graph.edges.flip(1))
+    trees = [bfs_tree(g, "Valjean", neighbour_order="sorted") for g in (graph, shuffled, flipped)]
+    for tree in trees[1:]:
+        assert torch.equal(tree.parent, trees[0].parent) and torch.equal(tree.order, trees[0].order)
+    # the reference: a FIFO queue over neighbour lists sorted by index
+    adjacency = [sorted(nb) for nb in graph.adjacency_lists("both")]
+    sorted_graph = Graph(graph.names, torch.tensor([(u, v) for u, nb in enumerate(adjacency) for v in nb if u < v]))
+    root = graph.node_id("Valjean")
+    parent = [-1] * graph.num_nodes
+    seen, queue = {root}, deque([root])
+    while queue:
+        node = queue.popleft()
+        for neighbour in adjacency[node]:
+            if neighbour not in seen:
+                seen.add(neighbour)
+                parent[neighbour] = node
+                queue.append(neighbour)
+    assert trees[0].parent.tolist() == parent
+    check_tree(sorted_graph, trees[0])
+    # edge order differs from index order here, so the default order gives another tree
+    assert not torch.equal(bfs_tree(shuffled, "Valjean").parent, trees[0].parent)
+    with pytest.raises(ValueError, match="neighbour_order"):
+        bfs_tree(graph, neighbour_order="random")
+
+
+def test_bfs_input_neighbour_order_is_networkx_adjacency_order():
+    rng = np.random.default_rng(3)
+    pairs = [(int(u), int(v)) for u, v in rng.integers(0, 60, (150, 2)) if u != v]
+    pairs = list(dict.fromkeys(tuple(sorted(p)) if rng.random() < 0.5 else p for p in pairs))
+    nxg = nx.Graph()
+    nxg.add_edges_from(pairs)  # adjacency order: order of the edges touching each node
+    names = tuple(str(i) for i in range(60))
+    graph = Graph(names, torch.tensor(pairs))
+    root = max(nxg.nodes, key=nxg.degree)
+    tree = bfs_tree(graph, str(root), neighbour_order="input", forest="roots")
+    expected = dict(nx.bfs_predecessors(nxg, root))
+    got = {v: int(p) for v, p in enumerate(tree.parent.tolist()) if p >= 0 and tree.depth[v] > 0
+           and v in nxg and nx.has_path(nxg, root, v)}
+    assert got == expected
 
 
 def test_bfs_depths_match_networkx_and_dropped_edges_are_counted():

@@ -8,14 +8,8 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from embed.graphs import Graph
-from embed.metrics import (
-    evaluate,
-    graph_distances,
-    is_transitively_closed,
-    neighbourhoods,
-    transitive_reduction,
-)
+from embed.graphs import Graph, is_transitively_closed, transitive_reduction
+from embed.metrics import evaluate, graph_distances, neighbourhoods
 from hyperbolic import HalfSpace, Lorentz
 
 
@@ -186,3 +180,34 @@ def test_fast_distance_matches_dist_far_out(shared_data):
     gap = (fast - exact).abs() / exact.clamp_min(1e-300)
     gap.fill_diagonal_(0)
     assert float(gap.max()) < 1e-15
+
+
+def test_symmetric_tiles_match_row_by_row_exact_distances(shared_data):
+    # A deep MCF embedding (phylo_tree from its largest-degree node: radius ~500, whole subtrees sharing
+    # leading components) evaluated with the symmetric, coordinate-sorted tiles and small blocks, against
+    # the same metrics from the manifold's own exact distances, row by row in the input order.
+    from embed.combinatorial import embed_graph
+    from embed.graphs import read_edgelist
+
+    graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
+    extra = torch.tensor([[0, 100], [5, 300], [17, 250]])  # non-tree edges, so MAP < 1 and ties matter less
+    graph = Graph(graph.names, torch.cat([graph.edges, extra]))
+    embedding = embed_graph(graph, eps=1.0)
+    points, manifold = embedding.points, embedding.manifold
+    exact = manifold.dist(points[:, None], points[None])
+    reference = evaluate(points, manifold, graph, scale=embedding.tau, distance=lambda ids: exact[ids])
+    for chunk in (None, 64, 100):
+        fast = evaluate(points, manifold, graph, scale=embedding.tau, chunk_size=chunk)
+        assert fast.edge_map == pytest.approx(reference.edge_map, rel=1e-14)
+        assert fast.mean_rank == pytest.approx(reference.mean_rank, rel=1e-14)
+        assert fast.d_avg == pytest.approx(reference.d_avg, rel=1e-12)
+        assert fast.d_wc == pytest.approx(reference.d_wc, rel=1e-12)
+        assert fast.d_wc_row == pytest.approx(reference.d_wc_row, rel=1e-12)
+        assert (fast.pairs, fast.nonfinite, fast.zero) == (reference.pairs, 0, 0)
+    assert reference.edge_map < 1.0
+    sampled = evaluate(points, manifold, graph, scale=embedding.tau, rows=50, seed=1)
+    sampled_reference = evaluate(points, manifold, graph, scale=embedding.tau, rows=50, seed=1,
+                                 distance=lambda ids: exact[ids])
+    assert sampled.edge_map == pytest.approx(sampled_reference.edge_map, rel=1e-14)
+    assert sampled.d_avg == pytest.approx(sampled_reference.d_avg, rel=1e-12)
+    assert sampled.pairs == sampled_reference.pairs == 50 * (graph.num_nodes - 1)
