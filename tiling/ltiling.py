@@ -61,15 +61,20 @@ def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
-def _float_limbs(V: torch.Tensor, limbs: int) -> torch.Tensor:
-    """Canonical limbs, as float64, of float64 integers :math:`|V| < 2^{53}` (exact splitting)."""
-    magnitude = V.abs()
-    out = []
-    for _ in range(limbs):
-        upper = torch.floor(magnitude * (1.0 / bigint.LIMB_BASE))
-        out.append(magnitude - upper * bigint.LIMB_BASE)
-        magnitude = upper
-    return torch.stack(out, dim=-1) * torch.sign(V).unsqueeze(-1)
+def _float_limbs(V: torch.Tensor, limbs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Canonical limbs ``(..., limbs)`` of float64 integers :math:`|V| < 2^{53}`, and what did not fit them.
+
+    ``fmod`` by :math:`B = 2^{24}` keeps the sign of the dividend, so :math:`d_k = \operatorname{fmod}(V_k, B)`,
+    :math:`V_{k+1} = (V_k - d_k)/B` are the sign-magnitude limbs; every operation is exact. The second result is
+    zero wherever ``V`` fits ``limbs`` limbs.
+    """
+    out = V.new_empty(*V.shape, limbs)
+    rest = V
+    for limb in range(limbs):
+        digit = torch.fmod(rest, float(bigint.LIMB_BASE))
+        out[..., limb] = digit
+        rest = (rest - digit) * (1.0 / bigint.LIMB_BASE)
+    return out, rest
 
 
 def _lift(spatial: torch.Tensor) -> torch.Tensor:
@@ -249,19 +254,24 @@ class LTiling(HyperbolicManifold):
             out[rows, 3:] = T_rows.reshape(rows.numel(), -1).to(flat.dtype)
         return out
 
-    def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = ()):
+    def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = (), every_row=False,
+                     first_row: int = 0):
         """Reduce float points ``w`` ``(N, 3)`` into F.
 
         ``limbs_of(rows)`` gives the current group elements of ``rows`` as stored limbs (``None``: the
         identity). Returns ``(w, carried, rows, T_rows)``: the reduced points and vectors, the rows whose group
-        element changed and their new limbs (float64).
+        element may have changed (those outside F, or all rows with ``every_row``) and their new limbs (float64).
+        Error messages number the rows from ``first_row``.
         """
         check_finite(w, "L-tiling float part")
-        rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
+        if every_row:
+            rows = torch.arange(first_row, first_row + w.shape[0], device=w.device)
+        else:
+            rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
         if rows.numel() == 0:
             return w, list(carried), rows, None
-        w_rows, c_rows = w[rows], [c[rows] for c in carried]
-        T_rows = limbs_of(rows)
+        w_rows, c_rows = (w, list(carried)) if every_row else (w[rows], [c[rows] for c in carried])
+        T_rows = limbs_of(rows - first_row)
         pending = None  # all rows in the first pass; afterwards only those that paused
         while True:
             if pending is None:
@@ -284,6 +294,8 @@ class LTiling(HyperbolicManifold):
                 pending = pending[paused]
             if pending.numel() == 0:
                 break
+        if every_row:
+            return w_rows, c_rows, rows, T_rows
         w = w.clone()
         w[rows] = w_rows
         carried = [c.clone() for c in carried]
@@ -301,7 +313,11 @@ class LTiling(HyperbolicManifold):
         * otherwise exact multi-limb products.
         """
         if T is None:
-            return self._check_capacity(_float_limbs(V, self.limbs + 1), rows)
+            limbs, rest = _float_limbs(V, self.limbs)
+            overflow = (rest != 0).flatten(1).any(-1)
+            if bool(overflow.any()):
+                self._raise_capacity(rows, overflow)
+            return limbs
         used = bigint.used_limbs(T)
         if float(V.abs().max()) < 2.0**26:
             per_limb = torch.matmul(V.transpose(-1, -2).unsqueeze(1),
@@ -320,14 +336,17 @@ class LTiling(HyperbolicManifold):
         if limbs.shape[-1] > self.limbs:
             overflow = (limbs[..., self.limbs:] != 0).flatten(1).any(-1)
             if bool(overflow.any()):
-                row = int(rows[torch.nonzero(overflow)[0, 0]])
-                raise PrecisionError(
-                    f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
-                    f"capacity of LTiling(max_radius={self.max_radius:g}), radius about "
-                    f"{self.capacity_radius:.0f}); use a larger max_radius"
-                )
+                self._raise_capacity(rows, overflow)
             limbs = limbs[..., : self.limbs]
         return torch.nn.functional.pad(limbs, (0, self.limbs - limbs.shape[-1]))
+
+    def _raise_capacity(self, rows: torch.Tensor, overflow: torch.Tensor):
+        row = int(rows[torch.nonzero(overflow)[0, 0]])
+        raise PrecisionError(
+            f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
+            f"capacity of LTiling(max_radius={self.max_radius:g}), radius about "
+            f"{self.capacity_radius:.0f}); use a larger max_radius"
+        )
 
     def _not_in_group(self, T: torch.Tensor) -> torch.Tensor:
         r"""Rows ``(N,)`` whose integer matrix is not an element of :math:`G`, decided exactly.
@@ -596,10 +615,17 @@ class LTiling(HyperbolicManifold):
         X = X / self.scale(X)
         check_finite(X, "Lorentz coordinates")
         shape = X.shape[:-1]
-        w = _lift(X.reshape(-1, 3)[:, 1:])
-        w, _, rows, T_rows = self._reduce_rows(w, lambda r: None)
-        identity = self._identity((1,), X.device).reshape(1, -1).to(X.dtype).expand(w.shape[0], -1)
-        return self._store(torch.cat([w, identity], dim=-1), w, rows, T_rows).reshape(*shape, self.storage_dim)
+        flat = X.reshape(-1, 3)
+        out = flat.new_empty(flat.shape[0], self.storage_dim)
+        # Blocks of rows that stay in cache from the reduction to the limbs of the group element. Every row starts
+        # from the identity, so the accumulated V is the group element itself.
+        for start in range(0, flat.shape[0], reduction.CHUNK):
+            stop = min(start + reduction.CHUNK, flat.shape[0])
+            w, _, _, T = self._reduce_rows(_lift(flat[start:stop, 1:]), lambda r: None, every_row=True,
+                                           first_row=start)
+            out[start:stop, :3] = w
+            out[start:stop, 3:] = T.reshape(stop - start, -1)
+        return out.reshape(*shape, self.storage_dim)
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
         """Exact mpmath points :math:`L T R u` with :math:`u_0` recomputed exactly from the stored
