@@ -652,7 +652,10 @@ class LTiling(HyperbolicManifold):
             x0 = mpmath.mpf(p[0])
             if not mpmath.isfinite(x0) or x0 < 1:
                 raise OffManifoldError(f"reference point {row} has time coordinate {x0}, not >= 1")
-            reduction = group.reduce_exact(p)
+            try:
+                reduction = group.reduce_exact(p)
+            except ValueError as error:
+                raise OffManifoldError(f"reference point {row}: {error}") from None
             reductions.append(reduction.T)
             floats.append(reduction.u[1:])
         spatial = round_to_tensor(floats, dtype, None, "L-tiling float part")

@@ -234,3 +234,11 @@ def test_bad_input_raises_clear_errors(model):
         model.assert_points(outside)
     with pytest.raises(OffManifoldError, match="last axis"):
         model.dist(torch.zeros(2, 5, dtype=torch.float64), torch.zeros(2, 5, dtype=torch.float64))
+
+
+def test_from_reference_names_the_row_off_the_hyperboloid():
+    model = LTiling(max_radius=30)
+    good = [mpmath.mpf(1), mpmath.mpf(0), mpmath.mpf(0)]
+    bad = [mpmath.mpf(833753832.123561), mpmath.mpf(361588222.9516716), mpmath.mpf(751265205.9049292)]
+    with pytest.raises(OffManifoldError, match="reference point 1: .*not on the hyperboloid"):
+        model.from_reference([good, bad])
