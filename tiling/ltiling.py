@@ -61,6 +61,42 @@ def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
+_FORM_BLOCK = 4096  # pairs per block of the two-limb form: its (block, 6, 6) products stay in cache
+_FORM_WEIGHTS = (3.0, -1.0, -1.0)  # the diagonal of M3
+
+
+def _two_limb_form(Tu: torch.Tensor, Tv: torch.Tensor) -> torch.Tensor:
+    r""":math:`Q = T_u^\top M_3 T_v` as float64 from one or two 24-bit limbs ``(..., 3, 3, L)``, ``L <= 2``.
+
+    With :math:`T = 2^{24}T^{(1)} + T^{(0)}`, one outer product per row :math:`k` of the limb vectors
+    :math:`(T^{(1)}_{k,:}, T^{(0)}_{k,:})` gives the partial forms :math:`P_2` (:math:`T^{(1)}T^{(1)}`), :math:`P_1` (the
+    cross terms) and :math:`P_0` (:math:`T^{(0)}T^{(0)}`): integers below :math:`5 \cdot 2^{49}`, exact in float64 in
+    any order. :math:`Q = 2^{48}P_2 + 2^{24}P_1 + P_0` is summed with error-free transformations (TwoSum), so it
+    is faithful, and exact below :math:`2^{53}`. Pairs go through in blocks that stay in cache.
+    """
+    shape = torch.broadcast_shapes(Tu.shape[:-3], Tv.shape[:-3])
+    L = Tu.shape[-1]
+    A = Tu.to(torch.float64).expand(*shape, 3, 3, L).reshape(-1, 3, 3 * L)  # row k: (i, limb) pairs
+    B = Tv.to(torch.float64).expand(*shape, 3, 3, L).reshape(-1, 3, 3 * L)
+    out = A.new_empty(A.shape[0], 3, 3)
+    for start in range(0, A.shape[0], _FORM_BLOCK):
+        a, b = A[start:start + _FORM_BLOCK], B[start:start + _FORM_BLOCK]
+        S = None
+        for k, weight in enumerate(_FORM_WEIGHTS):
+            term = a[:, k, :, None] * (b[:, k, None, :] * weight)
+            S = term if S is None else S + term
+        S = S.view(-1, 3, L, 3, L)
+        if L == 1:
+            out[start:start + _FORM_BLOCK] = S[:, :, 0, :, 0]
+            continue
+        high = S[:, :, 1, :, 1] * float(2**48)
+        middle = (S[:, :, 1, :, 0] + S[:, :, 0, :, 1]) * float(2**24)
+        partial, error_1 = _two_sum(high, middle)
+        total, error_2 = _two_sum(partial, S[:, :, 0, :, 0])
+        out[start:start + _FORM_BLOCK] = total + (error_1 + error_2)
+    return out.reshape(*shape, 3, 3)
+
+
 def _float_limbs(V: torch.Tensor, limbs: int) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Canonical limbs ``(..., limbs)`` of float64 integers :math:`|V| < 2^{53}`, and what did not fit them.
 
@@ -408,25 +444,8 @@ class LTiling(HyperbolicManifold):
         """
         used = bigint.used_limbs(Tu, Tv)
         if used <= 2:
-            A = Tu[..., :used].to(torch.float64)
-            B = Tv[..., :used].to(torch.float64)
-            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device).view(3, 1)
-            # One batched product gives every limb pair: rows (limb of T_u, i), columns (limb of T_v, j).
-            # Its sums are integers below 2^53 in any order, so the float GEMM is exact.
-            left = torch.cat([A[..., limb] for limb in reversed(range(used))], dim=-1)
-            right = torch.cat([B[..., limb] for limb in reversed(range(used))], dim=-1)
-            blocks = torch.matmul((left * weights).transpose(-1, -2), right)
-            if used == 1:
-                Q = blocks
-                small = torch.ones_like(Q[..., 0, 0], dtype=torch.bool)
-            else:
-                high = blocks[..., :3, :3] * float(2**48)
-                middle = (blocks[..., :3, 3:] + blocks[..., 3:, :3]) * float(2**24)
-                low = blocks[..., 3:, 3:]
-                partial, error_1 = _two_sum(high, middle)
-                total, error_2 = _two_sum(partial, low)
-                Q = total + (error_1 + error_2)
-                small = Q[..., 0, 0] < float(2**48)
+            Q = _two_limb_form(Tu[..., :used], Tv[..., :used])
+            small = Q[..., 0, 0] < float(2**48)
             q00 = Q[..., 0, 0]
             return torch.log(q00), Q / q00[..., None, None], Q, small
         Tu = Tu[..., :used].to(torch.int64)
