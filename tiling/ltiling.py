@@ -355,6 +355,17 @@ class LTiling(HyperbolicManifold):
                 self._raise_capacity(rows, overflow)
             return limbs
         used = bigint.used_limbs(T)
+        if used <= 2:
+            # |T| < 2^48 is exact as one float64; if every sum_k |T_ik| |V_kj| is below 2^53, so is T V.
+            T_value = T[..., 0] if used == 1 else torch.addcmul(T[..., 0], T[..., 1], T.new_tensor(bigint.LIMB_BASE))
+            T_value = T_value.to(torch.float64)
+            bound = float(T_value.abs().amax()) * float(V.abs().sum(-2).amax()) if V.numel() else 0.0
+            if bound < 2.0**53:
+                limbs, rest = _float_limbs((T_value.unsqueeze(-1) * V.unsqueeze(-3)).sum(-2), self.limbs)
+                overflow = (rest != 0).flatten(1).any(-1)
+                if bool(overflow.any()):
+                    self._raise_capacity(rows, overflow)
+                return limbs
         if float(V.abs().max()) < 2.0**26:
             per_limb = torch.matmul(V.transpose(-1, -2).unsqueeze(1),
                                     T[..., :used].to(torch.float64).permute(0, 3, 1, 2).transpose(-1, -2))
