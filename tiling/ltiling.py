@@ -649,8 +649,9 @@ class LTiling(HyperbolicManifold):
         out = flat.new_empty(flat.shape[0], self.storage_dim)
         # Blocks of rows that stay in cache from the reduction to the limbs of the group element. Every row starts
         # from the identity, so the accumulated V is the group element itself.
-        for start in range(0, flat.shape[0], reduction.CHUNK):
-            stop = min(start + reduction.CHUNK, flat.shape[0])
+        block = reduction.chunk_size()
+        for start in range(0, flat.shape[0], block):
+            stop = min(start + block, flat.shape[0])
             w, _, _, T = self._reduce_rows(_lift(flat[start:stop, 1:]), lambda r: None, every_row=True,
                                            first_row=start)
             out[start:stop, :3] = w
