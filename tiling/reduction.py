@@ -24,9 +24,11 @@ generators) to a base-5 word of at most :data:`WORD_LETTERS` letters, and the wo
 table of all such products (:func:`word_table`), multiplies :math:`V` once per word. :math:`V` is kept exactly
 in float64: every :math:`T \in G` satisfies :math:`\max_{ij}|T_{ij}| \le \sqrt3\,T_{00}` (from
 :math:`T^\top M_3 T = M_3` and :math:`T M_3^{-1} T^\top = M_3^{-1}`), so with :math:`c(W)` the largest column sum
-of :math:`|W|` every partial sum of :math:`V W` is below :math:`\sqrt3\,V_{00}\,c(W)`; a point whose next letter
-would push that bound past :math:`2^{53}` pauses, so that the caller can multiply :math:`V` into its multi-limb
-:math:`T` and call again.
+of :math:`|W|` every partial sum of :math:`V W` is below :math:`\sqrt3\,V_{00}\,c(W)`. Before a word takes its
+:math:`d`-th letter, :math:`\sqrt3\,V_{00}\,c_d < 2^{53}` is checked with :math:`c_d` the largest :math:`c(W)` over words
+of :math:`d` letters (per point only when the largest :math:`V_{00}` of the chunk could fail it; a word is multiplied
+in early when that helps); a point that fails pauses, so that the caller can multiply :math:`V` into its
+multi-limb :math:`T` and call again.
 """
 
 from __future__ import annotations
