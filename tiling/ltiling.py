@@ -357,8 +357,8 @@ class LTiling(HyperbolicManifold):
         used = bigint.used_limbs(T)
         if used <= 2:
             # |T| < 2^48 is exact as one float64; if every sum_k |T_ik| |V_kj| is below 2^53, so is T V.
-            T_value = T[..., 0] if used == 1 else torch.addcmul(T[..., 0], T[..., 1], T.new_tensor(bigint.LIMB_BASE))
-            T_value = T_value.to(torch.float64)
+            limbs_64 = T[..., :used].to(torch.float64)  # (float32 storage would round the sum below)
+            T_value = limbs_64[..., 0] if used == 1 else limbs_64[..., 0] + limbs_64[..., 1] * float(bigint.LIMB_BASE)
             bound = float(T_value.abs().amax()) * float(V.abs().sum(-2).amax()) if V.numel() else 0.0
             if bound < 2.0**53:
                 limbs, rest = _float_limbs((T_value.unsqueeze(-1) * V.unsqueeze(-3)).sum(-2), self.limbs)

@@ -254,8 +254,10 @@ def test_absorbing_the_reduction_is_exact_in_every_path(t_syllables, v_syllables
         return group.word_to_matrix([("ab"[i % 2], rng.choice([1, 2, 4, 5])) for i in range(syllables)])
 
     Ts, Vs = [word(t_syllables) for _ in range(8)], [word(v_syllables) for _ in range(8)]
-    T = bigint.from_ints(Ts, model.limbs).to(torch.float64)
     V = torch.tensor(Vs, dtype=torch.float64)
     assert float(V.abs().max()) < 2**53
-    product = model._absorb(T, V, torch.arange(8))
-    assert bigint.to_ints(product.to(torch.int64)) == [[list(r) for r in group.matmul(a, b)] for a, b in zip(Ts, Vs)]
+    expected = [[list(r) for r in group.matmul(a, b)] for a, b in zip(Ts, Vs)]
+    for storage in (torch.float64, torch.float32):  # limbs as stored in float64 or float32 points
+        T = bigint.from_ints(Ts, model.limbs).to(storage)
+        product = model._absorb(T, V, torch.arange(8))
+        assert bigint.to_ints(product.to(torch.int64)) == expected
