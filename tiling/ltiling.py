@@ -16,7 +16,8 @@ Storage: one float tensor ``(..., 3 + 9 * limbs)``: ``u0, u1, u2`` and then the 
 float32). Tangent vectors have the same shape: the first three slots hold a tangent vector of the hyperboloid
 at :math:`u` (in the frame of the tile, i.e. the true tangent vector is :math:`L T R\,h`); the integer slots
 are zero. Gradients flow to the float part only; optimisers change :math:`T` only through the
-re-normalisation that ``retr``/``expmap`` run after every step.
+re-normalisation that ``retr``/``expmap`` run after every step. :class:`tiling.LTilingPoints` keeps the same
+points as an explicit pair (float parameter, ``int64`` buffer of limbs) for geoopt's dense optimisers.
 """
 
 from __future__ import annotations
