@@ -44,13 +44,21 @@ DATASETS = (("grqc_500.emb", 500, 0.142), ("bio-yeast.r2.emb", 4000, 0.229))
 
 
 def _median_seconds(function, repeats: int) -> float:
+    """Median wall-clock seconds of ``repeats`` calls after a warm-up; the process CPU seconds of the same calls
+    go to ``CPU_SECONDS`` (on a shared machine CPU time is the steadier figure)."""
     function()
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         function()
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    CPU_SECONDS.append(statistics.median(cpu))
     return statistics.median(times)
+
+
+CPU_SECONDS: list[float] = []
+STARTING_LOAD = float("nan")
 
 
 def _lorentz_points(n: int, radius: float, generator: torch.Generator) -> torch.Tensor:
@@ -78,10 +86,13 @@ def renormalisation(n: int, radius: float, repeats: int) -> list[tuple[str, floa
         displaced = torch.cat([moved, x[:, 3:]], -1)
         outside = float((model._off_manifold_rows(displaced, 1e-9, 1e-9)).double().mean())
         after_update = _median_seconds(lambda: model.renormalize(displaced), repeats)
+        after_update_cpu = CPU_SECONDS[-1]
         from_origin = _median_seconds(lambda: model.from_lorentz(X), repeats)
+        from_origin_cpu = CPU_SECONDS[-1]
     return [
-        (f"after an update (step length U[0,1]; {100 * outside:.0f} % of points leave F)", after_update, n / after_update),
-        ("from the origin frame (from_lorentz)", from_origin, n / from_origin),
+        (f"after an update (step length U[0,1]; {100 * outside:.0f} % of points leave F)", after_update,
+         after_update_cpu, n / after_update),
+        ("from the origin frame (from_lorentz)", from_origin, from_origin_cpu, n / from_origin),
     ]
 
 
@@ -97,7 +108,7 @@ def distances(n: int, radius: float, repeats: int) -> list[tuple[str, float, flo
             Xl, Yl = model.to_lorentz(x), model.to_lorentz(y)
             base = _median_seconds(lambda Xl=Xl, Yl=Yl: lorentz.dist(Xl, Yl), repeats)
             seconds = _median_seconds(lambda x=x, y=y, model=model: model.dist(x, y), repeats)
-            rows.append((label, seconds, base))
+            rows.append((label, seconds, base, CPU_SECONDS[-1], CPU_SECONDS[-2]))
     return rows
 
 
@@ -134,6 +145,8 @@ def main() -> None:
     parser.add_argument("--skip-compression", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global STARTING_LOAD
+    STARTING_LOAD = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
     reference_vectors = torch.randn(2, args.points, dtype=torch.float64)
     multiply = _median_seconds(lambda: reference_vectors[0] * reference_vectors[1], args.repeats)
@@ -142,21 +155,23 @@ def main() -> None:
     comp = [] if args.skip_compression else compression_rows(args.compression_nodes)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    start_load = STARTING_LOAD
     print(f"### Tiling models (`python {' '.join(sys.argv)}`)\n")
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, {args.threads} threads, load average {load:.1f} at the end of the run; "
+          f"{torch.__version__}, {args.threads} threads, load average {start_load:.1f} at the start and "
+          f"{load:.1f} at the end of the run; "
           f"float64; median of {args.repeats} runs after a warm-up. Machine speed in this run: one elementwise "
           f"float64 multiply of {args.points:,} numbers took {1e3 * multiply:.2f} ms "
           f"({1e9 * multiply / args.points:.2f} ns per element).\n")
     print(f"Re-normalisation of {args.points:,} L-tiling points, radii uniform in [0, {args.radius:g}]:\n")
-    print("| case | seconds | points / s |\n|---|---|---|")
-    for label, seconds, rate in renorm:
-        print(f"| {label} | {seconds:.2f} | {rate:,.0f} |")
+    print("| case | seconds (wall) | process CPU seconds | points / s |\n|---|---|---|---|")
+    for label, seconds, cpu, rate in renorm:
+        print(f"| {label} | {seconds:.2f} | {cpu:.2f} | {rate:,.0f} |")
     print(f"\nDistance of {args.points:,} pairs one unit apart (first point at radius U[0, {args.radius:g}]), "
           "against `hyperbolic.Lorentz` (float64) on the same points in the same run:\n")
-    print("| model | seconds | Lorentz seconds | time ratio (model / Lorentz) |\n|---|---|---|---|")
-    for label, seconds, base in dist_rows:
-        print(f"| {label} | {seconds:.3f} | {base:.3f} | {seconds / base:.1f} |")
+    print("| model | seconds | Lorentz seconds | time ratio (model / Lorentz) | CPU-time ratio |\n|---|---|---|---|---|")
+    for label, seconds, base, cpu, cpu_base in dist_rows:
+        print(f"| {label} | {seconds:.3f} | {base:.3f} | {seconds / base:.1f} | {cpu / cpu_base:.1f} |")
     if comp:
         print("\nCompression (VBW word incl. 3-bit terminator + float part) against the BigFloat Poincaré file "
               "(2 P bits per node); decode error = max hyperbolic distance to the original (mpmath):\n")

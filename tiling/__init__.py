@@ -4,6 +4,8 @@
   float point of the fundamental domain), registered as ``ltiling``;
 * :class:`BinaryTiling` — the binary half-space tiling of :math:`H^n` (:math:`p = 2^j(x + k)`), registered as
   ``binary-tiling``;
+* :class:`LTilingPoints` — L-tiling points as an explicit pair (float parameter, integer buffer) that geoopt's
+  dense optimisers train;
 * :class:`LTilingProduct` — products of L-tilings with the Riemannian product distance (the published
   l1 sum only as ``combine="l1-sum"``);
 * :mod:`tiling.compression` — encoding embeddings as (float part, variable-bit-width group word);
@@ -18,9 +20,10 @@ from hyperbolic import registry
 from . import bigint, compression, group, reduction
 from .binary import BinaryTiling
 from .ltiling import LTiling
+from .pair import LTilingPoints
 from .product import LTilingProduct
 
-__all__ = ["LTiling", "BinaryTiling", "LTilingProduct", "bigint", "group", "compression", "reduction"]
+__all__ = ["LTiling", "LTilingPoints", "BinaryTiling", "LTilingProduct", "bigint", "group", "compression", "reduction"]
 
 # The precision table runs to radius 1000: its L-tiling holds group entries of that size.
 PRECISION_TABLE_RADIUS = 1100.0

@@ -173,9 +173,11 @@ def used_limbs(*tensors: torch.Tensor) -> int:
     """Smallest limb count that holds every (canonical) integer in ``tensors`` (at least 1)."""
     used = 1
     for a in tensors:
-        nonzero = (a != 0).reshape(-1, a.shape[-1]).any(0)
-        if bool(nonzero.any()):
-            used = max(used, int(torch.nonzero(nonzero)[-1]) + 1)
+        # From the top limb down: usually the first limb looked at is in use, so one limb is scanned, not all.
+        for limb in range(a.shape[-1] - 1, used - 1, -1):
+            if bool((a[..., limb] != 0).any()):
+                used = limb + 1
+                break
     return used
 
 

@@ -61,6 +61,9 @@ G_B_INV: Matrix = ((2, 0, 1), (3, 0, 2), (0, -1, 0))
 IDENTITY: Matrix = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
 M3 = (3, -1, -1)  # the diagonal of the invariant form
 
+# Relative defect |<x, x>_L + 1| / x0^2 accepted from a reference point (rounding of its coordinates).
+_DEFECT_TOLERANCE = 1e-10
+
 # Letters of words: (generator, exponent) with generator "a" or "b" and exponent mod 6.
 GENERATORS = {"a": G_A, "b": G_B}
 
@@ -175,6 +178,16 @@ def reduce_exact(point: Sequence, fraction_bits: int = 128, record_letters: bool
     if not mpmath.isfinite(x0) or x0 < 1:
         raise ValueError(f"reference point has time coordinate {x0}, not >= 1")
     magnitude_bits = int(mpmath.log(x0, 2)) + 2
+    with mp.workprec(max(mp.prec, fraction_bits) + 2 * magnitude_bits + 64):
+        x0, x1, x2 = (mpmath.mpf(c) for c in point)
+        defect = x1 * x1 + x2 * x2 - x0 * x0 + 1  # zero on H^2
+        # The greedy steps lower x0 only while x is timelike; a spacelike vector would never stop.
+        if not x1 * x1 + x2 * x2 < x0 * x0 or abs(defect) > _DEFECT_TOLERANCE * x0 * x0:
+            raise ValueError(
+                f"reference point ({mpmath.nstr(x0, 8)}, {mpmath.nstr(x1, 8)}, {mpmath.nstr(x2, 8)}) is not on "
+                f"the hyperboloid -x0^2 + x1^2 + x2^2 = -1 (defect {mpmath.nstr(defect, 3)}); float Lorentz "
+                "coordinates far out are rounded off it: recompute x0 from (x1, x2) or use LTiling.from_lorentz"
+            )
     P = fraction_bits + magnitude_bits
     with mp.workprec(P + magnitude_bits + 64):
         scale = mpmath.ldexp(1, P)

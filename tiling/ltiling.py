@@ -16,7 +16,8 @@ Storage: one float tensor ``(..., 3 + 9 * limbs)``: ``u0, u1, u2`` and then the 
 float32). Tangent vectors have the same shape: the first three slots hold a tangent vector of the hyperboloid
 at :math:`u` (in the frame of the tile, i.e. the true tangent vector is :math:`L T R\,h`); the integer slots
 are zero. Gradients flow to the float part only; optimisers change :math:`T` only through the
-re-normalisation that ``retr``/``expmap`` run after every step.
+re-normalisation that ``retr``/``expmap`` run after every step. :class:`tiling.LTilingPoints` keeps the same
+points as an explicit pair (float parameter, ``int64`` buffer of limbs) for geoopt's dense optimisers.
 """
 
 from __future__ import annotations
@@ -61,15 +62,56 @@ def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
-def _float_limbs(V: torch.Tensor, limbs: int) -> torch.Tensor:
-    """Canonical limbs, as float64, of float64 integers :math:`|V| < 2^{53}` (exact splitting)."""
-    magnitude = V.abs()
-    out = []
-    for _ in range(limbs):
-        upper = torch.floor(magnitude * (1.0 / bigint.LIMB_BASE))
-        out.append(magnitude - upper * bigint.LIMB_BASE)
-        magnitude = upper
-    return torch.stack(out, dim=-1) * torch.sign(V).unsqueeze(-1)
+_FORM_BLOCK = 4096  # pairs per block of the two-limb form: its (block, 6, 6) products stay in cache
+_FORM_WEIGHTS = (3.0, -1.0, -1.0)  # the diagonal of M3
+
+
+def _two_limb_form(Tu: torch.Tensor, Tv: torch.Tensor) -> torch.Tensor:
+    r""":math:`Q = T_u^\top M_3 T_v` as float64 from one or two 24-bit limbs ``(..., 3, 3, L)``, ``L <= 2``.
+
+    With :math:`T = 2^{24}T^{(1)} + T^{(0)}`, one outer product per row :math:`k` of the limb vectors
+    :math:`(T^{(1)}_{k,:}, T^{(0)}_{k,:})` gives the partial forms :math:`P_2` (:math:`T^{(1)}T^{(1)}`), :math:`P_1` (the
+    cross terms) and :math:`P_0` (:math:`T^{(0)}T^{(0)}`): integers below :math:`5 \cdot 2^{49}`, exact in float64 in
+    any order. :math:`Q = 2^{48}P_2 + 2^{24}P_1 + P_0` is summed with error-free transformations (TwoSum), so it
+    is faithful, and exact below :math:`2^{53}`. Pairs go through in blocks that stay in cache.
+    """
+    shape = torch.broadcast_shapes(Tu.shape[:-3], Tv.shape[:-3])
+    L = Tu.shape[-1]
+    A = Tu.to(torch.float64).expand(*shape, 3, 3, L).reshape(-1, 3, 3 * L)  # row k: (i, limb) pairs
+    B = Tv.to(torch.float64).expand(*shape, 3, 3, L).reshape(-1, 3, 3 * L)
+    out = A.new_empty(A.shape[0], 3, 3)
+    for start in range(0, A.shape[0], _FORM_BLOCK):
+        a, b = A[start:start + _FORM_BLOCK], B[start:start + _FORM_BLOCK]
+        S = None
+        for k, weight in enumerate(_FORM_WEIGHTS):
+            term = a[:, k, :, None] * (b[:, k, None, :] * weight)
+            S = term if S is None else S + term
+        S = S.view(-1, 3, L, 3, L)
+        if L == 1:
+            out[start:start + _FORM_BLOCK] = S[:, :, 0, :, 0]
+            continue
+        high = S[:, :, 1, :, 1] * float(2**48)
+        middle = (S[:, :, 1, :, 0] + S[:, :, 0, :, 1]) * float(2**24)
+        partial, error_1 = _two_sum(high, middle)
+        total, error_2 = _two_sum(partial, S[:, :, 0, :, 0])
+        out[start:start + _FORM_BLOCK] = total + (error_1 + error_2)
+    return out.reshape(*shape, 3, 3)
+
+
+def _float_limbs(V: torch.Tensor, limbs: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Canonical limbs ``(..., limbs)`` of float64 integers :math:`|V| < 2^{53}`, and what did not fit them.
+
+    ``fmod`` by :math:`B = 2^{24}` keeps the sign of the dividend, so :math:`d_k = \operatorname{fmod}(V_k, B)`,
+    :math:`V_{k+1} = (V_k - d_k)/B` are the sign-magnitude limbs; every operation is exact. The second result is
+    zero wherever ``V`` fits ``limbs`` limbs.
+    """
+    out = V.new_empty(*V.shape, limbs)
+    rest = V
+    for limb in range(limbs):
+        digit = torch.fmod(rest, float(bigint.LIMB_BASE))
+        out[..., limb] = digit
+        rest = (rest - digit) * (1.0 / bigint.LIMB_BASE)
+    return out, rest
 
 
 def _lift(spatial: torch.Tensor) -> torch.Tensor:
@@ -249,19 +291,24 @@ class LTiling(HyperbolicManifold):
             out[rows, 3:] = T_rows.reshape(rows.numel(), -1).to(flat.dtype)
         return out
 
-    def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = ()):
+    def _reduce_rows(self, w: torch.Tensor, limbs_of, carried: Sequence[torch.Tensor] = (), every_row=False,
+                     first_row: int = 0):
         """Reduce float points ``w`` ``(N, 3)`` into F.
 
         ``limbs_of(rows)`` gives the current group elements of ``rows`` as stored limbs (``None``: the
         identity). Returns ``(w, carried, rows, T_rows)``: the reduced points and vectors, the rows whose group
-        element changed and their new limbs (float64).
+        element may have changed (those outside F, or all rows with ``every_row``) and their new limbs (float64).
+        Error messages number the rows from ``first_row``.
         """
         check_finite(w, "L-tiling float part")
-        rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
+        if every_row:
+            rows = torch.arange(first_row, first_row + w.shape[0], device=w.device)
+        else:
+            rows = torch.nonzero(reduction.outside_domain(w)).squeeze(-1)
         if rows.numel() == 0:
             return w, list(carried), rows, None
-        w_rows, c_rows = w[rows], [c[rows] for c in carried]
-        T_rows = limbs_of(rows)
+        w_rows, c_rows = (w, list(carried)) if every_row else (w[rows], [c[rows] for c in carried])
+        T_rows = limbs_of(rows - first_row)
         pending = None  # all rows in the first pass; afterwards only those that paused
         while True:
             if pending is None:
@@ -284,6 +331,8 @@ class LTiling(HyperbolicManifold):
                 pending = pending[paused]
             if pending.numel() == 0:
                 break
+        if every_row:
+            return w_rows, c_rows, rows, T_rows
         w = w.clone()
         w[rows] = w_rows
         carried = [c.clone() for c in carried]
@@ -301,8 +350,23 @@ class LTiling(HyperbolicManifold):
         * otherwise exact multi-limb products.
         """
         if T is None:
-            return self._check_capacity(_float_limbs(V, self.limbs + 1), rows)
+            limbs, rest = _float_limbs(V, self.limbs)
+            overflow = (rest != 0).flatten(1).any(-1)
+            if bool(overflow.any()):
+                self._raise_capacity(rows, overflow)
+            return limbs
         used = bigint.used_limbs(T)
+        if used <= 2:
+            # |T| < 2^48 is exact as one float64; if every sum_k |T_ik| |V_kj| is below 2^53, so is T V.
+            limbs_64 = T[..., :used].to(torch.float64)  # (float32 storage would round the sum below)
+            T_value = limbs_64[..., 0] if used == 1 else limbs_64[..., 0] + limbs_64[..., 1] * float(bigint.LIMB_BASE)
+            bound = float(T_value.abs().amax()) * float(V.abs().sum(-2).amax()) if V.numel() else 0.0
+            if bound < 2.0**53:
+                limbs, rest = _float_limbs((T_value.unsqueeze(-1) * V.unsqueeze(-3)).sum(-2), self.limbs)
+                overflow = (rest != 0).flatten(1).any(-1)
+                if bool(overflow.any()):
+                    self._raise_capacity(rows, overflow)
+                return limbs
         if float(V.abs().max()) < 2.0**26:
             per_limb = torch.matmul(V.transpose(-1, -2).unsqueeze(1),
                                     T[..., :used].to(torch.float64).permute(0, 3, 1, 2).transpose(-1, -2))
@@ -320,14 +384,17 @@ class LTiling(HyperbolicManifold):
         if limbs.shape[-1] > self.limbs:
             overflow = (limbs[..., self.limbs:] != 0).flatten(1).any(-1)
             if bool(overflow.any()):
-                row = int(rows[torch.nonzero(overflow)[0, 0]])
-                raise PrecisionError(
-                    f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
-                    f"capacity of LTiling(max_radius={self.max_radius:g}), radius about "
-                    f"{self.capacity_radius:.0f}); use a larger max_radius"
-                )
+                self._raise_capacity(rows, overflow)
             limbs = limbs[..., : self.limbs]
         return torch.nn.functional.pad(limbs, (0, self.limbs - limbs.shape[-1]))
+
+    def _raise_capacity(self, rows: torch.Tensor, overflow: torch.Tensor):
+        row = int(rows[torch.nonzero(overflow)[0, 0]])
+        raise PrecisionError(
+            f"row {row}: the group element outgrew {self.limbs} limbs of {bigint.LIMB_BITS} bits (the "
+            f"capacity of LTiling(max_radius={self.max_radius:g}), radius about "
+            f"{self.capacity_radius:.0f}); use a larger max_radius"
+        )
 
     def _not_in_group(self, T: torch.Tensor) -> torch.Tensor:
         r"""Rows ``(N,)`` whose integer matrix is not an element of :math:`G`, decided exactly.
@@ -389,25 +456,8 @@ class LTiling(HyperbolicManifold):
         """
         used = bigint.used_limbs(Tu, Tv)
         if used <= 2:
-            A = Tu[..., :used].to(torch.float64)
-            B = Tv[..., :used].to(torch.float64)
-            weights = torch.tensor([3.0, -1.0, -1.0], dtype=torch.float64, device=A.device).view(3, 1)
-            # One batched product gives every limb pair: rows (limb of T_u, i), columns (limb of T_v, j).
-            # Its sums are integers below 2^53 in any order, so the float GEMM is exact.
-            left = torch.cat([A[..., limb] for limb in reversed(range(used))], dim=-1)
-            right = torch.cat([B[..., limb] for limb in reversed(range(used))], dim=-1)
-            blocks = torch.matmul((left * weights).transpose(-1, -2), right)
-            if used == 1:
-                Q = blocks
-                small = torch.ones_like(Q[..., 0, 0], dtype=torch.bool)
-            else:
-                high = blocks[..., :3, :3] * float(2**48)
-                middle = (blocks[..., :3, 3:] + blocks[..., 3:, :3]) * float(2**24)
-                low = blocks[..., 3:, 3:]
-                partial, error_1 = _two_sum(high, middle)
-                total, error_2 = _two_sum(partial, low)
-                Q = total + (error_1 + error_2)
-                small = Q[..., 0, 0] < float(2**48)
+            Q = _two_limb_form(Tu[..., :used], Tv[..., :used])
+            small = Q[..., 0, 0] < float(2**48)
             q00 = Q[..., 0, 0]
             return torch.log(q00), Q / q00[..., None, None], Q, small
         Tu = Tu[..., :used].to(torch.int64)
@@ -596,10 +646,18 @@ class LTiling(HyperbolicManifold):
         X = X / self.scale(X)
         check_finite(X, "Lorentz coordinates")
         shape = X.shape[:-1]
-        w = _lift(X.reshape(-1, 3)[:, 1:])
-        w, _, rows, T_rows = self._reduce_rows(w, lambda r: None)
-        identity = self._identity((1,), X.device).reshape(1, -1).to(X.dtype).expand(w.shape[0], -1)
-        return self._store(torch.cat([w, identity], dim=-1), w, rows, T_rows).reshape(*shape, self.storage_dim)
+        flat = X.reshape(-1, 3)
+        out = flat.new_empty(flat.shape[0], self.storage_dim)
+        # Blocks of rows that stay in cache from the reduction to the limbs of the group element. Every row starts
+        # from the identity, so the accumulated V is the group element itself.
+        block = reduction.chunk_size()
+        for start in range(0, flat.shape[0], block):
+            stop = min(start + block, flat.shape[0])
+            w, _, _, T = self._reduce_rows(_lift(flat[start:stop, 1:]), lambda r: None, every_row=True,
+                                           first_row=start)
+            out[start:stop, :3] = w
+            out[start:stop, 3:] = T.reshape(stop - start, -1)
+        return out.reshape(*shape, self.storage_dim)
 
     def to_reference(self, x: torch.Tensor) -> list[tuple]:
         """Exact mpmath points :math:`L T R u` with :math:`u_0` recomputed exactly from the stored
@@ -626,7 +684,10 @@ class LTiling(HyperbolicManifold):
             x0 = mpmath.mpf(p[0])
             if not mpmath.isfinite(x0) or x0 < 1:
                 raise OffManifoldError(f"reference point {row} has time coordinate {x0}, not >= 1")
-            reduction = group.reduce_exact(p)
+            try:
+                reduction = group.reduce_exact(p)
+            except ValueError as error:
+                raise OffManifoldError(f"reference point {row}: {error}") from None
             reductions.append(reduction.T)
             floats.append(reduction.u[1:])
         spatial = round_to_tensor(floats, dtype, None, "L-tiling float part")

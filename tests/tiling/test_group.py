@@ -59,3 +59,14 @@ def test_exact_reduction_reproduces_the_point(radius):
         for generator, exponent in red.letters:
             T = group.matmul(T, group.power(group.GENERATORS[generator], (6 - exponent) % 6))
         assert T == red.T
+
+
+def test_exact_reduction_rejects_points_off_the_hyperboloid():
+    # A float64 Lorentz point at radius ~21: x0 rounded so that the vector is spacelike; the greedy reduction of
+    # such a vector never stops, so it must be refused.
+    x = (833753832.123561, 361588222.9516716, 751265205.9049292)
+    assert -x[0] ** 2 + x[1] ** 2 + x[2] ** 2 > 0
+    with pytest.raises(ValueError, match="not on the hyperboloid"):
+        group.reduce_exact([mpmath.mpf(c) for c in x])
+    with pytest.raises(ValueError, match="not on the hyperboloid"):
+        group.reduce_exact([mpmath.mpf(2), mpmath.mpf(1), mpmath.mpf(0)])

@@ -234,3 +234,30 @@ def test_bad_input_raises_clear_errors(model):
         model.assert_points(outside)
     with pytest.raises(OffManifoldError, match="last axis"):
         model.dist(torch.zeros(2, 5, dtype=torch.float64), torch.zeros(2, 5, dtype=torch.float64))
+
+
+def test_from_reference_names_the_row_off_the_hyperboloid():
+    model = LTiling(max_radius=30)
+    good = [mpmath.mpf(1), mpmath.mpf(0), mpmath.mpf(0)]
+    bad = [mpmath.mpf(833753832.123561), mpmath.mpf(361588222.9516716), mpmath.mpf(751265205.9049292)]
+    with pytest.raises(OffManifoldError, match="reference point 1: .*not on the hyperboloid"):
+        model.from_reference([good, bad])
+
+
+@pytest.mark.parametrize("t_syllables, v_syllables", [(16, 2), (32, 4), (16, 16), (48, 20)])
+def test_absorbing_the_reduction_is_exact_in_every_path(t_syllables, v_syllables):
+    # |T| < 2^48 and small V: one float64 product; |T| >= 2^48 or |V| >= 2^26: limb products (GEMM, multi-limb).
+    model = LTiling(max_radius=100)
+    rng = random.Random(t_syllables * 100 + v_syllables)
+
+    def word(syllables):  # alternating generators: entries grow about 2 bits per syllable
+        return group.word_to_matrix([("ab"[i % 2], rng.choice([1, 2, 4, 5])) for i in range(syllables)])
+
+    Ts, Vs = [word(t_syllables) for _ in range(8)], [word(v_syllables) for _ in range(8)]
+    V = torch.tensor(Vs, dtype=torch.float64)
+    assert float(V.abs().max()) < 2**53
+    expected = [[list(r) for r in group.matmul(a, b)] for a, b in zip(Ts, Vs)]
+    for storage in (torch.float64, torch.float32):  # limbs as stored in float64 or float32 points
+        T = bigint.from_ints(Ts, model.limbs).to(storage)
+        product = model._absorb(T, V, torch.arange(8))
+        assert bigint.to_ints(product.to(torch.int64)) == expected

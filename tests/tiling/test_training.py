@@ -78,6 +78,14 @@ def test_rsgd_on_mammals_matches_lorentz():
     untrained = _mean_rank(lorentz, lorentz.random(n_nodes, std=1e-3, generator=torch.Generator().manual_seed(7)),
                            edges, n_nodes)[0]
     print(f"mean rank (Lorentz, L-tiling) per seed: {results}; untrained: {untrained:.1f}")
+    lorentz_ranks = [results[seed][0] for seed in results]
+    tiling_ranks = [results[seed][1] for seed in results]
+    # Both models learn (far better than untrained points) ...
+    assert max(lorentz_ranks + tiling_ranks) < 0.6 * untrained
+    # ... and the L-tiling matches Lorentz on average within the spread that the seed alone causes.
+    seed_noise = max(max(lorentz_ranks) - min(lorentz_ranks), max(tiling_ranks) - min(tiling_ranks))
+    gap = abs(sum(tiling_ranks) - sum(lorentz_ranks)) / len(results)
+    assert gap <= seed_noise, f"L-tiling and Lorentz differ by {gap:.1f} in mean rank, seeds by {seed_noise:.1f}"
     seed_noise = abs(results[0][0] - results[1][0])
     for lorentz_rank, tiling_rank in results.values():
         assert lorentz_rank < 0.5 * untrained and tiling_rank < 0.5 * untrained
