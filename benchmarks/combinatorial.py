@@ -15,6 +15,7 @@ integer arithmetic (``--deep``; slow), or reported as refused.
 Prints a markdown block for benchmarks/RESULTS.md, with the command line.
 
     python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--deep] [--threads T]
+                                       [--graphs NAME ...] [--dims 2|10 ...]
 """
 
 from __future__ import annotations
@@ -173,18 +174,18 @@ def _exact_distances(points_ball, bits: int):
     return D + D.T
 
 
-def small(deep: bool) -> list[str]:
+def small(deep: bool, names=SMALL, dims=(2, 10)) -> list[str]:
     lines = [
         "### Small shared graphs (all rows; edge-MAP; D_wc global / row)",
         "",
         "| graph | dim | eps | BFS order | tau | root, depth | path | MAP | D_avg | D_wc | build CPU-s |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name in SMALL:
+    for name in names:
         graph = read_edgelist(SHARED / f"{name}.edges")
         # ca-CSphd is not a tree: the BFS neighbour order picks the dropped edges (notes' reference: input order)
         orders = ("sorted", "input") if name == "ca-CSphd" else ("sorted",)
-        for dim in (2, 10):
+        for dim in dims:
             for eps in (1.0, 0.1):
                 for order in orders:
                     lines.append(_small_row(name, graph, dim, eps, order, deep))
@@ -226,6 +227,9 @@ def main() -> None:
     parser.add_argument("--skip-small", action="store_true")
     parser.add_argument("--deep", action="store_true",
                         help="build trees beyond the MCF ceiling with the mpmath path and exact-integer distances")
+    parser.add_argument("--graphs", nargs="+", choices=SMALL, default=SMALL, help="small graphs to run")
+    parser.add_argument("--dims", nargs="+", type=int, choices=(2, 10), default=(2, 10),
+                        help="dimensions of the small-graph rows")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -236,7 +240,7 @@ def main() -> None:
     if not args.skip_wordnet:
         lines += wordnet(args.rows, args.seed)
     if not args.skip_small:
-        lines += small(args.deep)
+        lines += small(args.deep, args.graphs, args.dims)
     print("\n".join(lines))
 
 

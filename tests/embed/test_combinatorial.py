@@ -8,7 +8,8 @@ import mpmath
 import pytest
 import torch
 
-from embed.codes import directions, min_angle, simplex_codewords
+from embed import codes
+from embed.codes import directions, min_angle, ordered_sum, repel, simplex_codewords
 from embed.combinatorial import embed_graph, parse_precision
 from embed.construction import limbs as lb
 from embed.construction.reference import poincare_to_lorentz, reference_2d, reference_rd
@@ -203,3 +204,48 @@ def test_codes():
     assert torch.allclose(two[0], -two[1])
     assert min_angle(directions(30, 10)) > 0.9  # spread fallback beyond the code range
     assert min_angle(directions(12, 10)) >= math.pi / 2 - 1e-12  # cross-polytope
+
+
+def test_ordered_sum_is_a_fixed_pairwise_tree():
+    a, b, c, d, e = 1e16, 1.0, -1e16, 1.0, 1.0  # 1e16 + 1 rounds to 1e16: the order shows
+    x = torch.tensor([a, b, c, d, e], dtype=torch.float64)
+    assert ordered_sum(x).item() == ((a + d) + c) + (b + e) == 2.0
+    X = torch.randn(7, 13, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(ordered_sum(X, 1), X.sum(1), rtol=1e-14, atol=1e-14)
+    assert torch.equal(ordered_sum(X[:, :1], 1), X[:, 0])
+    assert torch.equal(ordered_sum(X[:, :0], 1), torch.zeros(7, 3, dtype=torch.float64))
+
+
+def _with_threads(count, build):
+    """``build()`` run with ``count`` torch threads and the direction caches empty."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    codes._spread.cache_clear()
+    codes.frame_directions.cache_clear()
+    try:
+        return build()
+    finally:
+        torch.set_num_threads(previous)
+        codes._spread.cache_clear()
+        codes.frame_directions.cache_clear()
+
+
+def test_repel_widens_and_is_independent_of_the_thread_count():
+    start = codes._halton_normal_start(35, 10)
+    one, two = (_with_threads(count, lambda: repel(start)) for count in (1, 2))
+    assert torch.equal(one, two)
+    assert torch.allclose(one.norm(dim=1), torch.ones(35, dtype=torch.float64), atol=1e-15)
+    assert min_angle(one) > min_angle(start) + 0.3
+
+
+def test_spread_embedding_is_independent_of_the_thread_count():
+    # Degrees 22, 35 and 41 (parent slot included) in 10-D: beyond the codes and the cross-polytope,
+    # so the repelled spread directions are used. With 1 and 2 threads the old repulsion gave K = 35
+    # directions 2.7e-4 apart, and with them a different minimum angle, tau and every point.
+    edges = [("r", f"a{i}") for i in range(22)]
+    edges += [("a0", f"b{i}") for i in range(34)] + [("b0", f"c{i}") for i in range(40)]
+    graph = Graph.from_named_edges(edges)
+    one, two = (_with_threads(count, lambda: embed_graph(graph, dim=10, root="r")) for count in (1, 2))
+    assert one.info["max_degree"] == 41 and one.info["min_angle"] < math.pi / 2
+    assert one.info["min_angle"] == two.info["min_angle"] and one.tau == two.tau
+    assert torch.equal(one.points, two.points)
