@@ -308,28 +308,53 @@ class _Ranker:
         self.rank_sum = 0.0
         self.pairs = 0
 
-    def add(self, rows: torch.Tensor, distances: torch.Tensor) -> None:
-        """``distances``: ``(B, N)`` with the row's own entry already set to +inf, non-finite -> +inf."""
+    def neighbours(self, rows: torch.Tensor):
+        """For the rows with neighbours: their positions in ``rows``, the ``(b, W)`` padded neighbour ids,
+        the ``(b, W)`` mask of real entries and the counts; None when no row has a neighbour."""
         starts, ends = self.indptr[rows], self.indptr[rows + 1]
         counts = ends - starts
         has = counts > 0
         if not bool(has.any()):
-            return
+            return None
         rows_local = torch.nonzero(has).reshape(-1)
         starts, counts = starts[has], counts[has]
-        width = int(counts.max())
-        position = torch.arange(width)
+        position = torch.arange(int(counts.max()))
         valid = position < counts[:, None]
         neighbour = self.indices[(starts[:, None] + position).clamp_max(len(self.indices) - 1)]
-        D = distances[rows_local]
-        huge = torch.finfo(D.dtype).max
-        nd = torch.where(valid, D.gather(1, neighbour), torch.inf)
-        nd_sorted = torch.sort(nd, dim=1).values
-        threshold = torch.where(valid, (nd_sorted * (1 + self.tie_rtol)).clamp_max(huge), torch.inf)
+        return rows_local, neighbour, valid, counts
+
+    def thresholds(self, nd: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sorted neighbour distances and the tie thresholds ``d (1 + tie_rtol)`` (+inf on padding)."""
+        nd_sorted = torch.sort(torch.where(valid, nd, torch.inf), dim=1).values
+        huge = torch.finfo(nd.dtype).max
+        return nd_sorted, torch.where(valid, (nd_sorted * (1 + self.tie_rtol)).clamp_max(huge), torch.inf)
+
+    def add(self, rows: torch.Tensor, distances: torch.Tensor) -> None:
+        """``distances``: ``(B, N)`` with the row's own entry already set to +inf, non-finite -> +inf."""
+        found = self.neighbours(rows)
+        if found is None:
+            return
+        rows_local, neighbour, valid, counts = found
+        nd = distances[rows_local.unsqueeze(1), neighbour]
+        _, threshold = self.thresholds(nd, valid)
+        largest = torch.full((len(rows),), -torch.inf, dtype=distances.dtype)
+        largest[rows_local] = threshold.gather(1, (counts - 1).unsqueeze(1)).squeeze(1)
+        r, c = torch.nonzero(distances <= largest.unsqueeze(1), as_tuple=True)
+        local = torch.full((len(rows),), -1, dtype=torch.int64)
+        local[rows_local] = torch.arange(len(rows_local))
+        self.add_entries(found, nd, local[r], distances[r, c])
+
+    def add_entries(self, found, nd: torch.Tensor, r: torch.Tensor, values: torch.Tensor) -> None:
+        """Accumulate rows from their neighbour distances ``nd`` (``(b, W)``, as :meth:`neighbours` pads
+        them) and the entries ``values`` (rows ``r`` of ``found``) that may lie inside the ball of the
+        farthest neighbour: every other node ``v != a`` must lie strictly outside it."""
+        rows_local, neighbour, valid, counts = found
+        width = neighbour.shape[1]
+        nd_sorted, threshold = self.thresholds(nd, valid)
         # |R(a,b)|: number of v with d(a,v) <= threshold; searchsorted gives #thresholds below d(a,v).
-        below = torch.searchsorted(threshold.contiguous(), D.contiguous(), right=False)
-        histogram = torch.zeros(D.shape[0], width + 1, dtype=torch.int64)
-        histogram.scatter_add_(1, below, torch.ones_like(below))
+        below = torch.searchsorted(threshold[r], values.unsqueeze(1), right=False).squeeze(1)
+        histogram = torch.zeros(len(rows_local), width + 1, dtype=torch.int64)
+        histogram.index_put_((r, below), torch.ones_like(below), accumulate=True)
         ball = torch.cumsum(histogram, 1)[:, :width]
         inside = torch.searchsorted(nd_sorted.contiguous(), threshold.contiguous(), right=True)
         ratio = torch.where(valid, inside.to(torch.float64) / ball.clamp_min(1).to(torch.float64), 0.0)
@@ -408,6 +433,75 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
     return distance
 
 
+# ============================================================================ screened ranking distances
+
+
+class _PoincareScreen:
+    r"""Which nodes may lie within a given distance of each row, for the Poincaré ball, through the Gram
+    matrix: a cheap screen in front of ``manifold.dist``.
+
+    ``manifold.dist`` evaluates :math:`2 R \operatorname{asinh} z`,
+    :math:`z = \lVert p - q\rVert / (\sqrt{1 - \lVert p\rVert^2}\sqrt{1 - \lVert q\rVert^2})` (unit-ball
+    coordinates :math:`p = x / R`), forming every difference :math:`p - q` (a ``B x N x n`` temporary and
+    several passes of a scaled norm). Here :math:`s^2 = \lVert p\rVert^2 + \lVert q\rVert^2 - 2\langle p, q\rangle`
+    comes from one float64 matrix product, with absolute error at most :math:`E = 8(n + 2)\,u_{64}` as
+    :math:`\lVert p\rVert, \lVert q\rVert < 1` (:math:`u` = unit roundoff), and the denominators are the
+    ones ``manifold.dist`` computes (same kernel, same bits). Where :math:`\hat s^2 \ge E/\delta`, the
+    estimate :math:`\hat z` and ``manifold.dist``'s :math:`z` differ by a relative
+    :math:`\rho \le E/\hat s^2 + (n + 10)\,u \le 1.25\,\delta` (rounding of both sides' norms and
+    divisions; :math:`\delta = \max(4(n + 10)u, 10^{-6})`, :math:`u` of the points' dtype). A node with
+
+    .. math::
+
+        \hat z > \sinh(x)\,\big(1 + 16u(1 + x)\big)(1 + 2\delta), \qquad x = t / (2R),
+
+    therefore has ``manifold.dist`` :math:`> t` (the factor :math:`1 + 16u(1 + x)` covers the rounding of
+    ``sinh``, ``asinh`` and the scalings); every other node is a candidate and gets ``manifold.dist`` itself.
+    """
+
+    def __init__(self, points: torch.Tensor, manifold):
+        from hyperbolic.math import poincare as kernel
+
+        R = manifold.scale(points)
+        unit = points / R  # as manifold.dist divides its arguments
+        one_minus = kernel._one_minus_squared_norm(unit)
+        self.usable = bool(torch.isfinite(points).all()) and bool((one_minus > 0).all())
+        if not self.usable:
+            return
+        self.radius = float(R)
+        self.table = unit.to(torch.float64)
+        self.squares = self.table.square().sum(-1)
+        self.inverse_root = 1 / torch.sqrt(one_minus.squeeze(-1).to(torch.float64))
+        self.unit_roundoff = torch.finfo(points.dtype).eps / 2
+        n = points.shape[-1]
+        error = 8 * (n + 2) * torch.finfo(torch.float64).eps / 2
+        self.slack = max(4 * (n + 10) * self.unit_roundoff, 1e-6)
+        self.small = error / self.slack
+
+    def candidates(self, ids: torch.Tensor, reach: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(r, c)``: the entries of rows ``ids`` whose ``manifold.dist`` may be at most ``reach[r]``
+        (``(B,)`` float64; -inf for none), plus every pair too close to screen."""
+        rows = self.table[ids]
+        s2 = torch.mm(rows, self.table.T).mul_(-2).add_(self.squares).add_(self.squares[ids].unsqueeze(1))
+        x = reach / (2 * self.radius)
+        bound = torch.sinh(x) * (1 + 16 * self.unit_roundoff * (1 + x)) * (1 + 2 * self.slack)
+        bound = torch.where(x > -torch.inf, bound, -1.0) / self.inverse_root[ids]
+        # z <= bound  <=>  sqrt(s2) * inverse_root[c] <= bound / inverse_root[r]  (both sides rounded the
+        # same way up to a few units of roundoff, far inside the slack)
+        z = torch.sqrt_(s2.clamp_min_(0)).mul_(self.inverse_root)
+        keep = (z <= bound.unsqueeze(1)) | (z.square_() < self.small * self.inverse_root.square())
+        return torch.nonzero(keep, as_tuple=True)
+
+
+def _screen(points: torch.Tensor, manifold) -> _PoincareScreen | None:
+    from hyperbolic.poincare import PoincareBall
+
+    if not isinstance(manifold, PoincareBall) or type(manifold).dist is not PoincareBall.dist:
+        return None
+    screen = _PoincareScreen(points, manifold)
+    return screen if screen.usable else None
+
+
 # ============================================================================ evaluation
 
 
@@ -429,6 +523,8 @@ def evaluate(
     chunk_size: int | None = None,
     tie_rtol: float = 1e-12,
     distance: Distance | None = None,
+    edge_map: bool = True,
+    distortion: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:
     """Evaluate an embedding of ``graph``.
@@ -458,6 +554,14 @@ def evaluate(
     distance : callable or None
         ``distance(row_indices) -> (B, N)`` manifold distances, replacing the default
         ``manifold.dist(points[rows, None], points[None])`` (e.g. a certified faster evaluation).
+    edge_map : bool
+        Compute edge-MAP and mean rank on the graph's edges (False: ``edge_map``/``mean_rank`` are None;
+        with a ``closure`` that leaves the reconstruction metrics of Nickel & Kiela alone).
+    distortion : bool
+        Compute the distortion (False: no graph distances, ``d_avg``/``d_wc`` are None, ``pairs`` 0). Without
+        it, Poincaré-ball distances come from a screened Gram-matrix estimate: entries that could fall on
+        the other side of a ranking threshold are recomputed with ``manifold.dist``, so ranks and MAP are
+        those of ``manifold.dist`` exactly, at a fraction of the cost.
     progress : callable or None
         Called as ``progress(done_rows, total_rows)`` after each chunk.
 
@@ -473,6 +577,8 @@ def evaluate(
         raise GraphError(f"evaluate: closure has {closure.num_nodes} nodes, graph {n}")
     if not (scale > 0 and math.isfinite(scale)):
         raise ValueError(f"scale must be positive and finite, got {scale}")
+    if not edge_map and closure is None:
+        raise ValueError("evaluate: edge_map=False needs a closure (otherwise no ranking is left to compute)")
     sampled = rows is not None and rows < n
     if sampled:
         if rows < 1:
@@ -482,7 +588,12 @@ def evaluate(
     else:
         row_ids = torch.arange(n)
     chunk = None
-    if distance is None:
+    screen = None
+    if distance is None and not distortion:
+        screen = _screen(points, manifold)
+        # its temporaries are a few float64 (rows x points) matrices
+        chunk = chunk_size or (_default_chunk(n, 4) if screen is not None else None)
+    if distance is None and screen is None:
         distance = fast_distance(points, manifold)
         # its temporaries are (rows x points), one coordinate at a time
         chunk = chunk_size or (_default_chunk(n, 4) if distance is not None else None)
@@ -500,15 +611,57 @@ def evaluate(
         offset = begin - cache["begin"]
         return torch.from_numpy(cache["data"][offset:offset + len(ids)]).to(torch.float64)
 
-    if distance is None:
+    if distance is None and screen is None:
         others = points.unsqueeze(0)
 
         def distance(ids: torch.Tensor) -> torch.Tensor:
             return manifold.dist(points[ids].unsqueeze(1), others)
 
-    edge_ranker = _Ranker(*neighbourhoods(graph), tie_rtol)
+    rankers = []
+    edge_ranker = _Ranker(*neighbourhoods(graph), tie_rtol) if edge_map else None
     closure_ranker = _Ranker(*neighbourhoods(closure, closure_variant), tie_rtol) if closure is not None else None
-    graph_distance = _GraphDistances(graph)
+    rankers = [r for r in (edge_ranker, closure_ranker) if r is not None]
+    graph_distance = _GraphDistances(graph) if distortion else None
+
+    def exact(r: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        # manifold.dist on pairs, a bounded number at a time (it forms a few (pairs x S) temporaries)
+        out = torch.empty(len(r), dtype=torch.float64)
+        step = 1 << 18
+        for begin in range(0, len(r), step):
+            rr, cc = r[begin:begin + step].to(points.device), c[begin:begin + step].to(points.device)
+            out[begin:begin + step] = manifold.dist(points[rr], points[cc]).to(device="cpu", dtype=torch.float64)
+        return out / scale
+
+    def screened(ids: torch.Tensor) -> tuple[int, int]:
+        # Rank against the neighbour distances (manifold.dist) the candidates the screen lets through, with
+        # their manifold.dist values; every other node lies beyond each row's farthest threshold.
+        found = [ranker.neighbours(ids) for ranker in rankers]
+        reach = torch.full((len(ids),), -torch.inf, dtype=torch.float64)
+        distances = []
+        for ranker, hit in zip(rankers, found):
+            if hit is None:
+                distances.append(None)
+                continue
+            rows_local, neighbour, valid, counts = hit
+            nd = exact(ids[rows_local].unsqueeze(1).expand_as(neighbour).reshape(-1), neighbour.reshape(-1))
+            nd = nd.view(neighbour.shape)
+            distances.append(nd)
+            _, threshold = ranker.thresholds(nd, valid)
+            largest = threshold.gather(1, (counts - 1).unsqueeze(1)).squeeze(1)
+            reach[rows_local] = torch.maximum(reach[rows_local], largest)
+        r, c = screen.candidates(ids.to(points.device), (reach * scale).to(points.device))
+        r, c = r.cpu(), c.cpu()
+        other = c != ids[r]
+        r, c = r[other], c[other]
+        values = exact(ids[r], c)
+        for ranker, hit, nd in zip(rankers, found, distances):
+            if hit is None:
+                continue
+            local = torch.full((len(ids),), -1, dtype=torch.int64)
+            local[hit[0]] = torch.arange(len(hit[0]))
+            keep = local[r] >= 0
+            ranker.add_entries(hit, nd, local[r][keep], values[keep])
+        return int((~torch.isfinite(values)).sum()), int((values == 0).sum())
 
     relative_sum = 0.0
     pair_count = 0
@@ -521,6 +674,13 @@ def evaluate(
         for begin in range(0, len(row_ids), chunk):
             ids = row_ids[begin:begin + chunk]
             local = torch.arange(len(ids))
+            if screen is not None:
+                bad, zeros = screened(ids)
+                nonfinite += bad
+                zero += zeros
+                if progress is not None:
+                    progress(min(begin + chunk, len(row_ids)), len(row_ids))
+                continue
             D = distance(ids.to(points.device)).detach().to(device="cpu", dtype=torch.float64) / scale
             finite = torch.isfinite(D)
             finite[local, ids] = True
@@ -531,32 +691,32 @@ def evaluate(
 
             ranked = torch.where(finite, D, torch.inf)
             ranked[local, ids] = torch.inf
-            edge_ranker.add(ids, ranked)
-            if closure_ranker is not None:
-                closure_ranker.add(ids, ranked)
+            for ranker in rankers:
+                ranker.add(ids, ranked)
 
-            G = graph_rows(begin, ids)
-            pair = torch.isfinite(G) & (G > 0)
-            pair[local, ids] = False
-            pair_count += int(pair.sum())
-            # ratio d_E / d_G: relative error |ratio - 1|, expansion ratio, contraction 1 / ratio
-            grow = torch.where(pair, D / torch.where(pair, G, 1.0), 0.0)
-            relative_sum += float((grow - 1).abs_().mul_(pair).sum())
-            shrink = torch.where(pair, 1 / grow, 0.0)
-            row_grow = grow.amax(1)
-            row_shrink = shrink.amax(1)
-            expansion = max(expansion, float(row_grow.max()))
-            contraction = max(contraction, float(row_shrink.max()))
-            row_worst = max(row_worst, float((row_grow * row_shrink).max()))
+            if distortion:
+                G = graph_rows(begin, ids)
+                pair = torch.isfinite(G) & (G > 0)
+                pair[local, ids] = False
+                pair_count += int(pair.sum())
+                # ratio d_E / d_G: relative error |ratio - 1|, expansion ratio, contraction 1 / ratio
+                grow = torch.where(pair, D / torch.where(pair, G, 1.0), 0.0)
+                relative_sum += float((grow - 1).abs_().mul_(pair).sum())
+                shrink = torch.where(pair, 1 / grow, 0.0)
+                row_grow = grow.amax(1)
+                row_shrink = shrink.amax(1)
+                expansion = max(expansion, float(row_grow.max()))
+                contraction = max(contraction, float(row_shrink.max()))
+                row_worst = max(row_worst, float((row_grow * row_shrink).max()))
             if progress is not None:
                 progress(min(begin + chunk, len(row_ids)), len(row_ids))
 
-    edge_map, mean_rank, edge_se = edge_ranker.result(sampled)
+    edge_values = edge_ranker.result(sampled) if edge_ranker is not None else (None, None, None)
     closure_values = closure_ranker.result(sampled) if closure_ranker is not None else (None, None, None)
-    defined = nonfinite == 0 and pair_count > 0
+    defined = distortion and nonfinite == 0 and pair_count > 0
     return Metrics(
-        edge_map=edge_map,
-        mean_rank=mean_rank,
+        edge_map=edge_values[0],
+        mean_rank=edge_values[1],
         d_avg=relative_sum / pair_count if defined else None,
         d_wc=expansion * contraction if defined else None,
         d_wc_row=row_worst if defined else None,
@@ -570,7 +730,7 @@ def evaluate(
         closure_map=closure_values[0],
         closure_mean_rank=closure_values[1],
         closure_variant=closure_variant if closure is not None else None,
-        edge_map_se=edge_se,
+        edge_map_se=edge_values[2],
         closure_map_se=closure_values[2],
         tie_rtol=tie_rtol,
         scale=float(scale),

@@ -318,32 +318,27 @@ def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dty
 # ============================================================================ evaluation
 
 
-def _closure_only(graph: Graph) -> Graph:
-    # A graph with the same nodes and no edges: embed.metrics.evaluate then skips edge-MAP and the BFS
-    # distortion and only ranks against the closure passed beside it.
-    return Graph(graph.names, torch.zeros(0, 2, dtype=torch.int64), directed=True, source=graph.source)
-
-
 def evaluate_embedding(points: torch.Tensor, manifold, graph: Graph, *, loss: str = "ranking",
-                       scale: float = 1.0, rows: int | None = None, seed: int = 0) -> dict:
+                       scale: float = 1.0, rows: int | None = None, seed: int = 0, distortion: bool = True) -> dict:
     """Reconstruction metrics of an embedding of ``graph`` (via :func:`embed.metrics.evaluate`).
 
     Directed graphs trained with the ranking loss are transitive closures: ``map`` and ``mean_rank`` are
     the directed closure-MAP and mean rank of Nickel & Kiela (every node with an ancestor is a query,
-    against all nodes). Otherwise ``map``/``mean_rank`` are edge-MAP and mean rank on the graph, and the
-    distortion figures come too.
+    against all nodes), and nothing else is computed. Otherwise ``map``/``mean_rank`` are edge-MAP and mean
+    rank on the graph, with the distortion figures unless ``distortion`` is False.
     """
     from .metrics import evaluate
 
     points = points.detach()
     if graph.directed and loss == "ranking":
-        metrics = evaluate(points, manifold, _closure_only(graph), closure=graph, closure_variant="directed",
-                           rows=rows, seed=seed)
+        metrics = evaluate(points, manifold, graph, closure=graph, closure_variant="directed", rows=rows, seed=seed,
+                           edge_map=False, distortion=False)
         out = {"map": metrics.closure_map, "mean_rank": metrics.closure_mean_rank}
     else:
-        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed)
-        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank, "d_avg": metrics.d_avg,
-               "d_wc": metrics.d_wc}
+        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed, distortion=distortion)
+        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank}
+        if distortion:
+            out.update(d_avg=metrics.d_avg, d_wc=metrics.d_wc)
     out.update({"rows": metrics.rows, "sampled": metrics.sampled, "nonfinite": metrics.nonfinite,
                 "zero": metrics.zero})
     if metrics.sampled:
