@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
 from .graphs import Graph
+from .kernels import is_plain_poincare, poincare_rows_distance, poincare_sgd_rows
 from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
 from .sampling import NegativeSampler
 
@@ -374,7 +375,7 @@ class _RankingTask:
     def plan(self, epoch: int, generator: torch.Generator) -> dict:
         return {"order": torch.randperm(self.size, generator=generator)}
 
-    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+    def loss(self, distance, plan: dict, batch: int, epoch: int, generator: torch.Generator):
         config = self.config
         ids = plan["order"][batch * config.batch_size:(batch + 1) * config.batch_size]
         pairs = self.edges[ids]
@@ -387,8 +388,7 @@ class _RankingTask:
             probs, k = None, config.negatives
         threshold = None if self.weights is None else self.weights[ids]
         negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
-        x_u, x_other = gather(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
-        distances = manifold.dist(x_u.unsqueeze(1), x_other)
+        distances = distance(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
         return ranking_loss(distances, valid.to(distances.device))
 
 
@@ -441,13 +441,23 @@ class _DistortionTask:
         order = torch.randperm(i.shape[0], generator=generator)
         return {"pairs": torch.stack([i, j], dim=1)[order], "targets": targets[order]}
 
-    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+    def loss(self, distance, plan: dict, batch: int, epoch: int, generator: torch.Generator):
         size = self.config.batch_size
         pairs = plan["pairs"][batch * size:(batch + 1) * size]
-        x_i, x_j = gather(pairs[:, 0], pairs[:, 1])
-        distances = manifold.dist(x_i, x_j)
+        distances = distance(pairs[:, 0], pairs[:, 1])
         targets = plan["targets"][batch * size:(batch + 1) * size].to(distances) * self.config.distortion_scale
         return distortion_loss(distances, targets, self.config.distortion)
+
+
+def _distinct(flat: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(flat, return_inverse=True)`` for node ids in ``[0, num_nodes)``, by marking a table
+    instead of sorting."""
+    present = torch.zeros(num_nodes, dtype=torch.bool)
+    present[flat] = True
+    ids = torch.nonzero(present).squeeze(1)
+    slot = torch.empty(num_nodes, dtype=torch.int64)
+    slot[ids] = torch.arange(ids.numel())
+    return ids, slot[flat]
 
 
 def _plan_size(plan: dict) -> int:
@@ -539,6 +549,8 @@ class Trainer:
             if hasattr(manifold, "assert_points"):
                 manifold.assert_points(points, what="initial points")
         self.weight = geoopt.ManifoldParameter(points, manifold=manifold)
+        # the fused Poincaré distance and row update (embed.kernels) in place of the generic autograd path
+        self._fused = is_plain_poincare(manifold)
         self.optimizer = self._make_optimizer()
         self.epoch = 0
         self.step_in_epoch = 0
@@ -673,30 +685,31 @@ class Trainer:
             handle.write(json.dumps(record, default=_json_default) + "\n")
 
     # ------------------------------------------------------------------ one step
-    def _gather(self, *index_tensors: torch.Tensor) -> list[torch.Tensor]:
-        """The points of each index tensor, through one gather of the distinct rows.
+    def _distance(self, u: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Distances from the points of nodes ``u`` (``(B,)``) to those of ``other`` (``(B, K)`` or ``(B,)``),
+        through one gather of the batch's distinct rows.
 
         Every row of the batch is read once, so its gradient arrives summed in one place: sparse gradients
-        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook.
+        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook (or in the
+        fused Poincaré update of ``row-sgd``).
         """
-        flat = torch.cat([t.reshape(-1) for t in index_tensors])
-        ids, inverse = torch.unique(flat, return_inverse=True)
+        flat = torch.cat([u, other.reshape(-1)])
+        ids, inverse = _distinct(flat, self.graph.num_nodes)
         ids, inverse = ids.to(self.device), inverse.to(self.device)
+        iu, io = inverse[:u.numel()], inverse[u.numel():].view(other.shape)
         table = self.weight.as_subclass(torch.Tensor)
         if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
-            rows = table.detach()[ids].requires_grad_()
+            rows = table.detach().index_select(0, ids).requires_grad_()
             self._rows = (ids, rows)
         else:
             rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
-        if self.config.max_step is not None and rows.requires_grad:
+        if self.config.max_step is not None and rows.requires_grad and not (self._fused and self.optimizer is None):
             points = table.detach()[ids]
             rows.register_hook(lambda grad: self._clip_rows(points, grad))
-        gathered = rows[inverse]
-        out, begin = [], 0
-        for t in index_tensors:
-            out.append(gathered[begin:begin + t.numel()].reshape(*t.shape, -1))
-            begin += t.numel()
-        return out
+        if self._fused:
+            return poincare_rows_distance(self.manifold, rows, iu, io)
+        x_u = rows[iu]
+        return self.manifold.dist(x_u.unsqueeze(1) if other.dim() == 2 else x_u, rows[io])
 
     def _lr(self, epoch: int) -> float:
         cfg = self.config
@@ -715,7 +728,7 @@ class Trainer:
 
     def _step(self, lr: float) -> float:
         self._current_lr = lr
-        loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
+        loss = self.task.loss(self._distance, self._plan, self.step_in_epoch, self.epoch, self.generator)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._fail(f"the loss is {value}")
@@ -725,8 +738,11 @@ class Trainer:
             self._rows = None
             with torch.no_grad():
                 x = rows.detach()
-                step = self.manifold.egrad2rgrad(x, rows.grad)
-                self.weight.index_copy_(0, ids, self.manifold.retr(x, -lr * step))
+                if self._fused:
+                    new = poincare_sgd_rows(self.manifold, x, rows.grad, lr, self.config.max_step)
+                else:
+                    new = self.manifold.retr(x, -lr * self.manifold.egrad2rgrad(x, rows.grad))
+                self.weight.index_copy_(0, ids, new)
             return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -104,7 +104,14 @@ def test_sampler_is_seeded_and_keyed_path_agrees_with_dense(monkeypatch):
     again = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     monkeypatch.setattr("embed.sampling._DENSE_LIMIT", 0)  # force the sorted-key relation table
-    keyed = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
+    padded = NegativeSampler(graph.edges, graph.num_nodes)
+    assert padded._related is not None  # each node's ancestors in a padded table
+    keyed = padded.sample(u, 6, torch.Generator().manual_seed(5))
+    assert torch.equal(first[0], keyed[0]) and torch.equal(first[1], keyed[1])
+    monkeypatch.setattr("embed.sampling._PADDED_LIMIT", 0)  # and the key search alone
+    searched = NegativeSampler(graph.edges, graph.num_nodes)
+    assert searched._related is None
+    keyed = searched.sample(u, 6, torch.Generator().manual_seed(5))
     assert torch.equal(first[0], keyed[0]) and torch.equal(first[1], keyed[1])
 
 
