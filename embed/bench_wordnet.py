@@ -212,6 +212,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", type=int, default=None, help="epochs between evaluations")
     parser.add_argument("--eval-rows", type=int, default=None,
                         help="rows sampled by periodic evaluations (the final one uses all)")
+    parser.add_argument("--final-eval-rows", type=int, default=None,
+                        help="rows of the final evaluation (default: all; a sample for quick recipe comparisons)")
+    parser.add_argument("--optimizer", choices=["sgd", "adam", "row-sgd"], default=None,
+                        help="optimizer (default: the recipe's: nouns row-sgd)")
+    parser.add_argument("--negatives", type=int, default=None, help="negatives per pair (default: the recipe's)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -242,7 +247,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 2
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_step=args.max_step,
                      burnin_epochs=args.burnin_epochs, dtype=args.dtype, device=args.device, sparse=args.sparse,
-                     eval_every=args.eval_every, eval_rows=args.eval_rows, seed=args.seed,
+                     eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
+                     optimizer=args.optimizer, negatives=args.negatives, seed=args.seed,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

@@ -351,8 +351,14 @@ class _Ranker:
         rows_local, neighbour, valid, counts = found
         width = neighbour.shape[1]
         nd_sorted, threshold = self.thresholds(nd, valid)
-        # |R(a,b)|: number of v with d(a,v) <= threshold; searchsorted gives #thresholds below d(a,v).
-        below = torch.searchsorted(threshold[r], values.unsqueeze(1), right=False).squeeze(1)
+        # |R(a,b)|: number of v with d(a,v) <= threshold; searchsorted gives #thresholds below d(a,v), in
+        # one batched call on the entries laid out as (rows x most entries of a row), padded with +inf.
+        per_row = torch.bincount(r, minlength=len(rows_local))
+        most = int(per_row.max()) if len(r) else 0
+        position = r * most + torch.arange(len(r)) - (torch.cumsum(per_row, 0) - per_row)[r]
+        padded = torch.full((len(rows_local) * most,), torch.inf, dtype=values.dtype)
+        padded[position] = values
+        below = torch.searchsorted(threshold, padded.view(len(rows_local), most), right=False).view(-1)[position]
         histogram = torch.zeros(len(rows_local), width + 1, dtype=torch.int64)
         histogram.index_put_((r, below), torch.ones_like(below), accumulate=True)
         ball = torch.cumsum(histogram, 1)[:, :width]
@@ -437,26 +443,30 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
 
 
 class _PoincareScreen:
-    r"""Which nodes may lie within a given distance of each row, for the Poincaré ball, through the Gram
-    matrix: a cheap screen in front of ``manifold.dist``.
+    r"""Which nodes may lie within a given distance of each row, and certified distance estimates for
+    them, for the Poincaré ball, through the Gram matrix: a cheap screen in front of ``manifold.dist``.
 
     ``manifold.dist`` evaluates :math:`2 R \operatorname{asinh} z`,
     :math:`z = \lVert p - q\rVert / (\sqrt{1 - \lVert p\rVert^2}\sqrt{1 - \lVert q\rVert^2})` (unit-ball
     coordinates :math:`p = x / R`), forming every difference :math:`p - q` (a ``B x N x n`` temporary and
     several passes of a scaled norm). Here :math:`s^2 = \lVert p\rVert^2 + \lVert q\rVert^2 - 2\langle p, q\rangle`
-    comes from one float64 matrix product, with absolute error at most :math:`E = 8(n + 2)\,u_{64}` as
-    :math:`\lVert p\rVert, \lVert q\rVert < 1` (:math:`u` = unit roundoff), and the denominators are the
-    ones ``manifold.dist`` computes (same kernel, same bits). Where :math:`\hat s^2 \ge E/\delta`, the
-    estimate :math:`\hat z` and ``manifold.dist``'s :math:`z` differ by a relative
-    :math:`\rho \le E/\hat s^2 + (n + 10)\,u \le 1.25\,\delta` (rounding of both sides' norms and
-    divisions; :math:`\delta = \max(4(n + 10)u, 10^{-6})`, :math:`u` of the points' dtype). A node with
+    comes from one float64 matrix product, with absolute error at most
+    :math:`E = \kappa(\lVert p\rVert^2 + \lVert q\rVert^2)`, :math:`\kappa = 16(n + 2)\,u_{64}`
+    (:math:`u` = unit roundoff; the products and sums of length ``n`` and the three-term sum), and the
+    denominators are the ones ``manifold.dist`` computes (same kernel, same bits). Where
+    :math:`\hat s^2 \ge E/\delta`, the estimate :math:`\hat z` and ``manifold.dist``'s :math:`z` differ by a
+    relative :math:`\rho \le E/\hat s^2 + (n + 10)\,u \le 1.25\,\delta` (rounding of both sides' norms and
+    divisions; :math:`\delta = \max(4(n + 10)u, 10^{-6})`, :math:`u` of the points' dtype). Hence
 
-    .. math::
+    * a node with :math:`\hat z > \sinh(x)\,(1 + 16u(1 + x))(1 + 2\delta)`, :math:`x = t / 2R`, has
+      ``manifold.dist`` :math:`> t` (the factor :math:`1 + 16u(1 + x)` covers the rounding of ``sinh``,
+      ``asinh`` and the scalings): it is no candidate for a ball of radius :math:`t`;
+    * a candidate's :math:`\hat d = 2R\operatorname{asinh}\hat z` differs from ``manifold.dist`` by at most
+      :math:`m = 4R\rho + 32u\hat d` (:math:`\operatorname{asinh}' \le 1/\sqrt{1 + z^2}` turns the
+      relative error of :math:`z` into an absolute one below :math:`1.34\rho`; ``asinh`` itself rounds both
+      sides), so a threshold farther than :math:`m` from :math:`\hat d` sees both on the same side.
 
-        \hat z > \sinh(x)\,\big(1 + 16u(1 + x)\big)(1 + 2\delta), \qquad x = t / (2R),
-
-    therefore has ``manifold.dist`` :math:`> t` (the factor :math:`1 + 16u(1 + x)` covers the rounding of
-    ``sinh``, ``asinh`` and the scalings); every other node is a candidate and gets ``manifold.dist`` itself.
+    Pairs with :math:`\hat s^2 < E/\delta` are returned as ``unsure``: only ``manifold.dist`` can place them.
     """
 
     def __init__(self, points: torch.Tensor, manifold):
@@ -472,25 +482,36 @@ class _PoincareScreen:
         self.table = unit.to(torch.float64)
         self.squares = self.table.square().sum(-1)
         self.inverse_root = 1 / torch.sqrt(one_minus.squeeze(-1).to(torch.float64))
-        self.unit_roundoff = torch.finfo(points.dtype).eps / 2
+        u = torch.finfo(points.dtype).eps / 2
         n = points.shape[-1]
-        error = 8 * (n + 2) * torch.finfo(torch.float64).eps / 2
-        self.slack = max(4 * (n + 10) * self.unit_roundoff, 1e-6)
-        self.small = error / self.slack
+        self.kappa = 16 * (n + 2) * torch.finfo(torch.float64).eps / 2
+        self.slack = max(4 * (n + 10) * u, 1e-6)
+        self.relative = (n + 10) * u
+        self.unit_roundoff = u
 
-    def candidates(self, ids: torch.Tensor, reach: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(r, c)``: the entries of rows ``ids`` whose ``manifold.dist`` may be at most ``reach[r]``
-        (``(B,)`` float64; -inf for none), plus every pair too close to screen."""
+    def candidates(self, ids: torch.Tensor, reach: torch.Tensor):
+        """The entries of rows ``ids`` (other than ``(i, ids[i])``) whose ``manifold.dist`` may be at most
+        ``reach[i]`` (``(B,)`` float64; -inf for none): flat indices ``i N + v``, estimates, error bounds and
+        the ``unsure`` mask."""
         rows = self.table[ids]
-        s2 = torch.mm(rows, self.table.T).mul_(-2).add_(self.squares).add_(self.squares[ids].unsqueeze(1))
+        T = self.squares[ids].unsqueeze(1) + self.squares
+        s2 = torch.addmm(T, rows, self.table.T, alpha=-2).clamp_min_(0)
+        unsure = s2 < T.mul_(self.kappa / self.slack)  # T now holds E / delta
         x = reach / (2 * self.radius)
         bound = torch.sinh(x) * (1 + 16 * self.unit_roundoff * (1 + x)) * (1 + 2 * self.slack)
         bound = torch.where(x > -torch.inf, bound, -1.0) / self.inverse_root[ids]
-        # z <= bound  <=>  sqrt(s2) * inverse_root[c] <= bound / inverse_root[r]  (both sides rounded the
-        # same way up to a few units of roundoff, far inside the slack)
-        z = torch.sqrt_(s2.clamp_min_(0)).mul_(self.inverse_root)
-        keep = (z <= bound.unsqueeze(1)) | (z.square_() < self.small * self.inverse_root.square())
-        return torch.nonzero(keep, as_tuple=True)
+        # z <= bound  <=>  sqrt(s2) * inverse_root[c] <= bound / inverse_root[r] (the rearrangement rounds a
+        # few units of float64 roundoff, far inside the slack)
+        z = torch.sqrt(s2).mul_(self.inverse_root)
+        keep = (z <= bound.unsqueeze(1)) | unsure
+        keep[torch.arange(len(ids), device=ids.device), ids] = False
+        flat = torch.nonzero(keep.view(-1)).squeeze(1)
+        s2, unsure = s2.view(-1)[flat], unsure.view(-1)[flat]
+        estimate = z.view(-1)[flat].mul_(self.inverse_root[ids].repeat_interleave(keep.sum(1)))
+        estimate = torch.asinh_(estimate).mul_(2 * self.radius)
+        rho = T.view(-1)[flat].mul_(self.slack).div_(s2).add_(self.relative)  # E / s2 + (n + 10) u
+        margin = rho.mul_(4 * self.radius).add_(estimate, alpha=32 * self.unit_roundoff)
+        return flat, estimate, margin, unsure
 
 
 def _screen(points: torch.Tensor, manifold) -> _PoincareScreen | None:
@@ -633,34 +654,54 @@ def evaluate(
         return out / scale
 
     def screened(ids: torch.Tensor) -> tuple[int, int]:
-        # Rank against the neighbour distances (manifold.dist) the candidates the screen lets through, with
-        # their manifold.dist values; every other node lies beyond each row's farthest threshold.
+        # The neighbour distances (manifold.dist) give each row's thresholds; the screen's candidates inside
+        # the farthest one keep their certified estimates unless a threshold lies within their error bound
+        # (or the screen cannot bound them): those take manifold.dist's value. Every other node lies beyond
+        # all of the row's thresholds, where it changes no rank.
         found = [ranker.neighbours(ids) for ranker in rankers]
         reach = torch.full((len(ids),), -torch.inf, dtype=torch.float64)
-        distances = []
+        tables = []
         for ranker, hit in zip(rankers, found):
             if hit is None:
-                distances.append(None)
+                tables.append(None)
                 continue
             rows_local, neighbour, valid, counts = hit
             nd = exact(ids[rows_local].unsqueeze(1).expand_as(neighbour).reshape(-1), neighbour.reshape(-1))
             nd = nd.view(neighbour.shape)
-            distances.append(nd)
             _, threshold = ranker.thresholds(nd, valid)
-            largest = threshold.gather(1, (counts - 1).unsqueeze(1)).squeeze(1)
-            reach[rows_local] = torch.maximum(reach[rows_local], largest)
-        r, c = screen.candidates(ids.to(points.device), (reach * scale).to(points.device))
-        r, c = r.cpu(), c.cpu()
-        other = c != ids[r]
-        r, c = r[other], c[other]
-        values = exact(ids[r], c)
-        for ranker, hit, nd in zip(rankers, found, distances):
+            full = torch.full((len(ids), threshold.shape[1] + 1), torch.inf, dtype=torch.float64)
+            full[rows_local, :-1] = threshold
+            tables.append((nd, full))
+            reach[rows_local] = torch.maximum(reach[rows_local], threshold.gather(1, (counts - 1).unsqueeze(1))[:, 0])
+        flat, estimate, margin, unsure = (
+            t.cpu() for t in screen.candidates(ids.to(points.device), (reach * scale).to(points.device)))
+        estimate /= scale
+        margin /= scale
+        r, c = flat // n, flat % n
+        # candidates in a (rows x most per row) layout, to search each row's thresholds in one batched call
+        per_row = torch.bincount(r, minlength=len(ids))
+        width = int(per_row.max()) if len(r) else 0
+        position = r * width + torch.arange(len(r)) - (torch.cumsum(per_row, 0) - per_row)[r]
+        lower = torch.full((len(ids) * width,), torch.inf, dtype=torch.float64)
+        lower[position] = estimate - margin
+        lower = lower.view(len(ids), width)
+        for table in tables:
+            if table is not None:
+                full = table[1]
+                above = full.gather(1, torch.searchsorted(full, lower))  # smallest threshold >= estimate - margin
+                unsure |= above.view(-1)[position] <= estimate + margin
+        values = estimate
+        values[unsure] = exact(ids[r[unsure]], c[unsure])
+        for ranker, hit, table in zip(rankers, found, tables):
             if hit is None:
+                continue
+            if len(hit[0]) == len(ids):  # every row has neighbours
+                ranker.add_entries(hit, table[0], r, values)
                 continue
             local = torch.full((len(ids),), -1, dtype=torch.int64)
             local[hit[0]] = torch.arange(len(hit[0]))
             keep = local[r] >= 0
-            ranker.add_entries(hit, nd, local[r][keep], values[keep])
+            ranker.add_entries(hit, table[0], local[r][keep], values[keep])
         return int((~torch.isfinite(values)).sum()), int((values == 0).sum())
 
     relative_sum = 0.0

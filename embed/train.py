@@ -127,6 +127,11 @@ class TrainConfig:
         Evaluate every this many epochs (0: only at the end).
     eval_rows : int or None
         Evaluate on a seeded random sample of rows (progress only; the final evaluation uses all rows).
+    final_eval_rows : int or None
+        Rows of the final evaluation (None: all rows, the reported figure; a sample for quick comparisons).
+    eval_distortion : bool
+        Periodic evaluations of graphs scored by edge-MAP also compute the distortion (False: mean rank and
+        MAP only; the final evaluation always has it). Closures trained with the ranking loss never do.
     checkpoint_every : int
         Write the checkpoint every this many epochs (when a checkpoint path is given).
     checkpoint_seconds : float or None
@@ -159,6 +164,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_every: int = 10
     eval_rows: int | None = None
+    final_eval_rows: int | None = None
+    eval_distortion: bool = True
     checkpoint_every: int = 10
     checkpoint_seconds: float | None = None
     target_map: float | None = None
@@ -190,7 +197,7 @@ class TrainConfig:
             positive_int(name)
         for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed"):
             positive_int(name, allow_zero=True)
-        for name in ("burnin_negatives", "eval_rows", "distortion_partners"):
+        for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners"):
             if getattr(self, name) is not None:
                 positive_int(name)
         for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor"):
@@ -750,15 +757,18 @@ class Trainer:
         return value
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, rows: int | None = None) -> dict:
+    def evaluate(self, rows: int | None = None, distortion: bool = True) -> dict:
         """Metrics of the current points (:func:`evaluate_embedding`)."""
         return evaluate_embedding(self.points, self.manifold, self.graph, loss=self.config.loss,
-                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed)
+                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed,
+                                  distortion=distortion)
 
     def _evaluate_now(self, final: bool) -> dict:
         started = time.process_time()
         self._check_points()
-        metrics = self.evaluate(rows=None if final else self.config.eval_rows)
+        cfg = self.config
+        metrics = self.evaluate(rows=cfg.final_eval_rows if final else cfg.eval_rows,
+                                distortion=final or cfg.eval_distortion)
         self._eval_cpu += time.process_time() - started
         record = {"event": "eval", "epoch": self.epoch, "step": self.global_step, **metrics,
                   "cpu_seconds": self._cpu(), "wall_seconds": self._wall(),
@@ -1005,6 +1015,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--device", default=d.device, help="torch device (default cpu)")
     t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"epochs between evaluations (default {d.eval_every})")
     t.add_argument("--eval-rows", type=int, default=None, help="evaluate a random sample of rows during training")
+    t.add_argument("--final-eval-rows", type=int, default=None,
+                   help="rows of the final evaluation (default: all; a sample for quick comparisons)")
+    t.add_argument("--eval-distortion", action=argparse.BooleanOptionalAction, default=d.eval_distortion,
+                   help="periodic evaluations also compute the distortion (edge-MAP graphs; default yes)")
     t.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (written atomically)")
     t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
     t.add_argument("--checkpoint-seconds", type=float, default=None, help="also checkpoint every this many seconds")
@@ -1038,7 +1052,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
-        eval_every=args.eval_every, eval_rows=args.eval_rows, checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
+        eval_distortion=args.eval_distortion, checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds, target_map=args.target_map, stop_at_target=args.stop_at_target,
     )
 
