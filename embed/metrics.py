@@ -496,7 +496,7 @@ class _PoincareScreen:
         rows = self.table[ids]
         T = self.squares[ids].unsqueeze(1) + self.squares
         s2 = torch.addmm(T, rows, self.table.T, alpha=-2).clamp_min_(0)
-        unsure = s2 < T.mul_(self.kappa / self.slack)  # T now holds E / delta
+        unsure = s2 <= T.mul_(self.kappa / self.slack)  # T now holds E / delta; s2 = 0 is always unsure
         x = reach / (2 * self.radius)
         bound = torch.sinh(x) * (1 + 16 * self.unit_roundoff * (1 + x)) * (1 + 2 * self.slack)
         bound = torch.where(x > -torch.inf, bound, -1.0) / self.inverse_root[ids]
@@ -510,7 +510,7 @@ class _PoincareScreen:
         estimate = z.view(-1)[flat].mul_(self.inverse_root[ids].repeat_interleave(keep.sum(1)))
         estimate = torch.asinh_(estimate).mul_(2 * self.radius)
         rho = T.view(-1)[flat].mul_(self.slack).div_(s2).add_(self.relative)  # E / s2 + (n + 10) u
-        margin = rho.mul_(4 * self.radius).add_(estimate, alpha=32 * self.unit_roundoff)
+        margin = rho.mul_(4 * self.radius).add_(estimate, alpha=32 * self.unit_roundoff).masked_fill_(unsure, torch.inf)
         return flat, estimate, margin, unsure
 
 

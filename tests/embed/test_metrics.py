@@ -242,6 +242,7 @@ def test_screened_ranks_equal_the_dense_ones(dtype, curvature):
     cases["duplicates"] = cases["random r<4.0"].clone()
     cases["duplicates"][5:9] = cases["duplicates"][20]
     cases["all equal"] = torch.full((n, 4), 0.1, dtype=torch.float64)
+    cases["all at the origin"] = torch.zeros(n, 4, dtype=torch.float64)
     for name, unit in cases.items():
         points = (unit * R).to(dtype)
         dense = _ranks(points, manifold, graph)
