@@ -479,37 +479,44 @@ class _PoincareScreen:
         if not self.usable:
             return
         self.radius = float(R)
-        self.table = unit.to(torch.float64)
-        self.squares = self.table.square().sum(-1)
+        table = unit.to(torch.float64)
+        self.squares = table.square().sum(-1)
+        # s^2 = [-2p, 1, |p|^2] . [q, |q|^2, 1]: one product of n + 2 terms, within the error bound E
+        ones = torch.ones_like(self.squares).unsqueeze(1)
+        self.rows = torch.cat([-2 * table, ones, self.squares.unsqueeze(1)], 1)
+        self.columns = torch.cat([table, self.squares.unsqueeze(1), ones], 1).T.contiguous()
         self.inverse_root = 1 / torch.sqrt(one_minus.squeeze(-1).to(torch.float64))
+        self.inverse_square = self.inverse_root.square()
         u = torch.finfo(points.dtype).eps / 2
         n = points.shape[-1]
         self.kappa = 16 * (n + 2) * torch.finfo(torch.float64).eps / 2
         self.slack = max(4 * (n + 10) * u, 1e-6)
         self.relative = (n + 10) * u
         self.unit_roundoff = u
+        self.largest_square = float(self.squares.max())
 
     def candidates(self, ids: torch.Tensor, reach: torch.Tensor):
         """The entries of rows ``ids`` (other than ``(i, ids[i])``) whose ``manifold.dist`` may be at most
         ``reach[i]`` (``(B,)`` float64; -inf for none): flat indices ``i N + v``, estimates, error bounds and
         the ``unsure`` mask."""
-        rows = self.table[ids]
-        T = self.squares[ids].unsqueeze(1) + self.squares
-        s2 = torch.addmm(T, rows, self.table.T, alpha=-2).clamp_min_(0)
-        unsure = s2 <= T.mul_(self.kappa / self.slack)  # T now holds E / delta; s2 = 0 is always unsure
+        s2 = torch.mm(self.rows[ids], self.columns).clamp_min_(0)
         x = reach / (2 * self.radius)
         bound = torch.sinh(x) * (1 + 16 * self.unit_roundoff * (1 + x)) * (1 + 2 * self.slack)
-        bound = torch.where(x > -torch.inf, bound, -1.0) / self.inverse_root[ids]
-        # z <= bound  <=>  sqrt(s2) * inverse_root[c] <= bound / inverse_root[r] (the rearrangement rounds a
-        # few units of float64 roundoff, far inside the slack)
-        z = torch.sqrt(s2).mul_(self.inverse_root)
-        keep = (z <= bound.unsqueeze(1)) | unsure
+        bound = torch.where(x > -torch.inf, bound / self.inverse_root[ids], -1.0)
+        # z <= bound  <=>  s2 / (1 - |q|^2) <= (bound sqrt(1 - |p|^2))^2 (the rearrangement rounds a few units
+        # of float64 roundoff, far inside the slack); and every pair too close to screen (through the largest
+        # |q|^2 here: a superset, sorted out below)
+        keep = torch.mul(s2, self.inverse_square) <= torch.where(bound >= 0, bound.square(), -1.0).unsqueeze(1)
+        keep |= s2 <= (self.squares[ids] + self.largest_square).mul_(self.kappa / self.slack).unsqueeze(1)
         keep[torch.arange(len(ids), device=ids.device), ids] = False
         flat = torch.nonzero(keep.view(-1)).squeeze(1)
-        s2, unsure = s2.view(-1)[flat], unsure.view(-1)[flat]
-        estimate = z.view(-1)[flat].mul_(self.inverse_root[ids].repeat_interleave(keep.sum(1)))
+        s2 = s2.view(-1)[flat]
+        r, c = flat // keep.shape[1], flat % keep.shape[1]
+        error = (self.squares[ids][r] + self.squares[c]).mul_(self.kappa)  # E
+        unsure = s2 * self.slack <= error  # s2 = 0 is always unsure
+        estimate = torch.sqrt(s2).mul_(self.inverse_root[ids][r]).mul_(self.inverse_root[c])
         estimate = torch.asinh_(estimate).mul_(2 * self.radius)
-        rho = T.view(-1)[flat].mul_(self.slack).div_(s2).add_(self.relative)  # E / s2 + (n + 10) u
+        rho = error.div_(s2).add_(self.relative)  # E / s2 + (n + 10) u
         margin = rho.mul_(4 * self.radius).add_(estimate, alpha=32 * self.unit_roundoff).masked_fill_(unsure, torch.inf)
         return flat, estimate, margin, unsure
 
