@@ -376,6 +376,19 @@ def test_metrics_file_and_target(tmp_path):
             assert {"map", "mean_rank", "cpu_seconds", "wall_seconds", "epoch"} <= set(record)
 
 
+def test_final_eval_rows_and_periodic_distortion_switch():
+    closure = tree_closure(3, 2)
+    config = small_config(epochs=4, eval_every=2, eval_rows=5, final_eval_rows=6)
+    history = Trainer(closure, make_manifold("poincare", 2), config, progress=False).fit().history
+    assert [(h["rows"], h["sampled"]) for h in history] == [(5, True), (6, True)]
+    assert all("d_avg" not in h for h in history)  # closures: ranks only
+    undirected = closure.as_undirected()
+    config = small_config(epochs=4, eval_every=2, eval_distortion=False)
+    history = Trainer(undirected, make_manifold("poincare", 2), config, progress=False).fit().history
+    assert "d_avg" not in history[0] and history[-1]["d_avg"] is not None  # the final one always has it
+    assert history[0]["map"] is not None
+
+
 # ============================================================================ warm start
 
 
