@@ -4,7 +4,10 @@ Every metric compares embedded distances :math:`d_E(a, v) = d(x_a, x_v) / \text{
 for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist``
 (any representation of the protocol), computed row chunk by row chunk: a chunk of ``B`` rows is broadcast
 against all ``N`` points, so memory stays at a few ``B x N`` tensors whatever the graph size. All rows are
-evaluated unless ``rows`` asks for a random sample, and the result says which.
+evaluated unless ``rows`` asks for a random sample, and the result says which. Ranks alone
+(``distortion=False``) only need each row's nodes inside the ball of its farthest neighbour; on the Poincaré
+ball a certified Gram-matrix screen finds them (:class:`_PoincareScreen`), and the ranks are still exactly
+those of ``manifold.dist``.
 
 Definitions (``../shared/notes/combinatorial.md`` section 4)
 ------------------------------------------------------------
@@ -619,7 +622,7 @@ def evaluate(
     screen = None
     if distance is None and not distortion:
         screen = _screen(points, manifold)
-        # its temporaries are a few float64 (rows x points) matrices
+        # its temporaries are a few (rows x points) matrices
         chunk = chunk_size or (_default_chunk(n, 4) if screen is not None else None)
     if distance is None and screen is None:
         distance = fast_distance(points, manifold)
@@ -645,7 +648,6 @@ def evaluate(
         def distance(ids: torch.Tensor) -> torch.Tensor:
             return manifold.dist(points[ids].unsqueeze(1), others)
 
-    rankers = []
     edge_ranker = _Ranker(*neighbourhoods(graph), tie_rtol) if edge_map else None
     closure_ranker = _Ranker(*neighbourhoods(closure, closure_variant), tie_rtol) if closure is not None else None
     rankers = [r for r in (edge_ranker, closure_ranker) if r is not None]
