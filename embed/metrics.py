@@ -284,19 +284,18 @@ def graph_distances(graph: Graph, sources) -> torch.Tensor:
 def _segment_count(values: torch.Tensor, begin: torch.Tensor, length: torch.Tensor, query: torch.Tensor,
                    right: bool) -> torch.Tensor:
     """For each query, how many of the sorted ``values[begin : begin + length]`` are ``< query``
-    (``<= query`` when ``right``): a vectorised bisection over ragged segments."""
-    low = torch.zeros_like(begin)
-    high = length.clone()
+    (``<= query`` when ``right``): a vectorised binary search over ragged segments, by descending powers
+    of two (the count grows by ``step`` while the entry ``step`` further on is still below the query)."""
+    count = torch.zeros_like(begin)
     top = int(length.max()) if length.numel() else 0
-    last = max(values.numel() - 1, 0)
-    for _ in range(top.bit_length()):
-        active = low < high
-        middle = (low + high) // 2
-        probe = values[(begin + middle).clamp_max(last)]
+    last = begin - 1  # index of the last entry counted so far; wraps to -1 only where nothing is tested
+    for k in range(top.bit_length() - 1, -1, -1):
+        candidate = count + (1 << k)
+        probe = values[last + torch.minimum(candidate, length)]
         below = probe <= query if right else probe < query
-        low = torch.where(active & below, middle + 1, low)
-        high = torch.where(active & ~below, middle, high)
-    return low
+        below &= candidate <= length
+        count += below * (1 << k)
+    return count
 
 
 class _Ranker:
@@ -361,20 +360,27 @@ class _Ranker:
         owners = torch.cat([o for o, _ in self.queue])
         distances = torch.cat([d for _, d in self.queue])
         self.queue = []
-        begin = self.indptr[owners]
-        length = self.indptr[owners + 1] - begin
-        bins = _segment_count(self.threshold, begin, length, distances, right=False)
-        self.ball.index_add_(0, begin + bins, torch.ones_like(bins))
+        self.add_bins(owners, self.below(owners, distances))
 
-    def near_threshold(self, owners: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
-        """Whether a threshold of row ``owners[k]`` lies in ``[low[k], high[k]]``."""
-        if self.threshold.numel() == 0:
-            return torch.zeros(owners.shape, dtype=torch.bool)
+    def below(self, owners: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
+        """The bins of the entries ``d(owner, v) = distance``: how many of the row's thresholds lie below."""
         begin = self.indptr[owners]
-        length = self.indptr[owners + 1] - begin
-        below = _segment_count(self.threshold, begin, length, low, right=False)
-        first = self.threshold[(begin + below).clamp_max(len(self.threshold) - 1)]
-        return (below < length) & (first <= high)
+        return _segment_count(self.threshold, begin, self.indptr[owners + 1] - begin, distances, right=False)
+
+    def next_threshold(self, owners: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
+        """The threshold just above bin ``bins[k]`` of row ``owners[k]`` (+inf past the last one)."""
+        if self.threshold.numel() == 0:
+            return torch.full(owners.shape, torch.inf, dtype=torch.float64)
+        begin = self.indptr[owners]
+        value = self.threshold[(begin + bins).clamp_max(len(self.threshold) - 1)]
+        return torch.where(bins < self.indptr[owners + 1] - begin, value, torch.inf)
+
+    def add_bins(self, owners: torch.Tensor, bins: torch.Tensor) -> None:
+        """Count entries by their bins (see :meth:`below`); those beyond the row's last threshold drop out."""
+        begin = self.indptr[owners]
+        inside = bins < self.indptr[owners + 1] - begin
+        position = (begin + bins)[inside]
+        self.ball.index_add_(0, position, torch.ones_like(position))
 
     def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
                  row_min: torch.Tensor, col_min: torch.Tensor | None) -> None:
@@ -893,22 +899,25 @@ def evaluate(
         # The rows' thresholds are set (from manifold.dist); the screen's candidates inside a row's farthest
         # threshold keep their certified estimates unless a threshold lies within their error bound (or the
         # screen cannot bound them): those take manifold.dist's value. Every other node lies beyond all of
-        # the row's thresholds, where it changes no rank.
+        # the row's thresholds, where it changes no rank. No threshold lies between a kept estimate's lower
+        # bound and manifold.dist's value, so the bin of the lower bound is the entry's bin.
         reach = torch.stack([ranker.reach[ids] for ranker in rankers]).amax(0)
         flat, estimate, margin, unsure = (
             t.cpu() for t in screen.candidates(ids.to(device), (reach * scale).to(device)))
         estimate /= scale
         margin /= scale
         owners, c = ids[flat // n], flat % n
+        bins = []
         for ranker in rankers:
-            unsure |= ranker.near_threshold(owners, estimate - margin, estimate + margin)
+            bins.append(ranker.below(owners, estimate - margin))
+            unsure |= ranker.next_threshold(owners, bins[-1]) <= estimate + margin
         values = estimate
         values[unsure] = embedded_pairs(owners[unsure], c[unsure])
         stats.add_counts(values, mirror=False)
-        values = torch.where(torch.isnan(values), torch.inf, values)
-        for ranker in rankers:
-            inside = values <= ranker.reach[owners]
-            ranker.count(owners[inside], values[inside])
+        exact = torch.where(torch.isnan(values[unsure]), torch.inf, values[unsure])
+        for ranker, below in zip(rankers, bins):
+            below[unsure] = ranker.below(owners[unsure], exact)
+            ranker.add_bins(owners, below)
 
     starts = list(range(0, len(row_ids), block))
     total = sum(len(row_ids[begin:begin + block]) * (n - begin if symmetric else n) for begin in starts)
