@@ -285,7 +285,24 @@ def _segment_count(values: torch.Tensor, begin: torch.Tensor, length: torch.Tens
                    right: bool) -> torch.Tensor:
     """For each query, how many of the sorted ``values[begin : begin + length]`` are ``< query``
     (``<= query`` when ``right``): a vectorised binary search over ragged segments, by descending powers
-    of two (the count grows by ``step`` while the entry ``step`` further on is still below the query)."""
+    of two (the count grows by ``step`` while the entry ``step`` further on is still below the query).
+    Queries grouped by segment (as a row block's entries are) go through one batched ``searchsorted`` on
+    the padded segments instead, unless the padding would more than double the work."""
+    if len(query) > 1 and bool((begin[1:] >= begin[:-1]).all()):
+        first, per_segment = torch.unique_consecutive(begin, return_counts=True)
+        most = int(per_segment.max())
+        if len(first) * most <= 2 * len(query):
+            size = length[torch.cumsum(per_segment, 0) - per_segment]
+            column = torch.arange(int(size.max()))
+            table = values[(first.unsqueeze(1) + column).clamp_max(max(len(values) - 1, 0))]
+            table = torch.where(column < size.unsqueeze(1), table, torch.inf) if len(values) else \
+                torch.full(table.shape, torch.inf, dtype=query.dtype)
+            group = torch.repeat_interleave(torch.arange(len(first)), per_segment)
+            slot = group * most + torch.arange(len(query)) - (torch.cumsum(per_segment, 0) - per_segment)[group]
+            padded = torch.full((len(first) * most,), torch.inf, dtype=query.dtype)
+            padded[slot] = query
+            found = torch.searchsorted(table, padded.view(len(first), most), right=right).view(-1)[slot]
+            return found.clamp_max_(length)  # +inf padding counts for an infinite query with ``right``
     count = torch.zeros_like(begin)
     top = int(length.max()) if length.numel() else 0
     last = begin - 1  # index of the last entry counted so far; wraps to -1 only where nothing is tested
@@ -360,26 +377,30 @@ class _Ranker:
         owners = torch.cat([o for o, _ in self.queue])
         distances = torch.cat([d for _, d in self.queue])
         self.queue = []
-        self.add_bins(owners, self.below(owners, distances))
+        segments = self.segments(owners)
+        self.add_bins(segments, self.below(segments, distances))
 
-    def below(self, owners: torch.Tensor, distances: torch.Tensor) -> torch.Tensor:
-        """The bins of the entries ``d(owner, v) = distance``: how many of the row's thresholds lie below."""
+    def segments(self, owners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the thresholds of each row ``owners[k]`` begin, and how many there are."""
         begin = self.indptr[owners]
-        return _segment_count(self.threshold, begin, self.indptr[owners + 1] - begin, distances, right=False)
+        return begin, self.indptr[owners + 1] - begin
 
-    def next_threshold(self, owners: torch.Tensor, bins: torch.Tensor) -> torch.Tensor:
-        """The threshold just above bin ``bins[k]`` of row ``owners[k]`` (+inf past the last one)."""
+    def below(self, segments, distances: torch.Tensor) -> torch.Tensor:
+        """The bins of entries ``distances`` of the rows of ``segments``: how many thresholds lie below."""
+        return _segment_count(self.threshold, *segments, distances, right=False)
+
+    def next_threshold(self, segments, bins: torch.Tensor) -> torch.Tensor:
+        """The threshold just above each bin (+inf past the row's last one)."""
+        begin, length = segments
         if self.threshold.numel() == 0:
-            return torch.full(owners.shape, torch.inf, dtype=torch.float64)
-        begin = self.indptr[owners]
+            return torch.full(begin.shape, torch.inf, dtype=torch.float64)
         value = self.threshold[(begin + bins).clamp_max(len(self.threshold) - 1)]
-        return torch.where(bins < self.indptr[owners + 1] - begin, value, torch.inf)
+        return torch.where(bins < length, value, torch.inf)
 
-    def add_bins(self, owners: torch.Tensor, bins: torch.Tensor) -> None:
+    def add_bins(self, segments, bins: torch.Tensor) -> None:
         """Count entries by their bins (see :meth:`below`); those beyond the row's last threshold drop out."""
-        begin = self.indptr[owners]
-        inside = bins < self.indptr[owners + 1] - begin
-        position = (begin + bins)[inside]
+        begin, length = segments
+        position = (begin + bins)[bins < length]
         self.ball.index_add_(0, position, torch.ones_like(position))
 
     def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
@@ -907,17 +928,17 @@ def evaluate(
         estimate /= scale
         margin /= scale
         owners, c = ids[flat // n], flat % n
-        bins = []
-        for ranker in rankers:
-            bins.append(ranker.below(owners, estimate - margin))
-            unsure |= ranker.next_threshold(owners, bins[-1]) <= estimate + margin
+        segments = [ranker.segments(owners) for ranker in rankers]
+        bins = [ranker.below(segment, estimate - margin) for ranker, segment in zip(rankers, segments)]
+        for ranker, segment, below in zip(rankers, segments, bins):
+            unsure |= ranker.next_threshold(segment, below) <= estimate + margin
         values = estimate
         values[unsure] = embedded_pairs(owners[unsure], c[unsure])
         stats.add_counts(values, mirror=False)
         exact = torch.where(torch.isnan(values[unsure]), torch.inf, values[unsure])
-        for ranker, below in zip(rankers, bins):
-            below[unsure] = ranker.below(owners[unsure], exact)
-            ranker.add_bins(owners, below)
+        for ranker, segment, below in zip(rankers, segments, bins):
+            below[unsure] = ranker.below(tuple(part[unsure] for part in segment), exact)
+            ranker.add_bins(segment, below)
 
     starts = list(range(0, len(row_ids), block))
     total = sum(len(row_ids[begin:begin + block]) * (n - begin if symmetric else n) for begin in starts)
