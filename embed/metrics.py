@@ -288,21 +288,23 @@ def _segment_count(values: torch.Tensor, begin: torch.Tensor, length: torch.Tens
     of two (the count grows by ``step`` while the entry ``step`` further on is still below the query).
     Queries grouped by segment (as a row block's entries are) go through one batched ``searchsorted`` on
     the padded segments instead, unless the padding would more than double the work."""
+    if values.numel() == 0:
+        return torch.zeros_like(begin)
     if len(query) > 1 and bool((begin[1:] >= begin[:-1]).all()):
         first, per_segment = torch.unique_consecutive(begin, return_counts=True)
         most = int(per_segment.max())
         if len(first) * most <= 2 * len(query):
-            size = length[torch.cumsum(per_segment, 0) - per_segment]
-            column = torch.arange(int(size.max()))
-            table = values[(first.unsqueeze(1) + column).clamp_max(max(len(values) - 1, 0))]
-            table = torch.where(column < size.unsqueeze(1), table, torch.inf) if len(values) else \
-                torch.full(table.shape, torch.inf, dtype=query.dtype)
             group = torch.repeat_interleave(torch.arange(len(first)), per_segment)
+            # an empty segment shares its begin with the next one: the longest is the group's table row
+            size = torch.zeros_like(first).scatter_reduce_(0, group, length, "amax")
+            column = torch.arange(int(size.max()))
+            table = values[(first.unsqueeze(1) + column).clamp_max(len(values) - 1)]
+            table = torch.where(column < size.unsqueeze(1), table, torch.inf)
             slot = group * most + torch.arange(len(query)) - (torch.cumsum(per_segment, 0) - per_segment)[group]
             padded = torch.full((len(first) * most,), torch.inf, dtype=query.dtype)
             padded[slot] = query
             found = torch.searchsorted(table, padded.view(len(first), most), right=right).view(-1)[slot]
-            return found.clamp_max_(length)  # +inf padding counts for an infinite query with ``right``
+            return found.clamp_max_(length)  # padding, or the entries of a longer segment at the same begin
     count = torch.zeros_like(begin)
     top = int(length.max()) if length.numel() else 0
     last = begin - 1  # index of the last entry counted so far; wraps to -1 only where nothing is tested

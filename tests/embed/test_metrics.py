@@ -289,3 +289,28 @@ def test_reconstruction_only_options():
     assert only.edge_map is None and only.d_avg is None and only.pairs == 0
     with pytest.raises(ValueError, match="closure"):
         evaluate(points, manifold, graph, edge_map=False)
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("right", [True, False])
+def test_segment_count_matches_a_plain_count(grouped, right):
+    # The ragged search behind the ranking bins: empty segments, ties, infinite entries and queries, both
+    # the batched path (queries grouped by segment) and the binary search (queries in any order).
+    from embed.metrics import _segment_count
+
+    generator = torch.Generator().manual_seed(3)
+    sizes = torch.tensor([0, 1, 5, 0, 17, 2, 3, 0])
+    values = torch.cat([torch.sort(torch.randint(0, 6, (int(k),), generator=generator).double()).values
+                        for k in sizes])
+    values[5] = torch.inf  # the last entry of the 5-entry segment
+    starts = torch.cumsum(sizes, 0) - sizes
+    owner = torch.arange(len(sizes)).repeat_interleave(9)
+    query = torch.randint(-1, 7, (len(owner),), generator=generator).double()
+    query[::7] = torch.inf
+    if not grouped:
+        shuffle = torch.randperm(len(owner), generator=generator)
+        owner, query = owner[shuffle], query[shuffle]
+    got = _segment_count(values, starts[owner], sizes[owner], query, right)
+    expected = [sum(bool(v <= q) if right else bool(v < q) for v in values[starts[o]:starts[o] + sizes[o]])
+                for o, q in zip(owner.tolist(), query.tolist())]
+    assert got.tolist() == expected
