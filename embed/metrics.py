@@ -7,7 +7,10 @@ representation of the protocol; a certified faster formula for the MCF half-spac
 on and above the diagonal are computed: every unordered pair once, counted for both of its rows. The
 ranking needs, per row, only how many points fall inside each neighbour's ball, so a tile contributes just
 its few entries closer than the row's farthest neighbour. All rows are evaluated unless ``rows`` asks for a
-random sample, and the result says which.
+random sample, and the result says which. Ranks alone (``distortion=False``) only need each row's nodes
+inside the ball of its farthest neighbour; on the Poincaré ball a certified Gram-matrix screen finds them
+(:class:`_PoincareScreen`), row block against all points, and the ranks are still exactly those of
+``manifold.dist``.
 
 Definitions (``../shared/notes/combinatorial.md`` section 4)
 ------------------------------------------------------------
@@ -70,12 +73,12 @@ class Metrics:
 
     Attributes
     ----------
-    edge_map, mean_rank : float
-        edge-MAP and mean rank with :math:`N(a)` = graph neighbours.
+    edge_map, mean_rank : float or None
+        edge-MAP and mean rank with :math:`N(a)` = graph neighbours (None when not requested).
     closure_map, closure_mean_rank : float or None
         The same against the transitive closure, when one was given (``closure_variant`` says which).
     d_avg, d_wc, d_wc_row : float or None
-        Distortion; None when a non-finite distance makes it undefined.
+        Distortion; None when a non-finite distance makes it undefined, or when not requested.
     nonfinite, zero : int
         Ordered pairs (visited row, other node) with a NaN/infinite or a zero embedded distance.
     rows, total_rows : int
@@ -88,8 +91,8 @@ class Metrics:
         Wall time of the evaluation.
     """
 
-    edge_map: float
-    mean_rank: float
+    edge_map: float | None
+    mean_rank: float | None
     d_avg: float | None
     d_wc: float | None
     d_wc_row: float | None
@@ -281,19 +284,37 @@ def graph_distances(graph: Graph, sources) -> torch.Tensor:
 def _segment_count(values: torch.Tensor, begin: torch.Tensor, length: torch.Tensor, query: torch.Tensor,
                    right: bool) -> torch.Tensor:
     """For each query, how many of the sorted ``values[begin : begin + length]`` are ``< query``
-    (``<= query`` when ``right``): a vectorised bisection over ragged segments."""
-    low = torch.zeros_like(begin)
-    high = length.clone()
+    (``<= query`` when ``right``): a vectorised binary search over ragged segments, by descending powers
+    of two (the count grows by ``step`` while the entry ``step`` further on is still below the query).
+    Queries grouped by segment (as a row block's entries are) go through one batched ``searchsorted`` on
+    the padded segments instead, unless the padding would more than double the work."""
+    if values.numel() == 0:
+        return torch.zeros_like(begin)
+    if len(query) > 1 and bool((begin[1:] >= begin[:-1]).all()):
+        first, per_segment = torch.unique_consecutive(begin, return_counts=True)
+        most = int(per_segment.max())
+        if len(first) * most <= 2 * len(query):
+            group = torch.repeat_interleave(torch.arange(len(first)), per_segment)
+            # an empty segment shares its begin with the next one: the longest is the group's table row
+            size = torch.zeros_like(first).scatter_reduce_(0, group, length, "amax")
+            column = torch.arange(int(size.max()))
+            table = values[(first.unsqueeze(1) + column).clamp_max(len(values) - 1)]
+            table = torch.where(column < size.unsqueeze(1), table, torch.inf)
+            slot = group * most + torch.arange(len(query)) - (torch.cumsum(per_segment, 0) - per_segment)[group]
+            padded = torch.full((len(first) * most,), torch.inf, dtype=query.dtype)
+            padded[slot] = query
+            found = torch.searchsorted(table, padded.view(len(first), most), right=right).view(-1)[slot]
+            return found.clamp_max_(length)  # padding, or the entries of a longer segment at the same begin
+    count = torch.zeros_like(begin)
     top = int(length.max()) if length.numel() else 0
-    last = max(values.numel() - 1, 0)
-    for _ in range(top.bit_length()):
-        active = low < high
-        middle = (low + high) // 2
-        probe = values[(begin + middle).clamp_max(last)]
+    last = begin - 1  # index of the last entry counted so far; wraps to -1 only where nothing is tested
+    for k in range(top.bit_length() - 1, -1, -1):
+        candidate = count + (1 << k)
+        probe = values[last + torch.minimum(candidate, length)]
         below = probe <= query if right else probe < query
-        low = torch.where(active & below, middle + 1, low)
-        high = torch.where(active & ~below, middle, high)
-    return low
+        below &= candidate <= length
+        count += below * (1 << k)
+    return count
 
 
 class _Ranker:
@@ -358,10 +379,31 @@ class _Ranker:
         owners = torch.cat([o for o, _ in self.queue])
         distances = torch.cat([d for _, d in self.queue])
         self.queue = []
+        segments = self.segments(owners)
+        self.add_bins(segments, self.below(segments, distances))
+
+    def segments(self, owners: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the thresholds of each row ``owners[k]`` begin, and how many there are."""
         begin = self.indptr[owners]
-        length = self.indptr[owners + 1] - begin
-        bins = _segment_count(self.threshold, begin, length, distances, right=False)
-        self.ball.index_add_(0, begin + bins, torch.ones_like(bins))
+        return begin, self.indptr[owners + 1] - begin
+
+    def below(self, segments, distances: torch.Tensor) -> torch.Tensor:
+        """The bins of entries ``distances`` of the rows of ``segments``: how many thresholds lie below."""
+        return _segment_count(self.threshold, *segments, distances, right=False)
+
+    def next_threshold(self, segments, bins: torch.Tensor) -> torch.Tensor:
+        """The threshold just above each bin (+inf past the row's last one)."""
+        begin, length = segments
+        if self.threshold.numel() == 0:
+            return torch.full(begin.shape, torch.inf, dtype=torch.float64)
+        value = self.threshold[(begin + bins).clamp_max(len(self.threshold) - 1)]
+        return torch.where(bins < length, value, torch.inf)
+
+    def add_bins(self, segments, bins: torch.Tensor) -> None:
+        """Count entries by their bins (see :meth:`below`); those beyond the row's last threshold drop out."""
+        begin, length = segments
+        position = (begin + bins)[bins < length]
+        self.ball.index_add_(0, position, torch.ones_like(position))
 
     def add_tile(self, D: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, mirror: bool,
                  row_min: torch.Tensor, col_min: torch.Tensor | None) -> None:
@@ -651,6 +693,97 @@ def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distan
     return lambda ids: pairs(ids.unsqueeze(1), everything.unsqueeze(0))
 
 
+# ============================================================================ screened ranking distances
+
+
+class _PoincareScreen:
+    r"""Which nodes may lie within a given distance of each row, and certified distance estimates for
+    them, for the Poincaré ball, through the Gram matrix: a cheap screen in front of ``manifold.dist``.
+
+    ``manifold.dist`` evaluates :math:`2 R \operatorname{asinh} z`,
+    :math:`z = \lVert p - q\rVert / (\sqrt{1 - \lVert p\rVert^2}\sqrt{1 - \lVert q\rVert^2})` (unit-ball
+    coordinates :math:`p = x / R`), forming every difference :math:`p - q` (a ``B x N x n`` temporary and
+    several passes of a scaled norm). Here :math:`s^2 = \lVert p\rVert^2 + \lVert q\rVert^2 - 2\langle p, q\rangle`
+    comes from one float64 matrix product, with absolute error at most
+    :math:`E = \kappa(\lVert p\rVert^2 + \lVert q\rVert^2)`, :math:`\kappa = 16(n + 2)\,u_{64}`
+    (:math:`u` = unit roundoff; the products and sums of length ``n`` and the three-term sum), and the
+    denominators are the ones ``manifold.dist`` computes (same kernel, same bits). Where
+    :math:`\hat s^2 \ge E/\delta`, the estimate :math:`\hat z` and ``manifold.dist``'s :math:`z` differ by a
+    relative :math:`\rho \le E/\hat s^2 + (n + 10)\,u \le 1.25\,\delta` (rounding of both sides' norms and
+    divisions; :math:`\delta = \max(4(n + 10)u, 10^{-6})`, :math:`u` of the points' dtype). Hence
+
+    * a node with :math:`\hat z > \sinh(x)\,(1 + 16u(1 + x))(1 + 2\delta)`, :math:`x = t / 2R`, has
+      ``manifold.dist`` :math:`> t` (the factor :math:`1 + 16u(1 + x)` covers the rounding of ``sinh``,
+      ``asinh`` and the scalings): it is no candidate for a ball of radius :math:`t`;
+    * a candidate's :math:`\hat d = 2R\operatorname{asinh}\hat z` differs from ``manifold.dist`` by at most
+      :math:`m = 4R\rho + 32u\hat d` (:math:`\operatorname{asinh}' \le 1/\sqrt{1 + z^2}` turns the
+      relative error of :math:`z` into an absolute one below :math:`1.34\rho`; ``asinh`` itself rounds both
+      sides), so a threshold farther than :math:`m` from :math:`\hat d` sees both on the same side.
+
+    Pairs with :math:`\hat s^2 < E/\delta` are returned as ``unsure``: only ``manifold.dist`` can place them.
+    """
+
+    def __init__(self, points: torch.Tensor, manifold):
+        from hyperbolic.math import poincare as kernel
+
+        R = manifold.scale(points)
+        unit = points / R  # as manifold.dist divides its arguments
+        one_minus = kernel._one_minus_squared_norm(unit)
+        self.usable = bool(torch.isfinite(points).all()) and bool((one_minus > 0).all())
+        if not self.usable:
+            return
+        self.radius = float(R)
+        table = unit.to(torch.float64)
+        self.squares = table.square().sum(-1)
+        # s^2 = [-2p, 1, |p|^2] . [q, |q|^2, 1]: one product of n + 2 terms, within the error bound E
+        ones = torch.ones_like(self.squares).unsqueeze(1)
+        self.rows = torch.cat([-2 * table, ones, self.squares.unsqueeze(1)], 1)
+        self.columns = torch.cat([table, self.squares.unsqueeze(1), ones], 1).T.contiguous()
+        self.inverse_root = 1 / torch.sqrt(one_minus.squeeze(-1).to(torch.float64))
+        self.inverse_square = self.inverse_root.square()
+        u = torch.finfo(points.dtype).eps / 2
+        n = points.shape[-1]
+        self.kappa = 16 * (n + 2) * torch.finfo(torch.float64).eps / 2
+        self.slack = max(4 * (n + 10) * u, 1e-6)
+        self.relative = (n + 10) * u
+        self.unit_roundoff = u
+        self.largest_square = float(self.squares.max())
+
+    def candidates(self, ids: torch.Tensor, reach: torch.Tensor):
+        """The entries of rows ``ids`` (other than ``(i, ids[i])``) whose ``manifold.dist`` may be at most
+        ``reach[i]`` (``(B,)`` float64; -inf for none): flat indices ``i N + v``, estimates, error bounds and
+        the ``unsure`` mask."""
+        s2 = torch.mm(self.rows[ids], self.columns).clamp_min_(0)
+        x = reach / (2 * self.radius)
+        bound = torch.sinh(x) * (1 + 16 * self.unit_roundoff * (1 + x)) * (1 + 2 * self.slack)
+        bound = torch.where(x > -torch.inf, bound / self.inverse_root[ids], -1.0)
+        # z <= bound  <=>  s2 / (1 - |q|^2) <= (bound sqrt(1 - |p|^2))^2 (the rearrangement rounds a few units
+        # of float64 roundoff, far inside the slack); and every pair too close to screen (through the largest
+        # |q|^2 here: a superset, sorted out below)
+        keep = torch.mul(s2, self.inverse_square) <= torch.where(bound >= 0, bound.square(), -1.0).unsqueeze(1)
+        keep |= s2 <= (self.squares[ids] + self.largest_square).mul_(self.kappa / self.slack).unsqueeze(1)
+        keep[torch.arange(len(ids), device=ids.device), ids] = False
+        flat = torch.nonzero(keep.view(-1)).squeeze(1)
+        s2 = s2.view(-1)[flat]
+        r, c = flat // keep.shape[1], flat % keep.shape[1]
+        error = (self.squares[ids][r] + self.squares[c]).mul_(self.kappa)  # E
+        unsure = s2 * self.slack <= error  # s2 = 0 is always unsure
+        estimate = torch.sqrt(s2).mul_(self.inverse_root[ids][r]).mul_(self.inverse_root[c])
+        estimate = torch.asinh_(estimate).mul_(2 * self.radius)
+        rho = error.div_(s2).add_(self.relative)  # E / s2 + (n + 10) u
+        margin = rho.mul_(4 * self.radius).add_(estimate, alpha=32 * self.unit_roundoff).masked_fill_(unsure, torch.inf)
+        return flat, estimate, margin, unsure
+
+
+def _screen(points: torch.Tensor, manifold) -> _PoincareScreen | None:
+    from hyperbolic.poincare import PoincareBall
+
+    if not isinstance(manifold, PoincareBall) or type(manifold).dist is not PoincareBall.dist:
+        return None
+    screen = _PoincareScreen(points, manifold)
+    return screen if screen.usable else None
+
+
 # ============================================================================ evaluation
 
 
@@ -673,6 +806,8 @@ def evaluate(
     chunk_size: int | None = None,
     tie_rtol: float = 1e-12,
     distance: Distance | None = None,
+    edge_map: bool = True,
+    distortion: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Metrics:
     """Evaluate an embedding of ``graph``.
@@ -680,7 +815,8 @@ def evaluate(
     On all rows each unordered pair's distance is computed once: the ``(row block, column block)`` tiles on
     and above the diagonal are evaluated, and every off-diagonal tile also counts for its columns (ranking,
     distortion, per-row extremes). Nodes may be visited in an order that makes the distances cheaper (for
-    the MCF half-space: sorted by coordinate, see :class:`_MCFDistances`), which changes no result.
+    the MCF half-space: sorted by coordinate, see :class:`_MCFDistances`), which changes no result. Without
+    the distortion, Poincaré-ball rows go through the screen instead (see ``distortion``).
 
     Parameters
     ----------
@@ -701,12 +837,22 @@ def evaluate(
         None (default): every row. An integer: that many rows drawn at random without replacement (seeded);
         the result is labelled ``sampled`` and the MAP gets a standard error.
     chunk_size : int or None
-        Rows per block (default 512); the column blocks hold about ``2**19 / chunk_size`` points.
+        Rows per block (default 512, or about ``2**22 / N`` through the screen); the column blocks hold
+        about ``2**19 / chunk_size`` points.
     tie_rtol : float
         Relative difference below which two distances tie (see module notes).
     distance : callable or None
         ``distance(row_indices) -> (B, N)`` manifold distances, replacing the manifold's (e.g. a precomputed
         matrix); evaluated row block by row block, without the symmetry.
+    edge_map : bool
+        Compute edge-MAP and mean rank on the graph's edges (False: ``edge_map``/``mean_rank`` are None;
+        with a ``closure`` that leaves the reconstruction metrics of Nickel & Kiela alone).
+    distortion : bool
+        Compute the distortion (False: no graph distances, ``d_avg``/``d_wc`` are None, ``pairs`` 0). Without
+        it, Poincaré-ball distances come from a screened Gram-matrix estimate of each row block against all
+        points: entries that could fall on the other side of a ranking threshold are recomputed with
+        ``manifold.dist``, so ranks and MAP are those of ``manifold.dist`` exactly, at a fraction of the
+        cost. ``nonfinite`` and ``zero`` then count the entries inside the rows' farthest thresholds.
     progress : callable or None
         Called as ``progress(done, total)`` after each row block, in (row, column) pairs visited.
 
@@ -724,6 +870,8 @@ def evaluate(
         raise ValueError(f"scale must be positive and finite, got {scale}")
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    if not edge_map and closure is None:
+        raise ValueError("evaluate: edge_map=False needs a closure (otherwise no ranking is left to compute)")
     sampled = rows is not None and rows < n
     if sampled:
         if rows < 1:
@@ -745,22 +893,54 @@ def evaluate(
         closure = _relabelled(closure, order, new_label) if closure is not None else None
         row_ids = new_label[row_ids]
     row_ids = torch.sort(row_ids).values
-    symmetric = pairs is not None and not sampled
+    screen = _screen(pairs.points, manifold) if pairs is not None and not distortion else None
+    symmetric = pairs is not None and not sampled and screen is None
 
-    block = chunk_size or 512
+    # the screen's temporaries are a few (rows x N) matrices
+    block = chunk_size or (max(1, min(n, (1 << 22) // n)) if screen is not None else 512)
     width = max(block, (1 << 19) // block)
-    rankers = [_Ranker(*neighbourhoods(graph), tie_rtol)]
+    rankers = [_Ranker(*neighbourhoods(graph), tie_rtol)] if edge_map else []
     if closure is not None:
         rankers.append(_Ranker(*neighbourhoods(closure, closure_variant), tie_rtol))
-    distortion = _Distortion(n)
-    graph_distance = _GraphDistances(graph)
+    stats = _Distortion(n)
+    graph_distance = _GraphDistances(graph) if distortion else None
     # Every off-diagonal entry is a pair with d_G > 0 (no mask needed) in a connected graph of hop counts.
-    all_pairs = connected_components(graph)[0] <= 1 and not graph_distance.weighted
+    all_pairs = distortion and connected_components(graph)[0] <= 1 and not graph_distance.weighted
     device = points.device
 
     def embedded(i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
         D = pairs(i.to(device), j.to(device), shared)
         return D.detach().to(device="cpu", dtype=torch.float64) / scale
+
+    def embedded_pairs(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+        # a bounded number of pairs at a time (the distances form a few (pairs x S) temporaries)
+        step = 1 << 18
+        return torch.cat([embedded(i[p:p + step], j[p:p + step]) for p in range(0, len(i), step)]
+                         or [torch.zeros(0, dtype=torch.float64)])
+
+    def screened(ids: torch.Tensor) -> None:
+        # The rows' thresholds are set (from manifold.dist); the screen's candidates inside a row's farthest
+        # threshold keep their certified estimates unless a threshold lies within their error bound (or the
+        # screen cannot bound them): those take manifold.dist's value. Every other node lies beyond all of
+        # the row's thresholds, where it changes no rank. No threshold lies between a kept estimate's lower
+        # bound and manifold.dist's value, so the bin of the lower bound is the entry's bin.
+        reach = torch.stack([ranker.reach[ids] for ranker in rankers]).amax(0)
+        flat, estimate, margin, unsure = (
+            t.cpu() for t in screen.candidates(ids.to(device), (reach * scale).to(device)))
+        estimate /= scale
+        margin /= scale
+        owners, c = ids[flat // n], flat % n
+        segments = [ranker.segments(owners) for ranker in rankers]
+        bins = [ranker.below(segment, estimate - margin) for ranker, segment in zip(rankers, segments)]
+        for ranker, segment, below in zip(rankers, segments, bins):
+            unsure |= ranker.next_threshold(segment, below) <= estimate + margin
+        values = estimate
+        values[unsure] = embedded_pairs(owners[unsure], c[unsure])
+        stats.add_counts(values, mirror=False)
+        exact = torch.where(torch.isnan(values[unsure]), torch.inf, values[unsure])
+        for ranker, segment, below in zip(rankers, segments, bins):
+            below[unsure] = ranker.below(tuple(part[unsure] for part in segment), exact)
+            ranker.add_bins(segment, below)
 
     starts = list(range(0, len(row_ids), block))
     total = sum(len(row_ids[begin:begin + block]) * (n - begin if symmetric else n) for begin in starts)
@@ -771,15 +951,16 @@ def evaluate(
         if symmetric:
             # Every row's neighbour distances up front, by the same formula as the tiles.
             for ranker in rankers:
-                nd = torch.cat([embedded(ranker.row_of[p:p + (1 << 18)], ranker.indices[p:p + (1 << 18)])
-                                for p in range(0, len(ranker.indices), 1 << 18)] or [torch.zeros(0)])
+                nd = embedded_pairs(ranker.row_of, ranker.indices)
                 ranker.set_rows(torch.arange(n), torch.arange(len(ranker.indices)), nd)
-        upcoming = worker.submit(graph_distance.block, row_ids[:block].numpy())
+        upcoming = worker.submit(graph_distance.block, row_ids[:block].numpy()) if distortion else None
         for number, begin in enumerate(starts):
             ids = row_ids[begin:begin + block]
-            graph_block = upcoming.result()
-            if number + 1 < len(starts):
-                upcoming = worker.submit(graph_distance.block, row_ids[starts[number + 1]:][:block].numpy())
+            graph_block = None
+            if distortion:
+                graph_block = upcoming.result()
+                if number + 1 < len(starts):
+                    upcoming = worker.submit(graph_distance.block, row_ids[starts[number + 1]:][:block].numpy())
             whole = None
             if distance is not None:
                 whole = distance(ids.to(device)).detach().to(device="cpu", dtype=torch.float64) / scale
@@ -787,13 +968,15 @@ def evaluate(
                 end = begin + len(ids)
                 columns = [(begin, end)] + [(c, min(c + width, n)) for c in range(end, n, width)]
             else:
-                columns = [(c, min(c + width, n)) for c in range(0, n, width)]
+                columns = [] if screen is not None else [(c, min(c + width, n)) for c in range(0, n, width)]
                 for ranker in rankers:
                     positions = ranker.entries(ids)
                     local = torch.repeat_interleave(torch.arange(len(ids)), ranker.indptr[ids + 1] - ranker.indptr[ids])
                     neighbour = ranker.indices[positions]
-                    nd = whole[local, neighbour] if whole is not None else embedded(ids[local], neighbour)
+                    nd = whole[local, neighbour] if whole is not None else embedded_pairs(ids[local], neighbour)
                     ranker.set_rows(ids, positions, nd)
+                if screen is not None:
+                    screened(ids)
             for c0, c1 in columns:
                 cols = torch.arange(c0, c1)
                 if whole is not None:
@@ -801,15 +984,16 @@ def evaluate(
                 else:
                     shared = pairs.shared(min(int(ids[0]), c0), max(int(ids[-1]), c1 - 1))
                     D = embedded(ids.unsqueeze(1), cols.unsqueeze(0), shared)
-                G = graph_block.tile(c0, c1)
                 mine = torch.nonzero((ids >= c0) & (ids < c1)).reshape(-1)
                 diagonal = (mine, ids[mine] - c0)
                 mirror = symmetric and c0 > begin
                 D[diagonal] = 1.0  # the row's own entry: neither zero nor non-finite, and G = 0 drops it
-                distortion.add_counts(D, mirror)
-                distortion.add_tile(D, G, ids, cols, mirror, masked=len(mine) > 0 or not all_pairs)
+                stats.add_counts(D, mirror)
+                if distortion:
+                    stats.add_tile(D, graph_block.tile(c0, c1), ids, cols, mirror,
+                                   masked=len(mine) > 0 or not all_pairs)
                 D[diagonal] = torch.inf  # a row is not in its own balls
-                ranked = torch.where(torch.isnan(D), torch.inf, D) if distortion.nonfinite else D
+                ranked = torch.where(torch.isnan(D), torch.inf, D) if stats.nonfinite else D
                 row_min = ranked.amin(1)
                 col_min = ranked.amin(0) if mirror else None
                 for ranker in rankers:
@@ -820,27 +1004,27 @@ def evaluate(
             if progress is not None:
                 progress(done, total)
 
-    edge_map, mean_rank, edge_se = rankers[0].result(sampled)
-    closure_values = rankers[1].result(sampled) if closure is not None else (None, None, None)
-    defined = distortion.nonfinite == 0 and distortion.pairs > 0
-    d_avg, d_wc, d_wc_row = distortion.result(defined)
+    edge_values = rankers[0].result(sampled) if edge_map else (None, None, None)
+    closure_values = rankers[-1].result(sampled) if closure is not None else (None, None, None)
+    defined = distortion and stats.nonfinite == 0 and stats.pairs > 0
+    d_avg, d_wc, d_wc_row = stats.result(defined)
     return Metrics(
-        edge_map=edge_map,
-        mean_rank=mean_rank,
+        edge_map=edge_values[0],
+        mean_rank=edge_values[1],
         d_avg=d_avg,
         d_wc=d_wc,
         d_wc_row=d_wc_row,
-        nonfinite=distortion.nonfinite,
-        zero=distortion.zero,
+        nonfinite=stats.nonfinite,
+        zero=stats.zero,
         rows=len(row_ids),
         total_rows=n,
         sampled=sampled,
-        pairs=distortion.pairs,
+        pairs=stats.pairs,
         seconds=time.perf_counter() - started,
         closure_map=closure_values[0],
         closure_mean_rank=closure_values[1],
         closure_variant=closure_variant if closure is not None else None,
-        edge_map_se=edge_se,
+        edge_map_se=edge_values[2],
         closure_map_se=closure_values[2],
         tie_rtol=tie_rtol,
         scale=float(scale),

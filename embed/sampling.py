@@ -26,6 +26,22 @@ __all__ = ["NegativeSampler", "ancestor_counts"]
 _DENSE_LIMIT = 1 << 26
 # Weighted draws race over the whole support when (batch x support) stays below this many elements.
 _RACE_LIMIT = 1 << 21
+# Unweighted graphs keep each node's related nodes in a padded (N x max degree) table up to this size.
+_PADDED_LIMIT = 1 << 25
+
+
+def _padded_rows(keys: torch.Tensor, num_nodes: int) -> torch.Tensor | None:
+    """``(N, max degree)`` int32 table of each node's ``v`` (ascending, padded with -1) from the sorted pair
+    keys ``u N + v``; None when it would exceed ``_PADDED_LIMIT`` entries or ``N >= 2^31``."""
+    u, v = keys // num_nodes, keys % num_nodes
+    degree = torch.bincount(u, minlength=num_nodes)
+    width = int(degree.max()) if keys.numel() else 0
+    if width == 0 or num_nodes * width > _PADDED_LIMIT or num_nodes >= 1 << 31:
+        return None
+    start = torch.cumsum(degree, 0) - degree
+    table = torch.full((num_nodes, width), -1, dtype=torch.int32)
+    table[u, torch.arange(keys.numel()) - start[u]] = v.to(torch.int32)
+    return table
 
 
 def ancestor_counts(edges: torch.Tensor, num_nodes: int) -> torch.Tensor:
@@ -48,7 +64,10 @@ class NegativeSampler:
     Notes
     -----
     The relation test uses a dense ``N x N`` boolean matrix when ``N^2 <= 2^26`` and unweighted, else a
-    sorted table of pair keys ``u N + v`` searched with :func:`torch.searchsorted`.
+    sorted table of pair keys ``u N + v`` searched with :func:`torch.searchsorted`. Unweighted graphs with
+    a ``N x max degree`` table of at most ``2^25`` entries (the noun closure: 82,115 x 34) also keep every
+    node's related nodes in a padded table: each row's related nodes are then looked up in its sorted
+    candidates (sorted anyway to find repeats), a search in 70 nearby values instead of 743,241 far ones.
     """
 
     def __init__(self, edges: torch.Tensor, num_nodes: int, weights: torch.Tensor | None = None):
@@ -64,6 +83,7 @@ class NegativeSampler:
         self.weighted = weights is not None
         self._dense = None
         self._keys = None
+        self._related = None
         self._key_weights = None
         if not self.weighted and num_nodes * num_nodes <= _DENSE_LIMIT:
             dense = torch.zeros(num_nodes * num_nodes, dtype=torch.bool)
@@ -73,6 +93,7 @@ class NegativeSampler:
             keys = edges[:, 0] * num_nodes + edges[:, 1]
             order = torch.argsort(keys)
             self._keys = keys[order].contiguous()
+            self._related = None if self.weighted else _padded_rows(self._keys, num_nodes)
             if self.weighted:
                 w = torch.as_tensor(weights, dtype=torch.float64).cpu()
                 if w.shape != (edges.shape[0],):
@@ -115,10 +136,19 @@ class NegativeSampler:
 
     def _select(self, u, candidates, threshold, k):
         """First ``k`` acceptable, not yet seen candidates per row, in draw order, and their mask."""
-        bad = self._rejected(u, candidates, threshold)
         sorted_values, order = torch.sort(candidates, dim=1, stable=True)
-        repeat = sorted_values[:, 1:] == sorted_values[:, :-1]
-        bad |= torch.zeros_like(bad).scatter_(1, order[:, 1:], repeat)
+        bad_sorted = torch.zeros_like(candidates, dtype=torch.bool)
+        bad_sorted[:, 1:] = sorted_values[:, 1:] == sorted_values[:, :-1]  # repeats after the first draw
+        if self._related is not None:
+            related = self._related[u].to(torch.int64)  # (B, W), padded with -1
+            width = candidates.shape[1]
+            position = torch.searchsorted(sorted_values, related).clamp_max(width - 1)
+            hit = sorted_values.gather(1, position) == related
+            marks = torch.zeros(candidates.shape[0], width + 1, dtype=torch.bool)
+            bad_sorted |= marks.scatter_(1, torch.where(hit, position, width), True)[:, :width]
+            bad = torch.zeros_like(bad_sorted).scatter_(1, order, bad_sorted) | (candidates == u.unsqueeze(1))
+        else:
+            bad = self._rejected(u, candidates, threshold) | torch.zeros_like(bad_sorted).scatter_(1, order, bad_sorted)
         negatives, valid = self._first(candidates, bad, k)
         return negatives.masked_fill(~valid, 0), valid
 

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
 from .graphs import Graph
+from .kernels import is_plain_poincare, poincare_rows_distance, poincare_sgd_rows
 from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
 from .sampling import NegativeSampler
 
@@ -126,6 +127,11 @@ class TrainConfig:
         Evaluate every this many epochs (0: only at the end).
     eval_rows : int or None
         Evaluate on a seeded random sample of rows (progress only; the final evaluation uses all rows).
+    final_eval_rows : int or None
+        Rows of the final evaluation (None: all rows, the reported figure; a sample for quick comparisons).
+    eval_distortion : bool
+        Periodic evaluations of graphs scored by edge-MAP also compute the distortion (False: mean rank and
+        MAP only; the final evaluation always has it). Closures trained with the ranking loss never do.
     checkpoint_every : int
         Write the checkpoint every this many epochs (when a checkpoint path is given).
     checkpoint_seconds : float or None
@@ -158,6 +164,8 @@ class TrainConfig:
     device: str = "cpu"
     eval_every: int = 10
     eval_rows: int | None = None
+    final_eval_rows: int | None = None
+    eval_distortion: bool = True
     checkpoint_every: int = 10
     checkpoint_seconds: float | None = None
     target_map: float | None = None
@@ -189,7 +197,7 @@ class TrainConfig:
             positive_int(name)
         for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed"):
             positive_int(name, allow_zero=True)
-        for name in ("burnin_negatives", "eval_rows", "distortion_partners"):
+        for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners"):
             if getattr(self, name) is not None:
                 positive_int(name)
         for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor"):
@@ -318,32 +326,27 @@ def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dty
 # ============================================================================ evaluation
 
 
-def _closure_only(graph: Graph) -> Graph:
-    # A graph with the same nodes and no edges: embed.metrics.evaluate then skips edge-MAP and the BFS
-    # distortion and only ranks against the closure passed beside it.
-    return Graph(graph.names, torch.zeros(0, 2, dtype=torch.int64), directed=True, source=graph.source)
-
-
 def evaluate_embedding(points: torch.Tensor, manifold, graph: Graph, *, loss: str = "ranking",
-                       scale: float = 1.0, rows: int | None = None, seed: int = 0) -> dict:
+                       scale: float = 1.0, rows: int | None = None, seed: int = 0, distortion: bool = True) -> dict:
     """Reconstruction metrics of an embedding of ``graph`` (via :func:`embed.metrics.evaluate`).
 
     Directed graphs trained with the ranking loss are transitive closures: ``map`` and ``mean_rank`` are
     the directed closure-MAP and mean rank of Nickel & Kiela (every node with an ancestor is a query,
-    against all nodes). Otherwise ``map``/``mean_rank`` are edge-MAP and mean rank on the graph, and the
-    distortion figures come too.
+    against all nodes), and nothing else is computed. Otherwise ``map``/``mean_rank`` are edge-MAP and mean
+    rank on the graph, with the distortion figures unless ``distortion`` is False.
     """
     from .metrics import evaluate
 
     points = points.detach()
     if graph.directed and loss == "ranking":
-        metrics = evaluate(points, manifold, _closure_only(graph), closure=graph, closure_variant="directed",
-                           rows=rows, seed=seed)
+        metrics = evaluate(points, manifold, graph, closure=graph, closure_variant="directed", rows=rows, seed=seed,
+                           edge_map=False, distortion=False)
         out = {"map": metrics.closure_map, "mean_rank": metrics.closure_mean_rank}
     else:
-        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed)
-        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank, "d_avg": metrics.d_avg,
-               "d_wc": metrics.d_wc}
+        metrics = evaluate(points, manifold, graph, scale=scale, rows=rows, seed=seed, distortion=distortion)
+        out = {"map": metrics.edge_map, "mean_rank": metrics.mean_rank}
+        if distortion:
+            out.update(d_avg=metrics.d_avg, d_wc=metrics.d_wc)
     out.update({"rows": metrics.rows, "sampled": metrics.sampled, "nonfinite": metrics.nonfinite,
                 "zero": metrics.zero})
     if metrics.sampled:
@@ -379,7 +382,7 @@ class _RankingTask:
     def plan(self, epoch: int, generator: torch.Generator) -> dict:
         return {"order": torch.randperm(self.size, generator=generator)}
 
-    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+    def loss(self, distance, plan: dict, batch: int, epoch: int, generator: torch.Generator):
         config = self.config
         ids = plan["order"][batch * config.batch_size:(batch + 1) * config.batch_size]
         pairs = self.edges[ids]
@@ -392,8 +395,7 @@ class _RankingTask:
             probs, k = None, config.negatives
         threshold = None if self.weights is None else self.weights[ids]
         negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
-        x_u, x_other = gather(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
-        distances = manifold.dist(x_u.unsqueeze(1), x_other)
+        distances = distance(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
         return ranking_loss(distances, valid.to(distances.device))
 
 
@@ -446,13 +448,23 @@ class _DistortionTask:
         order = torch.randperm(i.shape[0], generator=generator)
         return {"pairs": torch.stack([i, j], dim=1)[order], "targets": targets[order]}
 
-    def loss(self, gather, manifold, plan: dict, batch: int, epoch: int, generator: torch.Generator):
+    def loss(self, distance, plan: dict, batch: int, epoch: int, generator: torch.Generator):
         size = self.config.batch_size
         pairs = plan["pairs"][batch * size:(batch + 1) * size]
-        x_i, x_j = gather(pairs[:, 0], pairs[:, 1])
-        distances = manifold.dist(x_i, x_j)
+        distances = distance(pairs[:, 0], pairs[:, 1])
         targets = plan["targets"][batch * size:(batch + 1) * size].to(distances) * self.config.distortion_scale
         return distortion_loss(distances, targets, self.config.distortion)
+
+
+def _distinct(flat: torch.Tensor, num_nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(flat, return_inverse=True)`` for node ids in ``[0, num_nodes)``, by marking a table
+    instead of sorting."""
+    present = torch.zeros(num_nodes, dtype=torch.bool)
+    present[flat] = True
+    ids = torch.nonzero(present).squeeze(1)
+    slot = torch.empty(num_nodes, dtype=torch.int64)
+    slot[ids] = torch.arange(ids.numel())
+    return ids, slot[flat]
 
 
 def _plan_size(plan: dict) -> int:
@@ -544,6 +556,8 @@ class Trainer:
             if hasattr(manifold, "assert_points"):
                 manifold.assert_points(points, what="initial points")
         self.weight = geoopt.ManifoldParameter(points, manifold=manifold)
+        # the fused Poincaré distance and row update (embed.kernels) in place of the generic autograd path
+        self._fused = is_plain_poincare(manifold)
         self.optimizer = self._make_optimizer()
         self.epoch = 0
         self.step_in_epoch = 0
@@ -678,30 +692,31 @@ class Trainer:
             handle.write(json.dumps(record, default=_json_default) + "\n")
 
     # ------------------------------------------------------------------ one step
-    def _gather(self, *index_tensors: torch.Tensor) -> list[torch.Tensor]:
-        """The points of each index tensor, through one gather of the distinct rows.
+    def _distance(self, u: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Distances from the points of nodes ``u`` (``(B,)``) to those of ``other`` (``(B, K)`` or ``(B,)``),
+        through one gather of the batch's distinct rows.
 
         Every row of the batch is read once, so its gradient arrives summed in one place: sparse gradients
-        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook.
+        need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook (or in the
+        fused Poincaré update of ``row-sgd``).
         """
-        flat = torch.cat([t.reshape(-1) for t in index_tensors])
-        ids, inverse = torch.unique(flat, return_inverse=True)
+        flat = torch.cat([u, other.reshape(-1)])
+        ids, inverse = _distinct(flat, self.graph.num_nodes)
         ids, inverse = ids.to(self.device), inverse.to(self.device)
+        iu, io = inverse[:u.numel()], inverse[u.numel():].view(other.shape)
         table = self.weight.as_subclass(torch.Tensor)
         if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
-            rows = table.detach()[ids].requires_grad_()
+            rows = table.detach().index_select(0, ids).requires_grad_()
             self._rows = (ids, rows)
         else:
             rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
-        if self.config.max_step is not None and rows.requires_grad:
+        if self.config.max_step is not None and rows.requires_grad and not (self._fused and self.optimizer is None):
             points = table.detach()[ids]
             rows.register_hook(lambda grad: self._clip_rows(points, grad))
-        gathered = rows[inverse]
-        out, begin = [], 0
-        for t in index_tensors:
-            out.append(gathered[begin:begin + t.numel()].reshape(*t.shape, -1))
-            begin += t.numel()
-        return out
+        if self._fused:
+            return poincare_rows_distance(self.manifold, rows, iu, io)
+        x_u = rows[iu]
+        return self.manifold.dist(x_u.unsqueeze(1) if other.dim() == 2 else x_u, rows[io])
 
     def _lr(self, epoch: int) -> float:
         cfg = self.config
@@ -720,7 +735,7 @@ class Trainer:
 
     def _step(self, lr: float) -> float:
         self._current_lr = lr
-        loss = self.task.loss(self._gather, self.manifold, self._plan, self.step_in_epoch, self.epoch, self.generator)
+        loss = self.task.loss(self._distance, self._plan, self.step_in_epoch, self.epoch, self.generator)
         value = float(loss.detach())
         if not math.isfinite(value):
             self._fail(f"the loss is {value}")
@@ -730,8 +745,11 @@ class Trainer:
             self._rows = None
             with torch.no_grad():
                 x = rows.detach()
-                step = self.manifold.egrad2rgrad(x, rows.grad)
-                self.weight.index_copy_(0, ids, self.manifold.retr(x, -lr * step))
+                if self._fused:
+                    new = poincare_sgd_rows(self.manifold, x, rows.grad, lr, self.config.max_step)
+                else:
+                    new = self.manifold.retr(x, -lr * self.manifold.egrad2rgrad(x, rows.grad))
+                self.weight.index_copy_(0, ids, new)
             return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -739,15 +757,18 @@ class Trainer:
         return value
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, rows: int | None = None) -> dict:
+    def evaluate(self, rows: int | None = None, distortion: bool = True) -> dict:
         """Metrics of the current points (:func:`evaluate_embedding`)."""
         return evaluate_embedding(self.points, self.manifold, self.graph, loss=self.config.loss,
-                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed)
+                                  scale=self.config.distortion_scale, rows=rows, seed=self.config.seed,
+                                  distortion=distortion)
 
     def _evaluate_now(self, final: bool) -> dict:
         started = time.process_time()
         self._check_points()
-        metrics = self.evaluate(rows=None if final else self.config.eval_rows)
+        cfg = self.config
+        metrics = self.evaluate(rows=cfg.final_eval_rows if final else cfg.eval_rows,
+                                distortion=final or cfg.eval_distortion)
         self._eval_cpu += time.process_time() - started
         record = {"event": "eval", "epoch": self.epoch, "step": self.global_step, **metrics,
                   "cpu_seconds": self._cpu(), "wall_seconds": self._wall(),
@@ -994,6 +1015,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--device", default=d.device, help="torch device (default cpu)")
     t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"epochs between evaluations (default {d.eval_every})")
     t.add_argument("--eval-rows", type=int, default=None, help="evaluate a random sample of rows during training")
+    t.add_argument("--final-eval-rows", type=int, default=None,
+                   help="rows of the final evaluation (default: all; a sample for quick comparisons)")
+    t.add_argument("--eval-distortion", action=argparse.BooleanOptionalAction, default=d.eval_distortion,
+                   help="periodic evaluations also compute the distortion (edge-MAP graphs; default yes)")
     t.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (written atomically)")
     t.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="epochs between checkpoints")
     t.add_argument("--checkpoint-seconds", type=float, default=None, help="also checkpoint every this many seconds")
@@ -1027,7 +1052,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
-        eval_every=args.eval_every, eval_rows=args.eval_rows, checkpoint_every=args.checkpoint_every,
+        eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
+        eval_distortion=args.eval_distortion, checkpoint_every=args.checkpoint_every,
         checkpoint_seconds=args.checkpoint_seconds, target_map=args.target_map, stop_at_target=args.stop_at_target,
     )
 

@@ -211,3 +211,106 @@ def test_symmetric_tiles_match_row_by_row_exact_distances(shared_data):
     assert sampled.edge_map == pytest.approx(sampled_reference.edge_map, rel=1e-14)
     assert sampled.d_avg == pytest.approx(sampled_reference.d_avg, rel=1e-12)
     assert sampled.pairs == sampled_reference.pairs == 50 * (graph.num_nodes - 1)
+
+
+def _tree_closure(branching=3, depth=4):
+    names, parent, frontier = ["r"], [-1], [0]
+    for _ in range(depth):
+        new = []
+        for p in frontier:
+            for _ in range(branching):
+                parent.append(p)
+                new.append(len(names))
+                names.append(f"n{len(names)}")
+        frontier = new
+    edges = []
+    for child in range(1, len(names)):
+        a = parent[child]
+        while a >= 0:
+            edges.append((child, a))
+            a = parent[a]
+    return Graph(tuple(names), torch.tensor(edges), directed=True), torch.tensor(parent)
+
+
+def _ranks(points, manifold, graph, **options):
+    m = evaluate(points, manifold, graph, closure=graph, closure_variant="directed", **options)
+    return m.edge_map, m.mean_rank, m.closure_map, m.closure_mean_rank, m.zero, m.nonfinite
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("curvature", [-1.0, -0.3])
+def test_screened_ranks_equal_the_dense_ones(dtype, curvature):
+    # Without distortion the Poincaré ranks come from the Gram-matrix screen; they must equal, bit for bit,
+    # those of manifold.dist on every pair: random points deep and near the boundary, a hierarchy with
+    # exact ties (siblings placed symmetrically), duplicated points and all points equal.
+    from hyperbolic import PoincareBall
+
+    graph, parent = _tree_closure()
+    n = graph.num_nodes
+    manifold = PoincareBall(4, curvature=curvature)
+    R = float(manifold.scale(torch.zeros((), dtype=torch.float64)))
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.nn.functional.normalize(torch.randn(n, 4, generator=generator, dtype=torch.float64), dim=1)
+    depth = torch.zeros(n, dtype=torch.float64)
+    for child in range(1, n):
+        depth[child] = depth[parent[child]] + 1
+    cases = {}
+    for radius in (0.5, 4.0, 12.0):
+        r = torch.rand(n, 1, generator=generator, dtype=torch.float64) * radius
+        cases[f"random r<{radius}"] = direction * torch.tanh(r / 2)
+    tied = torch.zeros(n, 4, dtype=torch.float64)
+    axes = torch.eye(4, dtype=torch.float64)
+    for child in range(1, n):
+        # the k-th child on the k-th axis at its depth: children of one parent tie with each other
+        tied[child] = axes[(child - 1) % 3] * math.tanh(depth[child] / 2)
+    cases["tied"] = tied
+    cases["duplicates"] = cases["random r<4.0"].clone()
+    cases["duplicates"][5:9] = cases["duplicates"][20]
+    cases["all equal"] = torch.full((n, 4), 0.1, dtype=torch.float64)
+    cases["all at the origin"] = torch.zeros(n, 4, dtype=torch.float64)
+    for name, unit in cases.items():
+        points = (unit * R).to(dtype)
+        dense = _ranks(points, manifold, graph)
+        screened = _ranks(points, manifold, graph, distortion=False)
+        assert screened == dense, name
+        reconstruction = _ranks(points, manifold, graph, distortion=False, edge_map=False, rows=30, seed=1)
+        sampled_dense = _ranks(points, manifold, graph, rows=30, seed=1)
+        assert reconstruction[2:] == sampled_dense[2:] and reconstruction[:2] == (None, None), name
+
+
+def test_reconstruction_only_options():
+    graph, _ = _tree_closure(2, 3)
+    manifold = HalfSpace(2)
+    points = manifold.random(graph.num_nodes, generator=torch.Generator().manual_seed(0))
+    full = evaluate(points, manifold, graph, closure=graph, closure_variant="directed")
+    only = evaluate(points, manifold, graph, closure=graph, closure_variant="directed", edge_map=False,
+                    distortion=False)
+    assert (only.closure_map, only.closure_mean_rank) == (full.closure_map, full.closure_mean_rank)
+    assert only.edge_map is None and only.d_avg is None and only.pairs == 0
+    with pytest.raises(ValueError, match="closure"):
+        evaluate(points, manifold, graph, edge_map=False)
+
+
+@pytest.mark.parametrize("grouped", [True, False])
+@pytest.mark.parametrize("right", [True, False])
+def test_segment_count_matches_a_plain_count(grouped, right):
+    # The ragged search behind the ranking bins: empty segments, ties, infinite entries and queries, both
+    # the batched path (queries grouped by segment) and the binary search (queries in any order).
+    from embed.metrics import _segment_count
+
+    generator = torch.Generator().manual_seed(3)
+    sizes = torch.tensor([0, 1, 5, 0, 17, 2, 3, 0])
+    values = torch.cat([torch.sort(torch.randint(0, 6, (int(k),), generator=generator).double()).values
+                        for k in sizes])
+    values[5] = torch.inf  # the last entry of the 5-entry segment
+    starts = torch.cumsum(sizes, 0) - sizes
+    owner = torch.arange(len(sizes)).repeat_interleave(9)
+    query = torch.randint(-1, 7, (len(owner),), generator=generator).double()
+    query[::7] = torch.inf
+    if not grouped:
+        shuffle = torch.randperm(len(owner), generator=generator)
+        owner, query = owner[shuffle], query[shuffle]
+    got = _segment_count(values, starts[owner], sizes[owner], query, right)
+    expected = [sum(bool(v <= q) if right else bool(v < q) for v in values[starts[o]:starts[o] + sizes[o]])
+                for o, q in zip(owner.tolist(), query.tolist())]
+    assert got.tolist() == expected

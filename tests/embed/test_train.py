@@ -104,7 +104,14 @@ def test_sampler_is_seeded_and_keyed_path_agrees_with_dense(monkeypatch):
     again = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
     assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
     monkeypatch.setattr("embed.sampling._DENSE_LIMIT", 0)  # force the sorted-key relation table
-    keyed = NegativeSampler(graph.edges, graph.num_nodes).sample(u, 6, torch.Generator().manual_seed(5))
+    padded = NegativeSampler(graph.edges, graph.num_nodes)
+    assert padded._related is not None  # each node's ancestors in a padded table
+    keyed = padded.sample(u, 6, torch.Generator().manual_seed(5))
+    assert torch.equal(first[0], keyed[0]) and torch.equal(first[1], keyed[1])
+    monkeypatch.setattr("embed.sampling._PADDED_LIMIT", 0)  # and the key search alone
+    searched = NegativeSampler(graph.edges, graph.num_nodes)
+    assert searched._related is None
+    keyed = searched.sample(u, 6, torch.Generator().manual_seed(5))
     assert torch.equal(first[0], keyed[0]) and torch.equal(first[1], keyed[1])
 
 
@@ -367,6 +374,19 @@ def test_metrics_file_and_target(tmp_path):
     for record in records:
         if record["event"] == "eval":
             assert {"map", "mean_rank", "cpu_seconds", "wall_seconds", "epoch"} <= set(record)
+
+
+def test_final_eval_rows_and_periodic_distortion_switch():
+    closure = tree_closure(3, 2)
+    config = small_config(epochs=4, eval_every=2, eval_rows=5, final_eval_rows=6)
+    history = Trainer(closure, make_manifold("poincare", 2), config, progress=False).fit().history
+    assert [(h["rows"], h["sampled"]) for h in history] == [(5, True), (6, True)]
+    assert all("d_avg" not in h for h in history)  # closures: ranks only
+    undirected = closure.as_undirected()
+    config = small_config(epochs=4, eval_every=2, eval_distortion=False)
+    history = Trainer(undirected, make_manifold("poincare", 2), config, progress=False).fit().history
+    assert "d_avg" not in history[0] and history[-1]["d_avg"] is not None  # the final one always has it
+    assert history[0]["map"] is not None
 
 
 # ============================================================================ warm start
