@@ -162,8 +162,8 @@ class _Validator:
         name = self.names[example] if example < len(self.names) else "<virtual root>"
         raise PrecisionError(
             f"combinatorial construction: level {level}: {count} node(s) {what} (e.g. {name!r}); tau = "
-            f"{self.tau:.6g}, radius bound {self.radius:.1f} needs about {self.radius * LOG2_E:.0f} bits "
-            f"= {self.needed} float64 components"
+            f"{self.tau:.6g}, radius bound {self.radius:.1f} needs about {self.radius * LOG2_E:.0f} bits"
+            + (f" = {self.needed} float64 components" if self.heights else "")
         )
 
     def __call__(self, level: int, nodes: torch.Tensor, rows: torch.Tensor) -> None:

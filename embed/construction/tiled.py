@@ -92,7 +92,7 @@ def _walk(manifold: LTiling, T: torch.Tensor, V: torch.Tensor, frame: list, step
             # Keep V V_step exact: flush V into T first where the product could pass 2^53.
             bound = 3 * V[pending].abs().amax((-1, -2)) * step.abs().amax((-1, -2))
             flush = pending[bound >= _EXACT_BOUND]
-            if flush.numel():
+            if flush.numel():  # _absorb: exact multi-limb T V, PrecisionError past the manifold's limbs
                 T[flush] = manifold._absorb(T[flush], V[flush], flush)
                 V[flush] = torch.eye(3, dtype=V.dtype)
             V[pending] = V[pending] @ step
