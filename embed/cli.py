@@ -432,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", default=None, metavar="TAU|max",
                    help="fixed scaling factor, or 'max' for the largest the representation can hold")
     p.add_argument("--precision", default="auto", metavar="P",
-                   help="auto | mcfN | float64 | mpmath:BITS (default auto: MCF components from tau x depth)")
+                   help="auto | mcfN | float64 | tiling | mpmath:BITS (default auto: MCF components from tau x "
+                   "depth; tiling: the L-tiling model, 2-D only, any depth)")
     p.add_argument("--root", default=None, help="root node name (default: the hierarchy's source, or the node "
                    "of largest degree)")
     p.add_argument("--codes", choices=["codes", "spread"], default="codes",
