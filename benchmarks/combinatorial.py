@@ -14,8 +14,11 @@ integer arithmetic (``--deep``; slow), or reported as refused.
 
 Prints a markdown block for benchmarks/RESULTS.md, with the command line.
 
-    python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--deep] [--threads T]
-                                       [--graphs NAME ...] [--dims 2|10 ...]
+Part 3 (``--tiling``) -- WordNet nouns built in the L-tiling model: build time against the mpmath path at
+1,024 bits, distances on 1,000 random pairs, edge-MAP on sampled rows (see :func:`wordnet_tiling`).
+
+    python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--deep] [--tiling]
+        [--tiling-rows N] [--threads T] [--graphs NAME ...] [--dims 2|10 ...]
 """
 
 from __future__ import annotations
@@ -147,6 +150,73 @@ def wordnet(rows: int | None, seed: int) -> list[str]:
     ]
 
 
+def wordnet_tiling(rows: int, seed: int) -> list[str]:
+    """WordNet nouns, 2-D, eps = 1, built natively in the L-tiling model (``precision="tiling"``).
+
+    Build CPU time against the mpmath path at 1,024 bits (same tree, same run), distances on 1,000 random
+    pairs against that path, and edge-MAP on ``rows`` sampled rows (the tiling distance forms multi-limb
+    integer products per pair, about 4 CPU-s per row of 74,374 columns: all rows would take days), with the
+    MCF path evaluated on the same sampled rows for comparison.
+    """
+    from embed.wordnet import noun_hypernym_graph
+
+    graph = noun_hypernym_graph().as_undirected()
+    print(f"WordNet: {graph}", file=sys.stderr)
+    embed_graph(graph, eps=1.0, root="entity.n.01", precision="tiling")  # warm-up: imports, allocator
+    ours, cpu, wall = _timed(lambda: embed_graph(graph, eps=1.0, root="entity.n.01", precision="tiling"))
+    build = ours.info["build_cpu_seconds"]
+    print(f"tiling: {cpu:.2f} CPU-s ({wall:.2f} s wall; construction {build:.2f} CPU-s), "
+          f"{ours.info['limbs']} limbs", file=sys.stderr)
+    points, ref_cpu, ref_wall = _timed(lambda: reference_2d(ours.plan, ours.tau, 1024))
+    reference = poincare_to_lorentz(points, 1024)
+    print(f"mpmath 1024 bits: {ref_cpu:.2f} CPU-s ({ref_wall:.2f} s wall)", file=sys.stderr)
+    rng = random.Random(seed)
+    pairs = []
+    while len(pairs) < 1000:
+        u, v = rng.randrange(graph.num_nodes), rng.randrange(graph.num_nodes)
+        if u != v:
+            pairs.append((u, v))
+    # The tiling's own distance function (exact integer Q = T_u^T M3 T_v) against the 1,024-bit points.
+    u, v = torch.tensor(pairs).T
+    own = ours.manifold.dist(ours.points[u], ours.points[v]).tolist()
+    with mpmath.workprec(2048):
+        gaps = sorted(float(abs(mpmath.mpf(d) - _lorentz_distance(reference[a], reference[b]))
+                            / _lorentz_distance(reference[a], reference[b])) for d, (a, b) in zip(own, pairs))
+    print(f"tiling vs 1024: median {gaps[500]:.2e}, max {gaps[-1]:.2e}", file=sys.stderr)
+    mcf = embed_graph(graph, eps=1.0, root="entity.n.01")
+    load_before = _load()
+    metrics, eval_cpu, eval_wall = _timed(lambda: evaluate(ours.points, ours.manifold, graph, scale=ours.tau,
+                                                           rows=rows, seed=seed))
+    load_after = _load()
+    print(metrics.summary(), file=sys.stderr)
+    same_rows = evaluate(mcf.points, mcf.manifold, graph, scale=mcf.tau, rows=rows, seed=seed)
+    return [
+        "### WordNet nouns, 2-D, eps = 1, built in the L-tiling model (`precision='tiling'`)",
+        "",
+        f"tau {ours.tau:.4f}, depth {ours.info['depth']}, radius bound {ours.info['radius_bound']:.1f} -> "
+        f"LTiling with {ours.info['limbs']} limbs of 24 bits ({ours.manifold.storage_dim} floats per point); "
+        f"boosts in steps of at most {ours.info['max_step']:g}.",
+        "",
+        "| path | CPU-s | wall-s | CPU ratio | distances (own `dist`) vs 1,024-bit path: median / max rel. diff "
+        "(1,000 random pairs) |",
+        "|---|---|---|---|---|",
+        f"| tiling, whole `embed_graph` (tree, plan, construction, validation) | {cpu:.2f} | {wall:.2f} | 1 | "
+        f"{gaps[500]:.1e} / {gaps[-1]:.1e} |",
+        f"| tiling, construction only (validated) | {build:.2f} | {ours.info['build_seconds']:.2f} | "
+        f"{build / cpu:.2f} | same points |",
+        f"| mpmath 1,024 bits, construction only (`reference_2d`) | {ref_cpu:.2f} | {ref_wall:.2f} | "
+        f"{ref_cpu / cpu:.1f} (construction vs construction: {ref_cpu / build:.1f}) | (reference) |",
+        "",
+        f"Edge-MAP on {metrics.rows} randomly sampled rows (seed {seed}): tiling {_fmt(metrics.edge_map, 5)} "
+        f"(SE {_fmt(metrics.edge_map_se)}), MCF path on the same rows {_fmt(same_rows.edge_map, 5)}; mean rank "
+        f"{_fmt(metrics.mean_rank, 3)} / {_fmt(same_rows.mean_rank, 3)}, D_avg {_fmt(metrics.d_avg)} / "
+        f"{_fmt(same_rows.d_avg)}, non-finite {metrics.nonfinite}, zero {metrics.zero}. Tiling evaluation "
+        f"{eval_cpu:.0f} CPU-s, {eval_wall:.0f} s wall ({eval_cpu / max(metrics.rows, 1):.1f} CPU-s per row; "
+        f"{load_before} before, {load_after} after).",
+        "",
+    ]
+
+
 def _exact_distances(points_ball, bits: int):
     """All-pairs distances of Poincaré points (``mpc``) from exact fixed-point integers.
 
@@ -230,6 +300,9 @@ def main() -> None:
     parser.add_argument("--graphs", nargs="+", choices=SMALL, default=SMALL, help="small graphs to run")
     parser.add_argument("--dims", nargs="+", type=int, choices=(2, 10), default=(2, 10),
                         help="dimensions of the small-graph rows")
+    parser.add_argument("--tiling", action="store_true",
+                        help="also build WordNet in the L-tiling model (edge-MAP on --tiling-rows sampled rows)")
+    parser.add_argument("--tiling-rows", type=int, default=30, help="sampled rows for the tiling evaluation")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
     if args.threads:
@@ -239,6 +312,8 @@ def main() -> None:
              "```", ""]
     if not args.skip_wordnet:
         lines += wordnet(args.rows, args.seed)
+    if args.tiling:
+        lines += wordnet_tiling(args.tiling_rows, args.seed)
     if not args.skip_small:
         lines += small(args.deep, args.graphs, args.dims)
     print("\n".join(lines))

@@ -266,12 +266,19 @@ def _command_embed(args: argparse.Namespace) -> int:
     else:
         print(f"embedded {graph.source}: {base.num_nodes} nodes, {base.num_edges} edges"
               f" ({embedding.info['dropped_edges']} non-tree edges dropped), tau {embedding.tau:.6g} "
-              f"({embedding.info['tau_rule']}), MCF components {embedding.info.get('components')}, "
+              f"({embedding.info['tau_rule']}), {_representation(embedding)}, "
               f"build {embedding.info.get('build_seconds', 0):.2f} s")
         if not args.no_eval:
             print(metrics.summary())
         print(f"wrote {out}, {_metrics_path(out)}" + (f", {picture}" if picture else ""))
     return 0
+
+
+def _representation(embedding) -> str:
+    info = embedding.info
+    if info.get("path") == "tiling":
+        return f"L-tiling with {info['limbs']} integer limbs"
+    return f"MCF components {info.get('components')}"
 
 
 def _load(path: str):
@@ -425,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tau", default=None, metavar="TAU|max",
                    help="fixed scaling factor, or 'max' for the largest the representation can hold")
     p.add_argument("--precision", default="auto", metavar="P",
-                   help="auto | mcfN | float64 | mpmath:BITS (default auto: MCF components from tau x depth)")
+                   help="auto | mcfN | float64 | tiling | mpmath:BITS (default auto: MCF components from tau x "
+                   "depth; tiling: the L-tiling model, 2-D only, any depth)")
     p.add_argument("--root", default=None, help="root node name (default: the hierarchy's source, or the node "
                    "of largest degree)")
     p.add_argument("--codes", choices=["codes", "spread"], default="codes",

@@ -11,6 +11,8 @@ Precisions (``precision=``)
   range of the height (``R`` about 700).
 * ``"mcfN"``: the MCF half-space with ``N`` components; refused when ``N`` cannot hold ``R``.
 * ``"float64"``: the plain float64 half-space; refused beyond its usable radius (about 22).
+* ``"tiling"`` (2-D only): the L-tiling model (:mod:`embed.construction.tiled`): exact integer group
+  elements with as many limbs as the radius bound needs, bounded float parts; no radius ceiling.
 * ``"mpmath:BITS"``: the slow reference path (:mod:`embed.construction.reference`) at ``BITS`` bits, rounded
   into the MCF half-space at the end. Every level is checked as for the fast path, so too few bits raise
   instead of collapsing points onto the boundary.
@@ -33,7 +35,7 @@ import torch
 
 from hyperbolic.manifold import PrecisionError
 
-from .construction import fast
+from .construction import fast, tiled
 from .construction.plan import TreePlan, plan_tree
 from .construction.reference import poincare_to_lorentz, reference_2d, reference_rd
 from .construction.tau import LOG2_E, tau_for_radius, tau_from_eps
@@ -147,26 +149,28 @@ def _mcf(dim: int, components: int):
 
 
 class _Validator:
-    """Checks every level: finite storage, heights positive normal floats, parent distance = tau * w."""
+    """Checks every level: finite storage, heights positive normal floats (half-space storage, ``heights``),
+    parent distance = tau * w."""
 
     def __init__(self, plan: TreePlan, manifold, tau: float, storage: torch.Tensor, needed: int, radius: float,
-                 names, rtol: float = 1e-9):
+                 names, rtol: float = 1e-9, heights: bool = True):
         self.plan, self.manifold, self.tau, self.storage = plan, manifold, tau, storage
         self.needed, self.radius, self.names, self.rtol = needed, radius, names, rtol
+        self.heights = heights
 
     def fail(self, level: int, count: int, what: str, example: int):
         name = self.names[example] if example < len(self.names) else "<virtual root>"
         raise PrecisionError(
             f"combinatorial construction: level {level}: {count} node(s) {what} (e.g. {name!r}); tau = "
-            f"{self.tau:.6g}, radius bound {self.radius:.1f} needs about {self.radius * LOG2_E:.0f} bits "
-            f"= {self.needed} float64 components"
+            f"{self.tau:.6g}, radius bound {self.radius:.1f} needs about {self.radius * LOG2_E:.0f} bits"
+            + (f" = {self.needed} float64 components" if self.heights else "")
         )
 
     def __call__(self, level: int, nodes: torch.Tensor, rows: torch.Tensor) -> None:
         self.storage[nodes] = rows
         finite = torch.isfinite(rows).all(-1)
         height = rows[:, -1]
-        inside = finite & (height >= torch.finfo(rows.dtype).tiny)
+        inside = finite & (height >= torch.finfo(rows.dtype).tiny) if self.heights else finite
         if not bool(inside.all()):
             bad = nodes[~inside]
             self.fail(level, len(bad), "left the representation (non-finite or underflowed height)", int(bad[0]))
@@ -208,7 +212,7 @@ def embed_graph(
         Give at most one. ``eps``: distortion target (tau from the published formula); ``tau``: a fixed
         scaling factor; neither: eps = 1; ``tau="max"``: the largest tau the chosen representation holds.
     precision : str
-        ``auto``, ``mcfN``, ``float64`` or ``mpmath:BITS`` (see the module notes).
+        ``auto``, ``mcfN``, ``float64``, ``tiling`` (2-D only) or ``mpmath:BITS`` (see the module notes).
     root : str, int or None
         Root node (name or index); None: automatic (largest degree per component, or the source of a
         directed hierarchy).
@@ -235,6 +239,12 @@ def embed_graph(
     if not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dimension must be an integer >= 2, got {dim!r}")
     kind, number = parse_precision(precision)
+    if kind == "tiling" and dim != 2:
+        raise ValueError(f"precision 'tiling' is the L-tiling model of H^2: it needs dim = 2, got dim = {dim} "
+                         "(use --precision auto for the r-D construction)")
+    if kind == "tiling" and tau == "max":
+        raise ValueError("tau='max' is not defined for precision 'tiling' (its integers grow without bound): "
+                         "give eps or a fixed tau")
     if bfs_order not in ("sorted", "input"):
         raise ValueError(f"bfs_order must be 'sorted' or 'input', got {bfs_order!r}")
     tree = _make_tree(graph, root, require_tree, bfs_order)
@@ -332,9 +342,9 @@ def embed_graph(
         points, manifold = _reference(plan, tau_value, dim, number, method, needed, radius, names, progress)
         info.update(components=needed, bits=number, build_seconds=time.perf_counter() - t0,
                     build_cpu_seconds=time.process_time() - c0, path="mpmath")
-    else:
-        raise PrecisionError("precision 'tiling' is not available yet in the combinatorial construction "
-                             "(the L-tiling model has no exact conversion path here); use auto or mpmath:BITS")
+    else:  # tiling
+        points, manifold, built = _build_tiling(plan, tau_value, needed, radius, names)
+        info.update(**built)
 
     if tree.virtual_root is not None:
         keep = torch.arange(plan.n) != tree.virtual_root
@@ -360,6 +370,19 @@ def _build_fast(plan, tau, dim, m, needed, radius, names, method):
     return points, manifold, {"matrix_bits": bits, "limbs": result.limbs, "digit_bits": result.digit_bits,
                               "build_seconds": time.perf_counter() - t0,
                               "build_cpu_seconds": time.process_time() - c0, "path": "fast"}
+
+
+def _build_tiling(plan, tau, needed, radius, names):
+    """The 2-D construction in the L-tiling model (:mod:`embed.construction.tiled`), validated level by
+    level: ``(points, manifold, facts for the info)``."""
+    manifold = tiled.manifold_for_radius(radius)
+    storage = torch.zeros(plan.n, manifold.storage_dim, dtype=torch.float64)
+    validate = _Validator(plan, manifold, tau, storage, needed, radius, names, heights=False)
+    t0, c0 = time.perf_counter(), time.process_time()
+    points = tiled.build_ltiling(plan, tau, manifold, validate=validate)
+    return points, manifold, {"limbs": manifold.limbs, "max_radius": manifold.max_radius,
+                              "max_step": tiled.MAX_STEP, "build_seconds": time.perf_counter() - t0,
+                              "build_cpu_seconds": time.process_time() - c0, "path": "tiling"}
 
 
 def _finish_mcf(manifold, storage: torch.Tensor) -> torch.Tensor:

@@ -118,3 +118,20 @@ def test_console_script_embeds(tmp_path):
     result = subprocess.run([sys.executable, "-m", "embed.cli", "embed", "--no-plot", "--no-eval", "--outdir",
                              str(tmp_path)], capture_output=True, text=True, check=True)
     assert "wrote" in result.stdout and (tmp_path / "mammals.pt").exists()
+
+
+def test_tiling_precision_embeds_saves_and_evaluates(tmp_path, capsys, shared_data):
+    graph = shared_data / "hyperbolics" / "smalltree.edges"
+    out = tmp_path / "tiled.pt"
+    assert main(["embed", str(graph), "--dim", "2", "--eps", "0.1", "--root", "0", "--precision", "tiling",
+                 "--out", str(out), "--json", "--no-plot"]) == 0
+    built = _json(capsys)
+    assert built["edge_map"] == 1.0 and built["d_avg"] == pytest.approx(0.0129, abs=1e-4)
+    names, points, manifold = load_embedding(out)
+    assert len(names) == 40 and manifold.name == "ltiling"
+    assert main(["eval", str(out), str(graph), "--json"]) == 0
+    evaluated = _json(capsys)
+    assert evaluated["edge_map"] == built["edge_map"] and evaluated["d_avg"] == pytest.approx(built["d_avg"])
+    _fails(capsys, ["embed", str(graph), "--dim", "3", "--precision", "tiling", "--out", str(tmp_path / "x.pt")],
+           "needs dim = 2")
+    assert not (tmp_path / "x.pt").exists()
