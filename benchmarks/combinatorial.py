@@ -67,6 +67,17 @@ def _gap(A, B, pairs, bits=2048):
     return gaps[len(gaps) // 2], gaps[-1]
 
 
+def _random_pairs(n: int, seed: int, count: int = 1000) -> list[tuple[int, int]]:
+    """``count`` seeded random pairs of distinct nodes."""
+    rng = random.Random(seed)
+    pairs = []
+    while len(pairs) < count:
+        u, v = rng.randrange(n), rng.randrange(n)
+        if u != v:
+            pairs.append((u, v))
+    return pairs
+
+
 def _timed(function):
     cpu, wall = time.process_time(), time.perf_counter()
     result = function()
@@ -99,12 +110,7 @@ def wordnet(rows: int | None, seed: int) -> list[str]:
         print(f"mpmath {bits} bits: {rcpu:.2f} CPU-s ({rwall:.2f} s wall)", file=sys.stderr)
     _, full_cpu, full_wall = _timed(lambda: embed_graph(graph, eps=1.0, root="entity.n.01", precision="mpmath:1024"))
     print(f"embed_graph(precision='mpmath:1024'): {full_cpu:.2f} CPU-s ({full_wall:.2f} s wall)", file=sys.stderr)
-    rng = random.Random(seed)
-    pairs = []
-    while len(pairs) < 1000:
-        u, v = rng.randrange(graph.num_nodes), rng.randrange(graph.num_nodes)
-        if u != v:
-            pairs.append((u, v))
+    pairs = _random_pairs(graph.num_nodes, seed)
     with mpmath.workprec(2048):
         mine = ours.manifold.to_reference(ours.points)
     ours_gap = _gap(mine, reference[1024][0], pairs)
@@ -170,12 +176,7 @@ def wordnet_tiling(rows: int, seed: int) -> list[str]:
     points, ref_cpu, ref_wall = _timed(lambda: reference_2d(ours.plan, ours.tau, 1024))
     reference = poincare_to_lorentz(points, 1024)
     print(f"mpmath 1024 bits: {ref_cpu:.2f} CPU-s ({ref_wall:.2f} s wall)", file=sys.stderr)
-    rng = random.Random(seed)
-    pairs = []
-    while len(pairs) < 1000:
-        u, v = rng.randrange(graph.num_nodes), rng.randrange(graph.num_nodes)
-        if u != v:
-            pairs.append((u, v))
+    pairs = _random_pairs(graph.num_nodes, seed)
     # The tiling's own distance function (exact integer Q = T_u^T M3 T_v) against the 1,024-bit points.
     u, v = torch.tensor(pairs).T
     own = ours.manifold.dist(ours.points[u], ours.points[v]).tolist()
