@@ -91,3 +91,13 @@ def test_distinct_is_unique_with_inverse():
     ids, inverse = _distinct(flat, 60)
     expected_ids, expected_inverse = torch.unique(flat, return_inverse=True)
     assert torch.equal(ids, expected_ids) and torch.equal(inverse, expected_inverse)
+
+
+def test_fused_distance_gradcheck():
+    """float64 gradcheck of the hand-derived backward (repeated rows, so gradients accumulate)."""
+    generator = torch.Generator().manual_seed(11)
+    rows = _rows(6, 3, 1.0, torch.float64, generator, max_radius=4.0).requires_grad_()
+    iu = torch.tensor([0, 1, 2, 0])
+    io = torch.tensor([[1, 3, 4], [0, 5, 2], [3, 3, 1], [5, 4, 2]])
+    manifold = PoincareBall(3)
+    assert torch.autograd.gradcheck(lambda r: poincare_rows_distance(manifold, r, iu, io), (rows,))
