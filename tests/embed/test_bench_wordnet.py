@@ -5,7 +5,6 @@ import argparse
 import json
 
 import pytest
-import torch
 
 from embed.bench_wordnet import PUBLISHED, add_arguments, format_table, recipe, run_from_args, run_one
 
@@ -13,13 +12,7 @@ ROW_KEYS = {"dataset", "manifold", "dim", "epoch", "cpu_seconds", "wall_seconds"
             "target_map", "target_epoch", "target_cpu_seconds", "target_wall_seconds"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread (OpenMP workers spin and multiply CPU time on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def parse(argv):

@@ -14,14 +14,7 @@ from embed.graphs import read_edgelist
 from embed.hmds import HMDS, evaluate_hmds, hmds_graph
 from hyperbolic import HalfSpace, Lorentz, PoincareBall, reference
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread (OpenMP workers spin and multiply CPU time on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def centred_points(m=6, k=3, seed=0, dps=60):

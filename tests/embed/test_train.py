@@ -27,14 +27,7 @@ from embed.train import (
 from hyperbolic import registry
 from hyperbolic.io import load_embedding, save_embedding
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread (OpenMP workers spin and multiply CPU time on a shared machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tree_closure(branching=3, depth=3) -> Graph:

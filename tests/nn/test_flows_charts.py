@@ -12,14 +12,7 @@ from hyperbolic import HalfSpace, Lorentz, PoincareBall
 from hyperbolic.nn.flows import Sphere, functional
 from hyperbolic.nn.flows.functional import HyperbolicChart, SphereChart
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 RADII = [0.0, 1e-9, 1e-4, 0.3, 0.999, 1.0, 1.001, 2.5, 3.1, 7.0]

@@ -27,14 +27,7 @@ from hyperbolic.nn.flows.quadrature import (  # noqa: E402
 )
 from hyperbolic.nn.flows.training import fit, negative_log_likelihood  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _hyperbolic_cnf(manifold=None, seed=0, tol=1e-5, **kwargs):

@@ -12,14 +12,7 @@ from hyperbolic.nn.flows import Sphere, VonMisesFisher, WrappedNormal
 from hyperbolic.nn.flows.distributions import log_bessel_iv
 from hyperbolic.nn.flows.quadrature import integrate_hyperbolic, integrate_sphere
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _wn_reference_log_prob(manifold, loc, scale, x):

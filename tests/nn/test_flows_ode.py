@@ -23,14 +23,7 @@ from hyperbolic.nn.flows import (  # noqa: E402
 from hyperbolic.nn.flows.functional import HyperbolicChart  # noqa: E402
 from hyperbolic.nn.flows.quadrature import hyperbolic_grid  # noqa: E402
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: intra-op threads only add synchronisation (10x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 A = torch.tensor([[0.4, 0.5], [-0.2, 0.3]], dtype=torch.float64)
