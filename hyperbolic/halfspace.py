@@ -17,6 +17,21 @@ from .rounding import round_to_tensor
 __all__ = ["HalfSpace"]
 
 
+def check_heights(x: torch.Tensor, what: str, max_radius: float) -> torch.Tensor:
+    """``x`` unchanged if every height (the last coordinate) is a positive normal float, else
+    :class:`PrecisionError` naming the first bad row (a height of 0 or infinity is a point at infinity)."""
+    height = x[..., -1]
+    g = guards(x.dtype)
+    bad = ~((height >= g.tiny) & (height <= g.huge))
+    if bool(bad.any()):
+        row = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise PrecisionError(
+            f"{what} point at row {row} has height {height[row].item()}: outside the normal range "
+            f"of {x.dtype} (radius beyond {max_radius:.1f})"
+        )
+    return x
+
+
 class HalfSpace(HyperbolicManifold):
     r"""Upper half-space :math:`\{(x, y) : x \in \mathbb{R}^{n-1},\ y > 0\}` with metric
     :math:`R^2(\lVert dx\rVert^2 + dy^2)/y^2`, :math:`R = c^{-1/2}`.
@@ -64,16 +79,7 @@ class HalfSpace(HyperbolicManifold):
         A height that underflowed to 0 or overflowed to infinity is a point at infinity: the point has
         left the representation, and :class:`~hyperbolic.manifold.PrecisionError` says so.
         """
-        height = x[..., -1]
-        g = guards(x.dtype)
-        bad = ~((height >= g.tiny) & (height <= g.huge))
-        if bool(bad.any()):
-            row = tuple(int(i) for i in torch.nonzero(bad)[0])
-            raise PrecisionError(
-                f"half-space point at row {row} has height {height[row].item()}: outside the normal range "
-                f"of {x.dtype} (radius beyond {self.contract(x.dtype).max_radius:.1f})"
-            )
-        return x
+        return check_heights(x, "half-space", self.contract(x.dtype).max_radius)
 
     def expmap(self, x, u):
         horizontal, height = kernel.split(x)

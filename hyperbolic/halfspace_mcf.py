@@ -27,7 +27,8 @@ import torch
 import mcf
 
 from . import reference
-from .manifold import HyperbolicManifold, OffManifoldError, PrecisionContract, PrecisionError
+from .halfspace import check_heights
+from .manifold import HyperbolicManifold, OffManifoldError, PrecisionContract
 from .math import halfspace as kernel
 from .numerics import guards
 
@@ -194,16 +195,7 @@ class HalfSpaceMCF(HyperbolicManifold):
         return self._check_heights(self.pack(mcf.renormalize(self.horizontal(x)), self.height(x)))
 
     def _check_heights(self, x):
-        height = x[..., -1]
-        g = guards(x.dtype)
-        bad = ~((height >= g.tiny) & (height <= g.huge))
-        if bool(bad.any()):
-            row = tuple(int(i) for i in torch.nonzero(bad)[0])
-            raise PrecisionError(
-                f"MCF half-space point at row {row} has height {height[row].item()}: outside the normal range "
-                f"of {x.dtype} (radius beyond {self.contract().max_radius:.1f})"
-            )
-        return x
+        return check_heights(x, "MCF half-space", self.contract().max_radius)
 
     # ----------------------------------------------------------------- the hub (floats)
     def to_lorentz(self, x):
