@@ -310,15 +310,18 @@ def load_gnn_dataset(name: str, root) -> GNNData:
     raise ValueError(f"unknown GNN dataset {name!r}; known: disease_lp, disease_nc, airport, cora, pubmed")
 
 
-def node_split(labels: torch.Tensor, val_prop: float, test_prop: float, seed: int = SPLIT_SEED):
+def node_split(labels: torch.Tensor, val_prop: float, test_prop: float, seed: int = SPLIT_SEED, *,
+               literal: bool = False):
     """HGCN's ``split_data`` with the groups ``label != 0`` and ``label == 0`` (see the module docstring).
 
+    ``literal=True`` takes the second group as HGCN's code writes it, ``(1 - labels).nonzero()``, i.e.
+    ``label != 1``: the same for binary labels, overlapping groups for more classes.
     Returns ``(train, val, test)`` int64 index tensors.
     """
     y = np.asarray(labels)
     rng = np.random.RandomState(seed)
     pos = np.nonzero(y != 0)[0]
-    neg = np.nonzero(y == 0)[0]
+    neg = np.nonzero(y != 1)[0] if literal else np.nonzero(y == 0)[0]
     rng.shuffle(pos)
     rng.shuffle(neg)
     m = min(len(pos), len(neg))

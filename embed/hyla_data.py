@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .gnn_data import node_split
+
 __all__ = [
     "NodeDataset",
     "TRUSTED_PICKLES",
@@ -190,17 +192,8 @@ def split_by_groups(labels: np.ndarray, val_prop: float, test_prop: float, seed:
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    rng = np.random.RandomState(seed)
-    positive = np.nonzero(labels != 0)[0]
-    negative = np.nonzero(labels == 0)[0] if split == "disjoint" else np.nonzero(labels != 1)[0]
-    rng.shuffle(positive)
-    rng.shuffle(negative)
-    m = min(len(positive), len(negative))
-    n_val, n_test = round(val_prop * m), round(test_prop * m)
-    val = np.concatenate([positive[:n_val], negative[:n_val]])
-    test = np.concatenate([positive[n_val : n_val + n_test], negative[n_val : n_val + n_test]])
-    train = np.concatenate([positive[n_val + n_test :], negative[n_val + n_test :]])
-    return train, val, test
+    parts = node_split(torch.as_tensor(np.asarray(labels)), val_prop, test_prop, seed, literal=split == "hgcn")
+    return tuple(part.numpy() for part in parts)
 
 
 def _tensor_split(*parts) -> list[torch.Tensor]:
