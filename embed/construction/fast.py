@@ -44,13 +44,12 @@ __all__ = ["build_sl2", "build_lorentz", "matrix_bits", "FastResult", "GUARD_BIT
 GUARD_BITS = 40
 
 
-def _kept_limbs(plan: TreePlan, tau: float, L: int, b: int, lorentz: bool) -> int:
-    """Product limbs worth computing: ``L``, the carry headroom, and the cancellation a child step can
-    cause (a product of norm :math:`e^{(r - s)/2}` from terms of :math:`e^{(r + s)/2}`; squared for Lorentz
-    matrices)."""
+def _cancellation_limbs(plan: TreePlan, tau: float, b: int, lorentz: bool) -> int:
+    """Limbs a child step can cancel: a product of norm :math:`e^{(r - s)/2}` from terms of
+    :math:`e^{(r + s)/2}` (squared for Lorentz matrices)."""
     step = tau * float(plan.weight.max())
     cancellation = (2.0 if lorentz else 1.0) * step / (2 * math.log(2))
-    return L + 2 + math.ceil(cancellation / b)
+    return math.ceil(cancellation / b)
 
 
 def matrix_bits(radius: float, depth: int, lorentz: bool) -> int:
@@ -116,28 +115,22 @@ def _sl2_constants(plan: TreePlan, tau: float, bits: int, b: int, L: int):
                 powers.append((c, s))
             rotations[(K, root)] = powers
         root_turn = (_fixed(mpmath.sqrt(2) / 2, guard),)[0]  # e^{-i pi/4} = (1 - i)/sqrt 2
-    halves: list[int] = []
-    for K, k, _, root in keys.tolist():
+    # Rot(theta) A(s) Rot(pi) = [[-sin/E, cos E], [-cos/E, -sin E]] with E = e^{s/2}, theta/2 the half-angle:
+    # -pi k / K, or pi k / K - pi / 4 for children of the root.
+    entries: list[int] = []
+    for K, k, w, root in keys.tolist():
         if K == 0:  # roots have no parent: their class is never used
-            halves += [scale, 0]
+            entries += [scale, 0, 0, scale]
             continue
         C, S = rotations[(K, root)][k]
-        if root:  # half-angle pi k / K - pi / 4
-            halves += [(C * root_turn + S * root_turn) >> guard, (S * root_turn - C * root_turn) >> guard]
-        else:  # half-angle -pi k / K
-            halves += [C, -S]
-    H, eH = lb.from_ints(halves, guard, b, L, block=2)  # (classes, 2, L): cos, sin of the half-angle
-    scales, eS = lb.from_ints([v for w in range(len(E)) for v in E[w]], guard, b, L, block=2)  # e^{+-s/2}
-    w = keys[:, 2]
-    c, sn = H[:, 0], H[:, 1]
-    plus, minus = scales[w, 0], scales[w, 1]
-    # Rot(theta) A(s) Rot(pi) = [[-sin/E, cos E], [-cos/E, -sin E]] with E = e^{s/2}
-    entries = torch.stack([
-        torch.stack([-lb.convolve(sn, minus), lb.convolve(c, plus)], 1),
-        torch.stack([-lb.convolve(c, minus), -lb.convolve(sn, plus)], 1),
-    ], 1)
-    digits, exponent = lb.normalize(entries, eH + eS[w], L, b, block_dims=2)
-    return digits, exponent, inverse
+        if root:
+            C, S = (C + S) * root_turn >> guard, (S - C) * root_turn >> guard
+        else:
+            S = -S
+        plus, minus = E[w]
+        entries += [-S * minus >> guard, C * plus >> guard, -C * minus >> guard, -S * plus >> guard]
+    digits, exponent = lb.from_ints(entries, guard, b, L, block=4)
+    return digits.reshape(-1, 2, 2, L), exponent, inverse
 
 
 def _halfspace_from_ratio(numerators: torch.Tensor, eN: torch.Tensor, denominator: torch.Tensor,
@@ -198,10 +191,16 @@ def _level_precision(plan: TreePlan, tau: float, components: int, b: int, L: int
     return k, point, constant
 
 
-def _run_levels(plan: TreePlan, n1: int, L: int, b: int, keep: int, constants, constant_digits: list[int],
-                storage: torch.Tensor, place, validate) -> None:
+def _run_levels(plan: TreePlan, n1: int, L: int, b: int, cancel: int, constants, constant_digits: list[int],
+                storage: torch.Tensor, place, validate, leaf_digits: list[int] | None = None) -> None:
     """The level loop shared by both builds: every node's isometry ``G = G_parent C_class`` (one batched
-    limb product per depth), then ``place(level, nodes, G, eG)`` writes the nodes' storage rows."""
+    limb product per depth), then ``place(level, nodes, G, eG)`` writes the nodes' storage rows.
+
+    Inner nodes carry ``L`` limbs (their descendants need the full precision). With ``leaf_digits``, a
+    leaf's isometry is only ever used for its own point, so it is computed from operands truncated to
+    ``leaf_digits[level]`` limbs (plus the ``cancel`` limbs a step can lose) and rounded to that many: the
+    precision ``place`` would otherwise truncate it to, at a fraction of the cost.
+    """
     C, eC, cls = constants
     roots = plan.levels[0]
     storage[roots, -1] = 1.0
@@ -210,14 +209,30 @@ def _run_levels(plan: TreePlan, n1: int, L: int, b: int, keep: int, constants, c
     eG = torch.zeros(len(roots), dtype=torch.int64)
     row = torch.full((plan.n,), -1, dtype=torch.int64)
     row[roots] = torch.arange(len(roots))
+    inner = torch.zeros(plan.n, dtype=torch.bool)
+    inner[plan.parent[plan.parent >= 0]] = True
     if validate is not None:
         validate(0, roots, storage[roots])
     for level_index, nodes in enumerate(plan.levels[1:], start=1):
-        parents = row[plan.parent[nodes]]
         Lc = constant_digits[level_index]
-        G, eG = lb.matmul(G[parents], eG[parents], C[cls[nodes], :, :, :Lc], eC[cls[nodes]], L, b, keep=keep)
-        place(level_index, nodes, G, eG)
-        row[nodes] = torch.arange(len(nodes))
+        P = L if leaf_digits is None else min(L, leaf_digits[level_index])
+        groups = [(nodes, L)] if P == L else [(nodes[inner[nodes]], L), (nodes[~inner[nodes]], P)]
+        groups = [(members, digits) for members, digits in groups if len(members)]
+        next_G, next_eG = G, eG
+        placed, placed_e = [], []
+        for members, digits in groups:
+            parents = row[plan.parent[members]]
+            operand = min(L, digits + cancel)
+            H, eH = lb.matmul(G[parents][..., :operand], eG[parents], C[cls[members], :, :, :min(Lc, operand)],
+                              eC[cls[members]], digits, b, keep=digits + 2 + cancel)
+            placed.append(H[..., :P])
+            placed_e.append(eH)
+            if digits == L:
+                next_G, next_eG = H, eH
+                row[members] = torch.arange(len(members))
+        order = torch.cat([members for members, _ in groups])
+        place(level_index, order, torch.cat(placed), torch.cat(placed_e))
+        G, eG = next_G, next_eG
         if validate is not None:
             validate(level_index, nodes, storage[nodes])
 
@@ -244,8 +259,8 @@ def build_sl2(plan: TreePlan, tau: float, bits: int, components: int, validate=N
         storage[nodes, :k] = x[:, :, 0]
         storage[nodes, components] = y
 
-    _run_levels(plan, 2, L, b, _kept_limbs(plan, tau, L, b, lorentz=False), _sl2_constants(plan, tau, bits, b, L),
-                constant_digits, storage, place, validate)
+    _run_levels(plan, 2, L, b, _cancellation_limbs(plan, tau, b, lorentz=False), _sl2_constants(plan, tau, bits, b, L),
+                constant_digits, storage, place, validate, leaf_digits=point_digits)
     return FastResult(storage, L, b)
 
 
@@ -295,6 +310,6 @@ def build_lorentz(plan: TreePlan, tau: float, dim: int, bits: int, components: i
         storage[nodes, : k * h] = x.reshape(len(nodes), k * h)
         storage[nodes, -1] = y
 
-    _run_levels(plan, n1, L, b, _kept_limbs(plan, tau, L, b, lorentz=True),
+    _run_levels(plan, n1, L, b, _cancellation_limbs(plan, tau, b, lorentz=True),
                 _lorentz_constants(plan, tau, dim, method, bits, b, L), constant_digits, storage, place, validate)
     return FastResult(storage, L, b)

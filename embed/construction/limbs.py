@@ -217,7 +217,7 @@ def subtract_aligned(R: torch.Tensor, eR: torch.Tensor, T: torch.Tensor, eT: tor
     """
     W, Lt = R.shape[-1], T.shape[-1]
     offset = (eR - eT).unsqueeze(-1)
-    if bool((offset < 0).any() & (T != 0).any(-1, keepdim=True).any()):
+    if bool((offset < 0).any()) and bool((T != 0).any(-1, keepdim=True).any()):
         # A leading digit of T above the frame must be zero; checked cheaply on the offending rows.
         positions = torch.arange(Lt, device=T.device) + offset
         if bool(((positions < 0) & (T != 0)).any()):
