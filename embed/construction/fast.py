@@ -114,7 +114,7 @@ def _sl2_constants(plan: TreePlan, tau: float, bits: int, b: int, L: int):
                 c, s = (c * c1 - s * s1 + (scale >> 1)) >> guard, (c * s1 + s * c1 + (scale >> 1)) >> guard
                 powers.append((c, s))
             rotations[(K, root)] = powers
-        root_turn = (_fixed(mpmath.sqrt(2) / 2, guard),)[0]  # e^{-i pi/4} = (1 - i)/sqrt 2
+        root_turn = _fixed(mpmath.sqrt(2) / 2, guard)  # e^{-i pi/4} = (1 - i)/sqrt 2
     # Rot(theta) A(s) Rot(pi) = [[-sin/E, cos E], [-cos/E, -sin E]] with E = e^{s/2}, theta/2 the half-angle:
     # -pi k / K, or pi k / K - pi / 4 for children of the root.
     entries: list[int] = []
