@@ -8,16 +8,16 @@ root entity.n.01), 2-D, eps = 1:
     all in mpmath at 2,048 bits (relative differences);
   * edge-MAP, mean rank and distortion over all rows (``--rows N`` samples instead, labelled).
 Part 2 -- the small shared graphs (smalltree, phylo_tree, ca-CSphd, bio-diseasome, bio-yeast) at eps = 1 and
-0.1, in 2-D and in 10-D with simplex codes, all rows. Trees whose radius bound exceeds the float64 MCF
-half-space's ceiling (about 700) are built by the mpmath path at the bits they need and evaluated with exact
-integer arithmetic (``--deep``; slow), or reported as refused.
+0.1, in 2-D and in 10-D with simplex codes, all rows. 2-D trees whose radius bound exceeds the float64 MCF
+half-space's ceiling (about 700) are built in the L-tiling model (``precision="auto"`` picks it) and evaluated
+through exact-integer distances of their exact coordinates; r-D ones are reported as refused.
 
 Prints a markdown block for benchmarks/RESULTS.md, with the command line.
 
 Part 3 (``--tiling``) -- WordNet nouns built in the L-tiling model: build time against the mpmath path at
 1,024 bits, distances on 1,000 random pairs, edge-MAP on sampled rows (see :func:`wordnet_tiling`).
 
-    python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--deep] [--tiling]
+    python benchmarks/combinatorial.py [--rows N] [--skip-wordnet] [--skip-small] [--tiling]
         [--tiling-rows N] [--threads T] [--graphs NAME ...] [--dims 2|10 ...]
 """
 
@@ -245,7 +245,7 @@ def _exact_distances(points_ball, bits: int):
     return D + D.T
 
 
-def small(deep: bool, names=SMALL, dims=(2, 10)) -> list[str]:
+def small(names=SMALL, dims=(2, 10)) -> list[str]:
     lines = [
         "### Small shared graphs (all rows; edge-MAP; D_wc global / row)",
         "",
@@ -259,32 +259,31 @@ def small(deep: bool, names=SMALL, dims=(2, 10)) -> list[str]:
         for dim in dims:
             for eps in (1.0, 0.1):
                 for order in orders:
-                    lines.append(_small_row(name, graph, dim, eps, order, deep))
+                    lines.append(_small_row(name, graph, dim, eps, order))
                     print(lines[-1], file=sys.stderr)
     return lines + [""]
 
 
-def _small_row(name, graph, dim, eps, order, deep) -> str:
+def _small_row(name, graph, dim, eps, order) -> str:
     root = ROOTS[name]
     try:
         embedding, cpu, _ = _timed(lambda: embed_graph(graph, eps=eps, dim=dim, root=root, bfs_order=order))
-        metrics = evaluate(embedding.points, embedding.manifold, graph, scale=embedding.tau)
-        path = f"fast, MCF x{embedding.info['components']}"
     except PrecisionError as error:
-        if not (deep and dim == 2):
-            return f"| {name} | {dim} | {eps} | {order} | — | — | refused: {str(error).split(';')[0]} | — | — | — | — |"
-        from embed.construction.tau import tau_from_eps
-
-        probe = embed_graph(graph, dim=dim, tau=1.0, root=root, bfs_order=order)
-        tau = tau_from_eps(eps, probe.plan.max_degree, probe.plan.min_weight)
-        bits = math.ceil(tau * probe.plan.max_path_weight / math.log(2)) + 128
-        ball, cpu, _ = _timed(lambda: reference_2d(probe.plan, tau, bits))
-        D = _exact_distances(ball, bits)
-        embedding = probe
-        embedding.tau = tau
-        metrics = evaluate(torch.zeros(graph.num_nodes, 1), None, graph, scale=tau, distance=lambda ids: D[ids])
-        path = f"mpmath {bits} bits + exact-integer distances"
+        return f"| {name} | {dim} | {eps} | {order} | — | — | refused: {str(error).split(';')[0]} | — | — | — | — |"
     info = embedding.info
+    if info["path"] == "tiling":
+        # The tiling distance forms exact multi-limb products per pair (milliseconds each at these radii):
+        # evaluate the same points through exact-integer distances of their exact Poincare coordinates.
+        bits = math.ceil(info["radius_bound"] / math.log(2)) + 128
+        with mpmath.workprec(bits + 64):
+            ball = [mpmath.mpc(X[1], X[2]) / (1 + X[0]) for X in embedding.manifold.to_reference(embedding.points)]
+        D = _exact_distances(ball, bits)
+        metrics = evaluate(torch.zeros(graph.num_nodes, 1), None, graph, scale=embedding.tau,
+                           distance=lambda ids: D[ids])
+        path = f"tiling (auto), {info['limbs']} limbs; exact-integer distances of its points"
+    else:
+        metrics = evaluate(embedding.points, embedding.manifold, graph, scale=embedding.tau)
+        path = f"fast, MCF x{info['components']}"
     return (f"| {name} | {dim} | {eps} | {order} | {embedding.tau:.2f} | {info['roots'][0]}, {info['depth']} | {path} | "
             f"{_fmt(metrics.edge_map)} | {_fmt(metrics.d_avg)} | {_fmt(metrics.d_wc, 2)} / "
             f"{_fmt(metrics.d_wc_row, 2)} | {cpu:.2f} |")
@@ -296,8 +295,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-wordnet", action="store_true")
     parser.add_argument("--skip-small", action="store_true")
-    parser.add_argument("--deep", action="store_true",
-                        help="build trees beyond the MCF ceiling with the mpmath path and exact-integer distances")
     parser.add_argument("--graphs", nargs="+", choices=SMALL, default=SMALL, help="small graphs to run")
     parser.add_argument("--dims", nargs="+", type=int, choices=(2, 10), default=(2, 10),
                         help="dimensions of the small-graph rows")
@@ -316,7 +313,7 @@ def main() -> None:
     if args.tiling:
         lines += wordnet_tiling(args.tiling_rows, args.seed)
     if not args.skip_small:
-        lines += small(args.deep, args.graphs, args.dims)
+        lines += small(args.graphs, args.dims)
     print("\n".join(lines))
 
 

@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fixed scaling factor, or 'max' for the largest the representation can hold")
     p.add_argument("--precision", default="auto", metavar="P",
                    help="auto | mcfN | float64 | tiling | mpmath:BITS (default auto: MCF components from tau x "
-                   "depth; tiling: the L-tiling model, 2-D only, any depth)")
+                   "depth, the L-tiling model for 2-D trees beyond the MCF ceiling; tiling: 2-D only, any depth)")
     p.add_argument("--root", default=None, help="root node name (default: the hierarchy's source, or the node "
                    "of largest degree)")
     p.add_argument("--codes", choices=["codes", "spread"], default="codes",

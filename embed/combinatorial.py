@@ -7,8 +7,9 @@ placement level by level in a representation with enough precision -> validation
 Precisions (``precision=``)
 ---------------------------
 * ``"auto"``: the MCF half-space with ``m = ceil((R + 40) / 36.7)`` float64 components, ``R`` = tau times
-  the largest root-path weight (the deepest node's radius bound); refused beyond the float64 exponent
-  range of the height (``R`` about 700).
+  the largest root-path weight (the deepest node's radius bound). Beyond the float64 exponent range of
+  the height (``R`` about 700) a 2-D tree goes to the L-tiling model (``"tiling"``) and an r-D tree is
+  refused.
 * ``"mcfN"``: the MCF half-space with ``N`` components; refused when ``N`` cannot hold ``R``.
 * ``"float64"``: the plain float64 half-space; refused beyond its usable radius (about 22).
 * ``"tiling"`` (2-D only): the L-tiling model (:mod:`embed.construction.tiled`): exact integer group
@@ -303,13 +304,16 @@ def embed_graph(
         "directions": method if dim > 2 else "equal angles (2-D)",
     }
 
+    if kind == "auto" and dim == 2 and radius > FLOAT64_CEILING:
+        kind = "tiling"  # beyond the MCF half-space's exponent range: exact integers have no ceiling
     if kind in ("auto", "mcf"):
         m = number if kind == "mcf" else needed
         if radius > FLOAT64_CEILING:
+            remedy = "use --precision tiling (2-D)" if dim == 2 else "the r-D construction has no tiling model"
             raise PrecisionError(
                 f"the tree needs radius {radius:.1f} (tau {tau_value:.6g} x depth {plan.max_path_weight:g}), "
                 f"beyond the float64 MCF half-space's ceiling {FLOAT64_CEILING:.0f} (height exponent range); "
-                f"lower tau (--eps larger, or --tau), or use --precision mpmath:{math.ceil(radius * LOG2_E) + 64}"
+                f"lower tau (--eps larger, or --tau), or {remedy}"
             )
         if m < needed:
             raise PrecisionError(

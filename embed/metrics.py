@@ -500,6 +500,10 @@ class _Distortion:
 # ============================================================================ distances between point sets
 
 
+#: Storage elements gathered per side for one ``manifold.dist`` call of the generic distances.
+_GATHERED_ELEMENTS = 1 << 19
+
+
 class _PairDistances:
     """``distances(i, j)``: manifold distances between the points of broadcastable index tensors ``i`` and
     ``j`` (a ``B x C`` tile from ``i[:, None], j[None, :]``, or pairs from equal shapes). Any manifold of the
@@ -520,7 +524,15 @@ class _PairDistances:
         return 0
 
     def __call__(self, i: torch.Tensor, j: torch.Tensor, shared: int = 0) -> torch.Tensor:
-        return self.manifold.dist(self.points[i], self.points[j])
+        i, j = torch.broadcast_tensors(i, j)
+        per_call = max(1, _GATHERED_ELEMENTS // max(self.points.shape[-1], 1))
+        if i.numel() <= per_call:
+            return self.manifold.dist(self.points[i], self.points[j])
+        # Wide storage (exact integer limbs) makes dist's temporaries per pair large: go in slices.
+        shape, i, j = i.shape, i.reshape(-1), j.reshape(-1)
+        out = [self.manifold.dist(self.points[i[k:k + per_call]], self.points[j[k:k + per_call]])
+               for k in range(0, i.numel(), per_call)]
+        return torch.cat(out).reshape(shape)
 
 
 class _MCFDistances(_PairDistances):

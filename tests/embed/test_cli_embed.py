@@ -91,7 +91,7 @@ def test_bad_input_is_refused_without_output(tmp_path, capsys, shared_data):
     _fails(capsys, ["embed", str(tree), "--root", "nope", "--out", str(out)], "'nope'", "not in graph")
     _fails(capsys, ["embed", str(tree), "--precision", "mcf3", "--out", str(out)], "cannot hold the tree",
            "components")
-    _fails(capsys, ["embed", str(tree), "--eps", "0.1", "--out", str(out)], "ceiling")
+    _fails(capsys, ["embed", str(tree), "--eps", "0.1", "--dim", "3", "--out", str(out)], "ceiling")
     _fails(capsys, ["embed", str(tree), "--precision", "double", "--out", str(out)], "unknown precision")
     cycle = tmp_path / "cycle.edges"
     cycle.write_text("a b\nb c\nc a\n")

@@ -173,8 +173,10 @@ def test_bad_requests_raise_clear_errors(shared_data):
         embed_graph(graph, root="no-such-node")
     with pytest.raises(PrecisionError, match=r"mcf2 cannot hold the tree: .* needs 9 float64 components"):
         embed_graph(graph, eps=1.0, root="0", precision="mcf2")
-    with pytest.raises(PrecisionError, match="beyond the float64 MCF half-space's ceiling"):
-        embed_graph(graph, eps=0.1, root="0")  # radius 1650
+    with pytest.raises(PrecisionError, match="beyond the float64 MCF half-space's ceiling .* --precision tiling"):
+        embed_graph(graph, eps=0.1, root="0", precision="mcf50")  # radius 1650
+    with pytest.raises(PrecisionError, match="ceiling .* the r-D construction has no tiling model"):
+        embed_graph(graph, eps=0.1, root="0", dim=3)
     with pytest.raises(PrecisionError, match="float64 cannot hold the tree"):
         embed_graph(graph, eps=1.0, root="0", precision="float64")
     with pytest.raises(PrecisionError, match="collapsed|wrong distance|left the representation"):

@@ -99,6 +99,16 @@ def test_beyond_the_mcf_ceiling(shared_data):
     assert torch.allclose(d, torch.full_like(d, tiled.tau), rtol=1e-13, atol=0)
 
 
+def test_auto_goes_to_the_tiling_model_beyond_the_mcf_ceiling(shared_data):
+    graph = read_edgelist(shared_data / "hyperbolics" / "smalltree.edges")
+    deep = embed_graph(graph, tau=250.0, root="0")  # radius bound 750 > the MCF ceiling 700
+    assert deep.info["path"] == "tiling" and deep.info["radius_bound"] == pytest.approx(750.0)
+    edges = deep.tree_edges()
+    d = deep.manifold.dist(deep.points[edges[:, 0]], deep.points[edges[:, 1]])
+    assert torch.allclose(d, torch.full_like(d, 250.0), rtol=1e-13, atol=0)
+    assert embed_graph(graph, tau=150.0, root="0").info["path"] == "fast"  # radius 450: MCF
+
+
 def test_weighted_forest_and_save_load(tmp_path):
     names = tuple(str(i) for i in range(9))
     edges = torch.tensor([(0, 1), (0, 2), (1, 3), (1, 4), (5, 6), (6, 7), (6, 8)])
