@@ -3,12 +3,13 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 
     python benchmarks/hyla.py [--datasets cora citeseer airport disease] [--seeds 10] [--threads 2]
                               [--data ../shared/data/HyLa/nc/datasets] [--methods hyla rff]
-                              [--airport-splits hgcn] [--trace SEED]
+                              [--airport-splits hgcn] [--trace SEED] [--rng published] [--seed-list 43]
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
 removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
-full batch, test accuracy after the last epoch), seeds 0..N-1 for the random features, the embedding
-and the classifier. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
+full batch, test accuracy after the last epoch), seeds 0..N-1 (or --seed-list) for the random features,
+the embedding and the classifier. ``--rng published`` draws them from one generator in the published
+code's order (``HyLaSGC(rng="published")``); with ``--seed-list 43`` that is the published run itself. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
 split (the published protocol: 524 test entries, 225 of them also training entries). Disease has no
 node features here (the file is missing upstream), so it runs feature-free and has no published target.
 The RFF baseline swaps the feature map for sqrt(2/D) cos(E W + b), W ~ N(0, s^2), on a Euclidean
@@ -65,7 +66,7 @@ def run(dataset, split, method, seeds, rff_scale, log):
     propagated = sgc_propagate(adjacency, data.features if config.use_features else None, config.order)
     propagation = time.perf_counter() - started
     results = []
-    for seed in range(seeds):
+    for seed in seeds:
         if method.startswith("hyla"):
             features = RandomLaplacianFeatures(
                 PoincareBall(config.he_dim), config.he_dim, config.hyla_dim,
@@ -73,7 +74,8 @@ def run(dataset, split, method, seeds, rff_scale, log):
             )
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
-        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred")
+        rng = args.rng if method.startswith("hyla") else "separate"
+        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred", rng=rng)
         cpu_started = time.process_time()
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
@@ -115,6 +117,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="DATASET=N",
                         help="run only N seeds for DATASET (time budget on a shared machine)")
+    parser.add_argument("--seed-list", nargs="+", type=int, default=None, metavar="SEED",
+                        help="run exactly these seeds (overrides --seeds and --fewer-seeds)")
+    parser.add_argument("--rng", choices=["separate", "published"], default="separate",
+                        help="HyLa draws: per-part generators, or one generator in the published order")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--rff-scale", type=float, default=10.0)
     parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
@@ -133,7 +139,7 @@ def main() -> None:
     total_started = time.perf_counter()
     for dataset in args.datasets:
         splits = args.airport_splits if dataset == "airport" else [None]
-        seeds = fewer.get(dataset, args.seeds)
+        seeds = args.seed_list or list(range(fewer.get(dataset, args.seeds)))
         for split in splits:
             for method in args.methods:
                 data, config, propagation, results = run(dataset, split, method, seeds, args.rff_scale, log)
@@ -141,10 +147,12 @@ def main() -> None:
     total = time.perf_counter() - total_started
 
     command = "python benchmarks/hyla.py " + " ".join(
-        [f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}", f"--seeds {args.seeds}",
+        [f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}", *([] if args.seed_list else [f"--seeds {args.seeds}"]),
          f"--threads {args.threads}", f"--rff-scale {args.rff_scale:g}",
          f"--airport-splits {' '.join(args.airport_splits)}"]
         + ([f"--fewer-seeds {' '.join(args.fewer_seeds)}"] if args.fewer_seeds else [])
+        + ([f"--seed-list {' '.join(map(str, args.seed_list))}"] if args.seed_list else [])
+        + ([f"--rng {args.rng}"] if args.rng != "separate" else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")
@@ -152,7 +160,8 @@ def main() -> None:
           f"{platform.python_version()}, torch {torch.__version__}; shared with other jobs (1-min load average "
           f"{load_started:.1f} at the start, {load:.1f} at the end); total {total / 60:.1f} min.\n")
     print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets, float64, test accuracy after the last "
-          "epoch, mean ± std over seeds 0..N-1 (N in the last column). Time = process CPU time and wall time of one training "
+          "epoch, mean ± std over the seeds (their number in the last column; HyLa draws: "
+          f"rng={args.rng}). Time = process CPU time and wall time of one training "
           "run (all epochs and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
           "run of the published code on a contended 2-core CPU. Unstable = runs with a training loss above the "
           "first epoch's after epoch 10.\n")
