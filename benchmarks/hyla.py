@@ -6,7 +6,9 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
                               [--airport-splits hgcn] [--trace SEED] [--rng published] [--seed-list 43]
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
-removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
+removes the loss spikes), hyla-log (log-domain amplitude scaling, ``log_scale=True``), hyla-capped
+(amplitude cap rho h <= --amplitude-cap), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
+cos(lambda h + b) instead of the published code's), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
 full batch, test accuracy after the last epoch), seeds 0..N-1 (or --seed-list) for the random features,
 the embedding and the classifier. ``--rng published`` draws them from one generator in the published
 code's order (``HyLaSGC(rng="published")``); with ``--seed-list 43`` that is the published run itself. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
@@ -57,6 +59,10 @@ PUBLISHED = {
 }
 
 
+NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "HyLa-SGC-log-scaled",
+         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
+
+
 def run(dataset, split, method, seeds, rff_scale, log):
     options = {"split": split} if split else {}
     data = load_node_dataset(dataset, args.data, **options)
@@ -70,7 +76,10 @@ def run(dataset, split, method, seeds, rff_scale, log):
         if method.startswith("hyla"):
             features = RandomLaplacianFeatures(
                 PoincareBall(config.he_dim), config.he_dim, config.hyla_dim,
-                lambda_scale=config.lambda_scale, convention="official", seed=seed,
+                lambda_scale=config.lambda_scale, convention="kernel" if method == "hyla-kernel" else "official",
+                seed=seed,
+                log_scale=method == "hyla-log",
+                amplitude_cap=args.amplitude_cap if method == "hyla-capped" else None,
             )
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
@@ -113,7 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "airport", "disease"])
     parser.add_argument("--methods", nargs="+", default=["hyla", "hyla-centred", "rff"],
-                        choices=["hyla", "hyla-centred", "rff"])
+                        choices=list(NAMES))
+    parser.add_argument("--amplitude-cap", type=float, default=1.0,
+                        help="cap on rho h inside the amplitude for the method hyla-capped")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="DATASET=N",
                         help="run only N seeds for DATASET (time budget on a shared machine)")
@@ -153,6 +164,7 @@ def main() -> None:
         + ([f"--fewer-seeds {' '.join(args.fewer_seeds)}"] if args.fewer_seeds else [])
         + ([f"--seed-list {' '.join(map(str, args.seed_list))}"] if args.seed_list else [])
         + ([f"--rng {args.rng}"] if args.rng != "separate" else [])
+        + ([f"--amplitude-cap {args.amplitude_cap:g}"] if "hyla-capped" in args.methods else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")
@@ -181,7 +193,7 @@ def main() -> None:
         shown_published = "—" if published is None or method == "rff" or split == "disjoint" else f"{published}"
         shown_time = "—" if published_time is None or method == "rff" else f"{published_time:.0f}"
         split_text = f"{split or 'standard'} ({len(data.train_idx)}/{len(data.val_idx)}/{len(data.test_idx)})"
-        name = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "rff": "RFF-SGC"}[method]
+        name = NAMES[method]
         print(f"| {dataset}{'' if config.use_features else ' (no features)'} | {split_text} | {name} | "
               f"{accuracy[0]:.2f} ± {accuracy[1]:.2f} | {statistics.median(tests):.2f} / {max(tests):.2f} | "
               f"{validation[0]:.2f} ± {validation[1]:.2f} | {shown_published} | {cpu[0]:.1f} ± {cpu[1]:.1f} | "
