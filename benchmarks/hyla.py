@@ -178,7 +178,9 @@ def main() -> None:
           "run of the published code on a contended 2-core CPU. Unstable = runs with a training loss above the "
           "first epoch's after epoch 10.\n")
     print("HyLa-SGC-centred: the same with each feature centred over the embedding rows (`HyLaSGC(center=True)`), "
-          "which removes the loss spikes. RFF-SGC: Euclidean random Fourier features, same code and presets.\n")
+          "which removes the loss spikes. Log-scaled / amplitude-capped: `log_scale=True` / `amplitude_cap` on the "
+          "feature map. Kernel convention: sqrt(2/D) e^{rho h} cos(lambda h + b). RFF-SGC: Euclidean random Fourier "
+          "features, same code and presets.\n")
     print("| dataset | split (train/val/test) | method | test acc % | median / best seed | val acc % | published % "
           "| CPU s per run | wall s per run | published wall s | unstable runs | propagation s | seeds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
