@@ -3,12 +3,15 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 
     python benchmarks/hyla.py [--datasets cora citeseer airport disease] [--seeds 10] [--threads 2]
                               [--data ../shared/data/HyLa/nc/datasets] [--methods hyla rff]
-                              [--airport-splits hgcn] [--trace SEED]
+                              [--airport-splits hgcn] [--trace SEED] [--rng published] [--seed-list 43]
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
-removes the loss spikes), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
-full batch, test accuracy after the last epoch), seeds 0..N-1 for the random features, the embedding
-and the classifier. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
+removes the loss spikes), hyla-log (log-domain amplitude scaling, ``log_scale=True``), hyla-capped
+(amplitude cap rho h <= --amplitude-cap), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
+cos(lambda h + b) instead of the published code's), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
+full batch, test accuracy after the last epoch), seeds 0..N-1 (or --seed-list) for the random features,
+the embedding and the classifier. ``--rng published`` draws them from one generator in the published
+code's order (``HyLaSGC(rng="published")``); with ``--seed-list 43`` that is the published run itself. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
 split (the published protocol: 524 test entries, 225 of them also training entries). Disease has no
 node features here (the file is missing upstream), so it runs feature-free and has no published target.
 The RFF baseline swaps the feature map for sqrt(2/D) cos(E W + b), W ~ N(0, s^2), on a Euclidean
@@ -56,6 +59,10 @@ PUBLISHED = {
 }
 
 
+NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "HyLa-SGC-log-scaled",
+         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
+
+
 def run(dataset, split, method, seeds, rff_scale, log):
     options = {"split": split} if split else {}
     data = load_node_dataset(dataset, args.data, **options)
@@ -65,15 +72,19 @@ def run(dataset, split, method, seeds, rff_scale, log):
     propagated = sgc_propagate(adjacency, data.features if config.use_features else None, config.order)
     propagation = time.perf_counter() - started
     results = []
-    for seed in range(seeds):
+    for seed in seeds:
         if method.startswith("hyla"):
             features = RandomLaplacianFeatures(
                 PoincareBall(config.he_dim), config.he_dim, config.hyla_dim,
-                lambda_scale=config.lambda_scale, convention="official", seed=seed,
+                lambda_scale=config.lambda_scale, convention="kernel" if method == "hyla-kernel" else "official",
+                seed=seed,
+                log_scale=method == "hyla-log",
+                amplitude_cap=args.amplitude_cap if method == "hyla-capped" else None,
             )
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
-        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred")
+        rng = args.rng if method.startswith("hyla") else "separate"
+        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred", rng=rng)
         cpu_started = time.process_time()
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
@@ -111,10 +122,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["cora", "citeseer", "airport", "disease"])
     parser.add_argument("--methods", nargs="+", default=["hyla", "hyla-centred", "rff"],
-                        choices=["hyla", "hyla-centred", "rff"])
+                        choices=list(NAMES))
+    parser.add_argument("--amplitude-cap", type=float, default=1.0,
+                        help="cap on rho h inside the amplitude for the method hyla-capped")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="DATASET=N",
                         help="run only N seeds for DATASET (time budget on a shared machine)")
+    parser.add_argument("--seed-list", nargs="+", type=int, default=None, metavar="SEED",
+                        help="run exactly these seeds (overrides --seeds and --fewer-seeds)")
+    parser.add_argument("--rng", choices=["separate", "published"], default="separate",
+                        help="HyLa draws: per-part generators, or one generator in the published order")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--rff-scale", type=float, default=10.0)
     parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
@@ -133,7 +150,7 @@ def main() -> None:
     total_started = time.perf_counter()
     for dataset in args.datasets:
         splits = args.airport_splits if dataset == "airport" else [None]
-        seeds = fewer.get(dataset, args.seeds)
+        seeds = args.seed_list or list(range(fewer.get(dataset, args.seeds)))
         for split in splits:
             for method in args.methods:
                 data, config, propagation, results = run(dataset, split, method, seeds, args.rff_scale, log)
@@ -141,10 +158,13 @@ def main() -> None:
     total = time.perf_counter() - total_started
 
     command = "python benchmarks/hyla.py " + " ".join(
-        [f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}", f"--seeds {args.seeds}",
+        [f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}", *([] if args.seed_list else [f"--seeds {args.seeds}"]),
          f"--threads {args.threads}", f"--rff-scale {args.rff_scale:g}",
          f"--airport-splits {' '.join(args.airport_splits)}"]
         + ([f"--fewer-seeds {' '.join(args.fewer_seeds)}"] if args.fewer_seeds else [])
+        + ([f"--seed-list {' '.join(map(str, args.seed_list))}"] if args.seed_list else [])
+        + ([f"--rng {args.rng}"] if args.rng != "separate" else [])
+        + ([f"--amplitude-cap {args.amplitude_cap:g}"] if "hyla-capped" in args.methods else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")
@@ -152,12 +172,15 @@ def main() -> None:
           f"{platform.python_version()}, torch {torch.__version__}; shared with other jobs (1-min load average "
           f"{load_started:.1f} at the start, {load:.1f} at the end); total {total / 60:.1f} min.\n")
     print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets, float64, test accuracy after the last "
-          "epoch, mean ± std over seeds 0..N-1 (N in the last column). Time = process CPU time and wall time of one training "
+          "epoch, mean ± std over the seeds (their number in the last column; HyLa draws: "
+          f"rng={args.rng}). Time = process CPU time and wall time of one training "
           "run (all epochs and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
           "run of the published code on a contended 2-core CPU. Unstable = runs with a training loss above the "
           "first epoch's after epoch 10.\n")
     print("HyLa-SGC-centred: the same with each feature centred over the embedding rows (`HyLaSGC(center=True)`), "
-          "which removes the loss spikes. RFF-SGC: Euclidean random Fourier features, same code and presets.\n")
+          "which removes the loss spikes. Log-scaled / amplitude-capped: `log_scale=True` / `amplitude_cap` on the "
+          "feature map. Kernel convention: sqrt(2/D) e^{rho h} cos(lambda h + b). RFF-SGC: Euclidean random Fourier "
+          "features, same code and presets.\n")
     print("| dataset | split (train/val/test) | method | test acc % | median / best seed | val acc % | published % "
           "| CPU s per run | wall s per run | published wall s | unstable runs | propagation s | seeds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -172,7 +195,7 @@ def main() -> None:
         shown_published = "—" if published is None or method == "rff" or split == "disjoint" else f"{published}"
         shown_time = "—" if published_time is None or method == "rff" else f"{published_time:.0f}"
         split_text = f"{split or 'standard'} ({len(data.train_idx)}/{len(data.val_idx)}/{len(data.test_idx)})"
-        name = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "rff": "RFF-SGC"}[method]
+        name = NAMES[method]
         print(f"| {dataset}{'' if config.use_features else ' (no features)'} | {split_text} | {name} | "
               f"{accuracy[0]:.2f} ± {accuracy[1]:.2f} | {statistics.median(tests):.2f} / {max(tests):.2f} | "
               f"{validation[0]:.2f} ± {validation[1]:.2f} | {shown_published} | {cpu[0]:.1f} ± {cpu[1]:.1f} | "

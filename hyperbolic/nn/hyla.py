@@ -701,6 +701,7 @@ def log_poisson(
 # --------------------------------------------------------------------------- the layer
 CONVENTIONS = ("official", "kernel")
 BOUNDARIES = ("uniform", "fixed_uniform")
+DRAW_ORDERS = ("omega_first", "published")
 
 
 def _make_generator(generator: torch.Generator | None, seed: int | None) -> torch.Generator:
@@ -873,17 +874,37 @@ class RandomLaplacianFeatures(_RandomFeatureMap):
         r""":math:`\rho = (n - 1)/2`."""
         return (self.dim_in - 1) / 2
 
-    def reset_parameters(self) -> None:
-        """Draw ``omega``, ``frequencies`` and ``phases`` (in that order) and clear ``log_shift``."""
-        g = self._rewound_generator()
+    def reset_parameters(self, generator: torch.Generator | None = None, order: str = "omega_first") -> None:
+        """Draw ``omega``, ``frequencies`` and ``phases`` and clear ``log_shift``.
+
+        Parameters
+        ----------
+        generator : torch.Generator, optional
+            Draw from this generator (advancing it) instead of the layer's own, e.g. to share one stream
+            with a model's other initialisation as the published code does (``HyLaSGC(rng="published")``).
+        order : {"omega_first", "published"}
+            ``"omega_first"``: ω, λ, b; ``"published"``: λ, ω, b, the published code's order (ω from a
+            ``(D, n)`` normal draw in both).
+        """
+        if order not in DRAW_ORDERS:
+            raise ValueError(f"order must be one of {DRAW_ORDERS}, got {order!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        g = self._rewound_generator() if generator is None else generator
         D, n = self.n_features, self.dim_in
+
+        def draw_frequencies():
+            return self.lambda_scale * torch.randn(D, dtype=torch.float64, generator=g)
+
+        frequencies = draw_frequencies() if order == "published" else None
         if self.boundary == "fixed_uniform":
             angles = 2 * math.pi * torch.arange(D, dtype=torch.float64) / D
             omega = torch.stack([torch.cos(angles), torch.sin(angles)], dim=-1)
         else:
             gauss = torch.randn(D, n, dtype=torch.float64, generator=g)
             omega = gauss / scaled_norm(gauss, keepdim=True)
-        frequencies = self.lambda_scale * torch.randn(D, dtype=torch.float64, generator=g)
+        if frequencies is None:
+            frequencies = draw_frequencies()
         phases = 2 * math.pi * torch.rand(D, dtype=torch.float64, generator=g)
         with torch.no_grad():
             self.omega.copy_(omega)
