@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import geoopt
 import pytest
 import torch
@@ -111,3 +114,35 @@ def test_margin_caps_the_radius():
         conv.linear.weight.mul_(50)
     out = conv(_points(), EDGES)
     assert bool((out.norm(dim=-1) <= 0.5 * (1 - 4e-3) + 1e-12).all()) and "margin=0.004" in repr(conv)
+
+
+def _benchmark():
+    """``benchmarks/hgcn.py`` as a module (its model class carries the benchmark's options)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "hgcn.py"
+    spec = importlib.util.spec_from_file_location("hgcn_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("curvature, trained", [("fixed", []), ("output", [2]), ("all", [0, 1, 2])])
+def test_benchmark_model_curvature_and_margin_options(curvature, trained):
+    bench = _benchmark()
+    torch.manual_seed(3)
+    model = bench.HGCNLinkPredictor(5, 4, "frechet", margin=0.05, curvature=curvature).double()
+    assert [i for i, ball in enumerate(model.balls) if ball.learnable] == trained
+    for i, conv in enumerate(model.convs):
+        assert conv.manifold_in is model.balls[i] and conv.manifold_out is model.balls[i + 1]
+    with torch.no_grad():
+        for ball in model.balls:
+            if ball.learnable:
+                ball.log_c.fill_(0.3)  # c = e^0.3 on every trained ball, so the curvatures matter
+    h = model.encode(3 * _points(), EDGES)
+    R = model.out_ball.scale(h)
+    assert bool((h.norm(dim=-1) <= R * (1 - 0.05) * (1 + 1e-12)).all())
+    model.logits(h, torch.tensor([[0, 1], [2, 5], [3, 7]])).sum().backward()
+    log_cs = [p for name, p in model.named_parameters() if name.endswith("log_c")]
+    assert len(log_cs) == len(trained)
+    assert all(torch.isfinite(p.grad) and float(p.grad) != 0 for p in log_cs)
+    with pytest.raises(ValueError, match="curvature"):
+        bench.HGCNLinkPredictor(5, 4, "frechet", curvature="learned")
