@@ -97,6 +97,22 @@ def test_isolated_node_without_self_loops_gets_origin():
     assert torch.equal(out[7], torch.zeros(4, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("r, theta", [(6.2, 60.0), (3.7, 30.0), (0.5, 90.0)])
+def test_frechet_midpoint_radius_against_tangent_average(r, theta):
+    # Two points at distance r from the origin and angle theta: the Fréchet midpoint lies at rho with
+    # tanh(rho) = tanh(r) cos(theta/2) (the HGCNConv margin docstring), the tangent average at r cos(theta/2).
+    half = torch.tensor(theta / 2, dtype=torch.float64).deg2rad()
+    directions = torch.stack([torch.stack([half.cos(), half.sin()]), torch.stack([half.cos(), -half.sin()])])
+    x = expmap0(r / 2 * directions, hyperbolic.PoincareBall(2))  # ball norm tanh(r/2): distance r
+    both = torch.tensor([0, 1])
+    frechet = FrechetAggregation(hyperbolic.PoincareBall(2), tol=1e-14)(x, torch.zeros(2, dtype=torch.long))
+    rho = 2 * torch.atanh(frechet.norm())
+    torch.testing.assert_close(rho, torch.atanh(torch.tanh(torch.tensor(r, dtype=torch.float64)) * half.cos()))
+    tangent = HGCNConv(2, 2, aggregation="tangent", add_self_loops=False).double().aggregate(
+        x, torch.stack([both, torch.zeros(2, dtype=torch.long)]), None)[0]
+    torch.testing.assert_close(2 * torch.atanh(tangent.norm()), r * half.cos())
+
+
 def test_fermi_dirac():
     dec = FermiDiracDecoder(r=2.0, t=1.0)
     d2 = torch.tensor([0.0, 2.0, 50.0])
