@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 from pathlib import Path
 
@@ -162,3 +163,10 @@ def test_benchmark_model_curvature_and_margin_options(curvature, trained):
     assert all(torch.isfinite(p.grad) and float(p.grad) != 0 for p in log_cs)
     with pytest.raises(ValueError, match="curvature"):
         bench.HGCNLinkPredictor(5, 4, "frechet", curvature="learned")
+
+
+def test_benchmark_settings_take_dataset_defaults_unless_given():
+    bench = _benchmark()
+    given = argparse.Namespace(margin=None, curvature="all", features=None, feature_scale=None)
+    assert bench.settings("airport", given) == {**bench.DEFAULTS["airport"], "curvature": "all"}
+    assert bench.settings("disease_lp", given)["margin"] == bench.DEFAULTS["disease_lp"]["margin"]
