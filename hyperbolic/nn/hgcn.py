@@ -236,7 +236,9 @@ class HGCNConv(_OneLine):
         :math:`\rho` with :math:`\tanh\rho = \tanh r\,\cos(\theta/2)` (about 1.3 for
         :math:`\theta = 60°`, whatever :math:`r`), where the tangent average lies at
         :math:`r\cos(\theta/2)`. Nodes with neighbours are pulled deep inside while a node without
-        any (only its self loop) stays at :math:`r_{max}`, so a smaller cap keeps both on comparable radii.
+        any (only its self loop) stays at :math:`r_{max}`. Keep the inputs off the cap (scale features
+        before :math:`\exp_0` so that they do not land on the margin sphere), or lower the cap, so that
+        both kinds of node stay on comparable radii.
 
     Shapes
     ------
