@@ -52,6 +52,7 @@ __all__ = [
     "link_split",
     "node_split",
     "airport_degree_features",
+    "row_normalize",
     "UntrustedPickleError",
 ]
 
@@ -374,3 +375,15 @@ def airport_degree_features(features: torch.Tensor, train_edges: torch.Tensor, n
     degree.index_add_(0, train_edges.reshape(-1), torch.ones(train_edges.numel(), dtype=torch.long))
     onehot = torch.nn.functional.one_hot(degree.clamp_max(5), 6).to(features.dtype)
     return torch.cat([features, onehot, torch.ones(num_nodes, 1, dtype=features.dtype)], dim=1)
+
+
+def row_normalize(features: torch.Tensor) -> torch.Tensor:
+    r"""HGCN's feature normalisation (its ``normalize_feats``): each row divided by its sum.
+
+    :math:`x_i \mapsto x_i / \sum_k x_{ik}`; a row summing to zero stays zero (HGCN sets the infinite
+    inverse to 0). The sum is signed, as in HGCN: on real-valued features such as Disease-LP's a row with
+    a negative sum changes sign and one summing to nearly zero grows large.
+    """
+    total = features.sum(-1, keepdim=True)
+    nonzero = total != 0
+    return torch.where(nonzero, features / torch.where(nonzero, total, torch.ones_like(total)), torch.zeros_like(features))

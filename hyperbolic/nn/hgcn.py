@@ -228,7 +228,17 @@ class HGCNConv(_OneLine):
         mean, which lies within about ``tol`` (Riemannian distance) of the exact one, so a loose training
         tolerance such as 1e-8 perturbs the gradients by that order only and saves MM iterations.
     margin : float, optional
-        Boundary margin of every map onto the ball (:func:`project`; HGCN: 4e-3 in float32).
+        Boundary margin of every map onto the ball (:func:`project`; HGCN: 4e-3 in float32). It caps the
+        distance from the origin at :math:`r_{max} = 2\operatorname{artanh}(1 - \text{margin})/\sqrt{c}`
+        (6.2 for 4e-3, 3.7 for 0.05). With Fréchet aggregation the cap matters more than with tangent
+        aggregation: the Möbius linear map readily saturates its outputs at :math:`r_{max}`, and the
+        midpoint of two points at distance :math:`r` from the origin and angle :math:`\theta` lies at
+        :math:`\rho` with :math:`\tanh\rho = \tanh r\,\cos(\theta/2)` (about 1.3 for
+        :math:`\theta = 60°`, whatever :math:`r`), where the tangent average lies at
+        :math:`r\cos(\theta/2)`. Nodes with neighbours are pulled deep inside while a node without
+        any (only its self loop) stays at :math:`r_{max}`. Keep the inputs off the cap (scale features
+        before :math:`\exp_0` so that they do not land on the margin sphere), or lower the cap, so that
+        both kinds of node stay on comparable radii.
 
     Shapes
     ------

@@ -15,6 +15,7 @@ from embed.gnn_data import (
     load_airport,
     load_gnn_dataset,
     node_split,
+    row_normalize,
 )
 
 
@@ -94,6 +95,15 @@ def test_airport_degree_features(hgcn):
     feats = airport_degree_features(data.lp_features, data.edges, data.num_nodes)
     assert feats.shape == (3188, 5 + 6 + 1)
     assert torch.equal(feats[:, 5:11].sum(1), torch.ones(3188)) and torch.equal(feats[:, -1], torch.ones(3188))
+
+
+def test_row_normalize_is_hgcn_normalize():
+    x = torch.tensor([[1.0, 3.0, 0.0], [2.0, -4.0, 1.0], [1.0, -1.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    expected = torch.tensor([[0.25, 0.75, 0.0], [-2.0, 4.0, -1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+                            dtype=torch.float64)
+    out = row_normalize(x)
+    assert out.dtype == torch.float64 and torch.equal(out, expected)  # signed sums; zero-sum rows stay zero
+    assert torch.equal(row_normalize(x.float()), expected.float())
 
 
 def test_refuses_untrusted_pickles(hgcn, tmp_path):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+from pathlib import Path
+
 import geoopt
 import pytest
 import torch
@@ -94,6 +98,22 @@ def test_isolated_node_without_self_loops_gets_origin():
     assert torch.equal(out[7], torch.zeros(4, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("r, theta", [(6.2, 60.0), (3.7, 30.0), (0.5, 90.0)])
+def test_frechet_midpoint_radius_against_tangent_average(r, theta):
+    # Two points at distance r from the origin and angle theta: the Fréchet midpoint lies at rho with
+    # tanh(rho) = tanh(r) cos(theta/2) (the HGCNConv margin docstring), the tangent average at r cos(theta/2).
+    half = torch.tensor(theta / 2, dtype=torch.float64).deg2rad()
+    directions = torch.stack([torch.stack([half.cos(), half.sin()]), torch.stack([half.cos(), -half.sin()])])
+    x = expmap0(r / 2 * directions, hyperbolic.PoincareBall(2))  # ball norm tanh(r/2): distance r
+    both = torch.tensor([0, 1])
+    frechet = FrechetAggregation(hyperbolic.PoincareBall(2), tol=1e-14)(x, torch.zeros(2, dtype=torch.long))
+    rho = 2 * torch.atanh(frechet.norm())
+    torch.testing.assert_close(rho, torch.atanh(torch.tanh(torch.tensor(r, dtype=torch.float64)) * half.cos()))
+    tangent = HGCNConv(2, 2, aggregation="tangent", add_self_loops=False).double().aggregate(
+        x, torch.stack([both, torch.zeros(2, dtype=torch.long)]), None)[0]
+    torch.testing.assert_close(2 * torch.atanh(tangent.norm()), r * half.cos())
+
+
 def test_fermi_dirac():
     dec = FermiDiracDecoder(r=2.0, t=1.0)
     d2 = torch.tensor([0.0, 2.0, 50.0])
@@ -111,3 +131,42 @@ def test_margin_caps_the_radius():
         conv.linear.weight.mul_(50)
     out = conv(_points(), EDGES)
     assert bool((out.norm(dim=-1) <= 0.5 * (1 - 4e-3) + 1e-12).all()) and "margin=0.004" in repr(conv)
+
+
+def _benchmark():
+    """``benchmarks/hgcn.py`` as a module (its model class carries the benchmark's options)."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "hgcn.py"
+    spec = importlib.util.spec_from_file_location("hgcn_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("curvature, trained", [("fixed", []), ("output", [2]), ("all", [0, 1, 2])])
+def test_benchmark_model_curvature_and_margin_options(curvature, trained):
+    bench = _benchmark()
+    torch.manual_seed(3)
+    model = bench.HGCNLinkPredictor(5, 4, "frechet", margin=0.05, curvature=curvature).double()
+    assert [i for i, ball in enumerate(model.balls) if ball.learnable] == trained
+    for i, conv in enumerate(model.convs):
+        assert conv.manifold_in is model.balls[i] and conv.manifold_out is model.balls[i + 1]
+    with torch.no_grad():
+        for ball in model.balls:
+            if ball.learnable:
+                ball.log_c.fill_(0.3)  # c = e^0.3 on every trained ball, so the curvatures matter
+    h = model.encode(3 * _points(), EDGES)
+    R = model.out_ball.scale(h)
+    assert bool((h.norm(dim=-1) <= R * (1 - 0.05) * (1 + 1e-12)).all())
+    model.logits(h, torch.tensor([[0, 1], [2, 5], [3, 7]])).sum().backward()
+    log_cs = [p for name, p in model.named_parameters() if name.endswith("log_c")]
+    assert len(log_cs) == len(trained)
+    assert all(torch.isfinite(p.grad) and float(p.grad) != 0 for p in log_cs)
+    with pytest.raises(ValueError, match="curvature"):
+        bench.HGCNLinkPredictor(5, 4, "frechet", curvature="learned")
+
+
+def test_benchmark_settings_take_dataset_defaults_unless_given():
+    bench = _benchmark()
+    given = argparse.Namespace(margin=None, curvature="all", features=None, feature_scale=None)
+    assert bench.settings("airport", given) == {**bench.DEFAULTS["airport"], "curvature": "all"}
+    assert bench.settings("disease_lp", given)["margin"] == bench.DEFAULTS["disease_lp"]["margin"]
