@@ -234,6 +234,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="nearest candidates kept per node for hard negatives (default 32)")
     parser.add_argument("--hard-refresh", type=int, default=None,
                         help="epochs between recomputations of the hard-negative table (default 5)")
+    parser.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=None,
+                        help="importance-weight hard negatives so the loss keeps its objective (default yes)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -267,7 +269,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
                      optimizer=args.optimizer, negatives=args.negatives, seed=args.seed,
                      hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates,
-                     hard_refresh=args.hard_refresh,
+                     hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

@@ -22,9 +22,14 @@ table (:meth:`NegativeSampler.hard_table`: each node's ``M`` nearest acceptable 
 points), ``sample(..., hard=table, num_hard=H)`` puts ``H`` of ``u``'s ``M`` candidates, a uniformly random
 subset, first in the draw order; the rest of the ``K`` slots come from the ordinary draws. The rejection
 rule and the distinctness of the ``K`` accepted negatives are the same for both kinds.
+:meth:`NegativeSampler.hard_log_weights` gives each negative the weight that makes the loss estimate the
+same objective as ``K`` uniform negatives (importance sampling: a candidate is drawn far more often than
+``K / N``, so it counts for less).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -196,6 +201,30 @@ class NegativeSampler:
             row_threshold = None if threshold is None else threshold[rows]
             negatives[rows], valid[rows] = self._select(u[rows], more, row_threshold, k)
         return negatives, valid
+
+    def hard_log_weights(self, u: torch.Tensor, negatives: torch.Tensor, hard: torch.Tensor, num_hard: int,
+                         num_negatives: int) -> torch.Tensor:
+        r"""Log importance weights of negatives drawn with ``hard=..., num_hard=H`` (``H < K``).
+
+        A uniform draw of ``K`` negatives includes a node with probability about :math:`K/N`; the mixture
+        includes one of ``u``'s ``M_u`` candidates (the table row's entries other than ``u``) with
+        probability about :math:`\pi = \min(1, H/M_u) + (K - H)/N`, any other node with :math:`(K - H)/N`.
+        Weights :math:`w = (K/N)/\pi` make :math:`\sum_n w_n e^{-d(u, n)}` estimate the same sum as ``K``
+        uniform negatives (rejection and distinctness ignored in both), so the loss keeps its objective and
+        loses variance: the nodes crowding ``u`` are always in the sum, at their share of it.
+
+        Returns ``(B, K)`` float64 :math:`\log w`.
+        """
+        k, n = int(num_negatives), self.num_nodes
+        if not 0 < num_hard < k:
+            raise ValueError(f"importance weights need 0 < num_hard < num_negatives={k}, got {num_hard}")
+        pool = hard[u].to(torch.int64)  # (B, M)
+        members = pool != u.unsqueeze(1)
+        size = members.sum(1, keepdim=True).clamp_min(1)
+        uniform = (k - num_hard) / n
+        in_pool = ((negatives.unsqueeze(2) == pool.unsqueeze(1)) & members.unsqueeze(1)).any(2)
+        pi = torch.where(in_pool, (num_hard / size).clamp_max(1.0) + uniform, uniform)
+        return math.log(k / n) - torch.log(pi.to(torch.float64))
 
     def hard_table(self, nearest, count: int, *, chunk: int | None = None) -> torch.Tensor:
         """Each node's ``count`` nearest acceptable negatives: the candidate table of :meth:`sample`.

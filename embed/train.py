@@ -118,6 +118,12 @@ class TrainConfig:
         get no push apart from it; these do.
     hard_candidates : int
         Candidates per node in the hard-negative table.
+    hard_importance : bool
+        Weight every negative by its inclusion probability under the mixture
+        (:meth:`~embed.sampling.NegativeSampler.hard_log_weights`), so the loss estimates the same objective
+        as uniform negatives with less variance (default). False: each counts once, as a uniform one does;
+        this changes the objective (every pair, far ancestors included, is then pushed to beat ``u``'s
+        nearest nodes) and needs ``hard_negatives <= negatives`` only.
     hard_refresh : int
         Epochs between recomputations of the table from the current points (one chunked pass of
         nearest-neighbour search over all nodes on the training device, at the start of an epoch).
@@ -174,6 +180,7 @@ class TrainConfig:
     hard_negatives: int = 0
     hard_candidates: int = 32
     hard_refresh: int = 5
+    hard_importance: bool = True
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -222,9 +229,9 @@ class TrainConfig:
         if self.hard_negatives:
             if self.loss != "ranking":
                 raise ValueError("TrainConfig.hard_negatives needs the ranking loss")
-            if self.hard_negatives > self.negatives:
-                raise ValueError(f"TrainConfig.hard_negatives ({self.hard_negatives}) must not exceed "
-                                 f"negatives ({self.negatives})")
+            if self.hard_negatives > self.negatives or (self.hard_importance and self.hard_negatives == self.negatives):
+                raise ValueError(f"TrainConfig.hard_negatives ({self.hard_negatives}) must be below negatives "
+                                 f"({self.negatives}){'' if self.hard_importance else ' or equal'}")
             if self.hard_candidates < self.hard_negatives:
                 raise ValueError(f"TrainConfig.hard_candidates ({self.hard_candidates}) must be at least "
                                  f"hard_negatives ({self.hard_negatives})")
@@ -442,8 +449,12 @@ class _RankingTask:
         threshold = None if self.weights is None else self.weights[ids]
         negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold,
                                                hard=self.hard if num_hard else None, num_hard=num_hard)
+        log_weights = None
+        if num_hard and config.hard_importance:
+            log_weights = self.sampler.hard_log_weights(u, negatives, self.hard, num_hard, k)
         distances = distance(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
-        return ranking_loss(distances, valid.to(distances.device))
+        return ranking_loss(distances, valid.to(distances.device),
+                            None if log_weights is None else log_weights.to(distances.device))
 
 
 class _DistortionTask:
@@ -1095,6 +1106,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                    help=f"nearest candidates kept per node for hard negatives (default {d.hard_candidates})")
     t.add_argument("--hard-refresh", type=int, default=d.hard_refresh,
                    help=f"epochs between recomputations of the hard-negative table (default {d.hard_refresh})")
+    t.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=d.hard_importance,
+                   help="importance-weight hard negatives so the loss keeps its objective (default yes)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1139,6 +1152,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         negatives=args.negatives, burnin_epochs=args.burnin_epochs, burnin_lr_factor=args.burnin_lr_factor,
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
+        hard_importance=args.hard_importance,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1239,7 +1253,7 @@ def _run_train(args, graph: Graph) -> int:
 
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
-_RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh")
+_RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance")
 
 
 def _given(args, name: str) -> bool:

@@ -3,6 +3,7 @@ NaN handling, warm start, metrics file and the command-line wiring."""
 
 import argparse
 import json
+import math
 import os
 import signal
 
@@ -182,6 +183,39 @@ def test_sampler_hard_negatives_keep_the_rule_and_come_from_the_table():
         sampler.hard_table(_index_nearest(n), 0)
 
 
+def test_hard_log_weights_keep_the_uniform_objective():
+    graph = tree_closure(3, 3)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    table = sampler.hard_table(_index_nearest(n), 8)
+    u = graph.edges[:, 0]
+    negatives, valid = sampler.sample(u, 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
+    log_w = sampler.hard_log_weights(u, negatives, table, 4, 10)
+    in_pool = (negatives.unsqueeze(2) == table[u].long().unsqueeze(1)).any(2)
+    assert in_pool[:, :4].all()
+    expected_pool = math.log(10 / n) - math.log(4 / 8 + 6 / n)
+    assert torch.allclose(log_w[in_pool], torch.tensor(expected_pool, dtype=torch.float64))
+    assert torch.allclose(log_w[~in_pool], torch.tensor(math.log(10 / 6), dtype=torch.float64))
+    # Monte Carlo: the weighted sum over the mixture's negatives estimates the sum over K uniform ones
+    # (on a graph with N >> K, where the inclusion probabilities are close to the formula's)
+    graph = tree_closure(5, 4)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    table = sampler.hard_table(_index_nearest(n), 8)
+    f = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    f[table[n - 1].long()] = 20.0  # the candidates carry much of the sum, as the nodes crowding u do
+    rows = torch.full((20000,), n - 1)
+    generator = torch.Generator().manual_seed(1)
+    mixed, ok = sampler.sample(rows, 10, generator, hard=table, num_hard=4)
+    weights = sampler.hard_log_weights(rows, mixed, table, 4, 10).exp()
+    uniform, ok_uniform = sampler.sample(rows, 10, generator)
+    estimate = (weights * f[mixed] * ok).sum(1).mean()
+    reference = (f[uniform] * ok_uniform).sum(1).mean()
+    assert float(estimate) == pytest.approx(float(reference), rel=0.03)
+    with pytest.raises(ValueError, match="num_hard"):
+        sampler.hard_log_weights(u, negatives, table, 10, 10)
+
+
 def test_sampler_bad_input():
     with pytest.raises(ValueError, match="integer"):
         NegativeSampler(torch.zeros(3, 2), 4)
@@ -208,6 +242,15 @@ def test_ranking_loss_is_cross_entropy_and_masks():
     assert loss.item() == 0 and torch.isfinite(x.grad).all()
     with pytest.raises(ValueError, match="shape"):
         ranking_loss(d, valid[:, :2])
+
+
+def test_ranking_loss_log_weights_scale_the_negatives():
+    d = torch.rand(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    log_w = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    expected = (torch.log(torch.exp(-d[:, 0]) + (log_w.exp() * torch.exp(-d[:, 1:])).sum(1)) + d[:, 0]).mean()
+    assert torch.allclose(ranking_loss(d, log_weights=log_w), expected)
+    with pytest.raises(ValueError, match="log_weights"):
+        ranking_loss(d, log_weights=log_w[:, :3])
 
 
 def test_distortion_loss_kinds():
