@@ -235,7 +235,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hard-refresh", type=int, default=None,
                         help="epochs between recomputations of the hard-negative table (default 5)")
     parser.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=None,
-                        help="importance-weight hard negatives so the loss keeps its objective (default yes)")
+                        help="weight hard negatives by their inclusion probability (default yes)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "

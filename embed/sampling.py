@@ -22,9 +22,9 @@ table (:meth:`NegativeSampler.hard_table`: each node's ``M`` nearest acceptable 
 points), ``sample(..., hard=table, num_hard=H)`` puts ``H`` of ``u``'s ``M`` candidates, a uniformly random
 subset, first in the draw order; the rest of the ``K`` slots come from the ordinary draws. The rejection
 rule and the distinctness of the ``K`` accepted negatives are the same for both kinds.
-:meth:`NegativeSampler.hard_log_weights` gives each negative the weight that makes the loss estimate the
-same objective as ``K`` uniform negatives (importance sampling: a candidate is drawn far more often than
-``K / N``, so it counts for less).
+:meth:`NegativeSampler.hard_log_weights` gives each negative the weight that makes the softmax's sum
+estimate the same partition sum as ``K`` uniform negatives (importance sampling: a candidate is drawn far
+more often than ``K / N``, so it counts for less).
 """
 
 from __future__ import annotations
@@ -210,8 +210,10 @@ class NegativeSampler:
         includes one of ``u``'s ``M_u`` candidates (the table row's entries other than ``u``) with
         probability about :math:`\pi = \min(1, H/M_u) + (K - H)/N`, any other node with :math:`(K - H)/N`.
         Weights :math:`w = (K/N)/\pi` make :math:`\sum_n w_n e^{-d(u, n)}` estimate the same sum as ``K``
-        uniform negatives (rejection and distinctness ignored in both), so the loss keeps its objective and
-        loses variance: the nodes crowding ``u`` are always in the sum, at their share of it.
+        uniform negatives (rejection and distinctness ignored in both) with less variance: the nodes crowding
+        ``u`` are in the sum at every step, at their share of it, rather than at full weight in the rare
+        step whose uniform draw hits one. (The loss, a logarithm of that sum, is then closer to the
+        full-softmax loss than the average of the uniform one over draws is.)
 
         Returns ``(B, K)`` float64 :math:`\log w`.
         """

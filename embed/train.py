@@ -119,11 +119,13 @@ class TrainConfig:
     hard_candidates : int
         Candidates per node in the hard-negative table.
     hard_importance : bool
-        Weight every negative by its inclusion probability under the mixture
-        (:meth:`~embed.sampling.NegativeSampler.hard_log_weights`), so the loss estimates the same objective
-        as uniform negatives with less variance (default). False: each counts once, as a uniform one does;
-        this changes the objective (every pair, far ancestors included, is then pushed to beat ``u``'s
-        nearest nodes) and needs ``hard_negatives <= negatives`` only.
+        Weight every negative by the inverse of its inclusion probability under the mixture
+        (:meth:`~embed.sampling.NegativeSampler.hard_log_weights`; default): the softmax's sum then
+        estimates the same partition sum as ``K`` uniform negatives, with each near node at its share of it
+        in every step instead of as a rare full-weight hit. False: each counts once, as a uniform one does,
+        which asks every pair, far ancestors included, for a margin over ``u``'s nearest nodes (on the noun
+        closure this wrecked a trained embedding: benchmarks/RESULTS.md, issue 6); it allows
+        ``hard_negatives == negatives``.
     hard_refresh : int
         Epochs between recomputations of the table from the current points (one chunked pass of
         nearest-neighbour search over all nodes on the training device, at the start of an epoch).
@@ -229,7 +231,8 @@ class TrainConfig:
         if self.hard_negatives:
             if self.loss != "ranking":
                 raise ValueError("TrainConfig.hard_negatives needs the ranking loss")
-            if self.hard_negatives > self.negatives or (self.hard_importance and self.hard_negatives == self.negatives):
+            if self.hard_negatives > self.negatives or (self.hard_importance
+                                                        and self.hard_negatives == self.negatives):
                 raise ValueError(f"TrainConfig.hard_negatives ({self.hard_negatives}) must be below negatives "
                                  f"({self.negatives}){'' if self.hard_importance else ' or equal'}")
             if self.hard_candidates < self.hard_negatives:
@@ -1107,7 +1110,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--hard-refresh", type=int, default=d.hard_refresh,
                    help=f"epochs between recomputations of the hard-negative table (default {d.hard_refresh})")
     t.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=d.hard_importance,
-                   help="importance-weight hard negatives so the loss keeps its objective (default yes)")
+                   help="weight hard negatives by their inclusion probability (default yes)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
