@@ -220,11 +220,11 @@ class NegativeSampler:
         k, n = int(num_negatives), self.num_nodes
         if not 0 < num_hard < k:
             raise ValueError(f"importance weights need 0 < num_hard < num_negatives={k}, got {num_hard}")
-        pool = hard[u].to(torch.int64)  # (B, M)
-        members = pool != u.unsqueeze(1)
-        size = members.sum(1, keepdim=True).clamp_min(1)
+        pool = hard[u].to(torch.int64).sort(dim=1).values  # (B, M); padding slots hold u
+        size = (pool != u.unsqueeze(1)).sum(1, keepdim=True).clamp_min(1)
         uniform = (k - num_hard) / n
-        in_pool = ((negatives.unsqueeze(2) == pool.unsqueeze(1)) & members.unsqueeze(1)).any(2)
+        position = torch.searchsorted(pool, negatives).clamp_max(pool.shape[1] - 1)
+        in_pool = (pool.gather(1, position) == negatives) & (negatives != u.unsqueeze(1))
         pi = torch.where(in_pool, (num_hard / size).clamp_max(1.0) + uniform, uniform)
         return math.log(k / n) - torch.log(pi.to(torch.float64))
 
