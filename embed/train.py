@@ -688,8 +688,9 @@ class Trainer:
         trainer._cpu_offset = float(state["cpu_seconds"])
         trainer._wall_offset = float(state["wall_seconds"])
         trainer._eval_cpu = float(state["eval_cpu_seconds"])
-        if isinstance(trainer.task, _RankingTask) and state.get("hard_table") is not None:
-            trainer.task.hard = state["hard_table"]
+        table = state.get("hard_table")
+        if isinstance(trainer.task, _RankingTask) and table is not None and table.shape[1] == config.hard_candidates:
+            trainer.task.hard = table  # a table of another width is recomputed before the next step
             trainer.task.hard_epoch = int(state["hard_table_epoch"])
         trainer._last_checkpoint_epoch = trainer.epoch
         trainer._resumed_from = str(checkpoint)

@@ -413,6 +413,8 @@ def test_hard_negatives_change_training_and_can_be_switched_on_when_resuming(tmp
     resumed.fit()
     assert resumed.task.hard.shape == (graph.num_nodes, 5)
     assert not torch.equal(resumed.points, plain.points)
+    assert Trainer.resume(path, graph).task.hard.shape == (graph.num_nodes, 5)  # the table is in the checkpoint
+    assert Trainer.resume(path, graph, changes={"hard_candidates": 7}).task.hard is None  # recomputed
     with pytest.raises(ValueError, match="cannot change dtype"):
         Trainer.resume(path, graph, changes={"dtype": "float32"})
     with pytest.raises(ValueError, match="unknown"):
