@@ -87,8 +87,11 @@ def recipe(dataset: str, **overrides) -> TrainConfig:
 
 def run_one(dataset: str, manifold: str, dim: int, *, config: TrainConfig | None = None, graph=None,
             checkpoint: str | Path | None = None, resume: bool = False, metrics: str | Path | None = None,
-            max_seconds: float | None = None, progress: bool | None = None) -> dict:
+            max_seconds: float | None = None, progress: bool | None = None, changes: dict | None = None) -> dict:
     """Train and evaluate one (dataset, representation, dimension); returns the result row.
+
+    A resumed run takes its settings from the checkpoint, with ``config.epochs`` and ``changes``
+    (``TrainConfig`` fields, e.g. the options given on the command line; see :meth:`Trainer.resume`).
 
     The row holds ``dataset``, ``manifold``, ``dim``, ``epoch``, ``cpu_seconds`` (process CPU time of
     training and evaluation, resumed segments included), ``wall_seconds``, ``mean_rank``, ``map`` (the last
@@ -101,7 +104,8 @@ def run_one(dataset: str, manifold: str, dim: int, *, config: TrainConfig | None
         # every representation races to the same published hyperbolic figure
         config = TrainConfig(**{**asdict(config), "target_map": PUBLISHED[dataset, "poincare", dim][1]})
     if resume and checkpoint is not None and Path(checkpoint).exists():
-        trainer = Trainer.resume(checkpoint, graph, metrics=metrics, progress=progress, epochs=config.epochs)
+        trainer = Trainer.resume(checkpoint, graph, metrics=metrics, progress=progress, epochs=config.epochs,
+                                 changes=changes)
         config = trainer.config
     else:
         trainer = Trainer(graph, make_manifold(manifold, dim), config, checkpoint=checkpoint, metrics=metrics,
@@ -147,8 +151,9 @@ def run(datasets=("mammals",), manifolds=("poincare", "lorentz", "euclidean"), d
     """Run the suite; yields one row (:func:`run_one`) per dataset, representation and dimension.
 
     ``dims``: dimensions for every dataset (default: the published one, 5 for mammals, 10 for nouns).
-    Checkpoints and metrics files go to ``checkpoint_dir`` / ``metrics_dir`` as
-    ``{dataset}-{manifold}-{dim}.ckpt`` / ``.jsonl``; with ``resume`` an existing checkpoint is continued.
+    ``overrides`` (None values ignored) change the recipe, and a resumed run's settings. Checkpoints and
+    metrics files go to ``checkpoint_dir`` / ``metrics_dir`` as ``{dataset}-{manifold}-{dim}.ckpt`` /
+    ``.jsonl``; with ``resume`` an existing checkpoint is continued.
     """
     for dataset in datasets:
         graph = load(dataset, wordnet_dir)
@@ -161,6 +166,7 @@ def run(datasets=("mammals",), manifolds=("poincare", "lorentz", "euclidean"), d
                     resume=resume,
                     metrics=None if metrics_dir is None else Path(metrics_dir) / f"{stem}.jsonl",
                     max_seconds=max_seconds, progress=progress,
+                    changes={key: value for key, value in (overrides or {}).items() if value is not None},
                 )
 
 
@@ -221,6 +227,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizer", choices=["sgd", "adam", "row-sgd"], default=None,
                         help="optimizer (default: the recipe's: nouns row-sgd)")
     parser.add_argument("--negatives", type=int, default=None, help="negatives per pair (default: the recipe's)")
+    parser.add_argument("--hard-negatives", type=int, default=None,
+                        help="after burn-in, this many of the negatives come from u's nearest acceptable nodes "
+                             "(default: the recipe's, 0; may be switched on with --resume)")
+    parser.add_argument("--hard-candidates", type=int, default=None,
+                        help="nearest candidates kept per node for hard negatives (default 32)")
+    parser.add_argument("--hard-refresh", type=int, default=None,
+                        help="epochs between recomputations of the hard-negative table (default 5)")
+    parser.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=None,
+                        help="weight hard negatives by their inclusion probability (default yes)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -253,6 +268,8 @@ def run_from_args(args: argparse.Namespace) -> int:
                      burnin_epochs=args.burnin_epochs, dtype=args.dtype, device=args.device, sparse=args.sparse,
                      eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
                      optimizer=args.optimizer, negatives=args.negatives, seed=args.seed,
+                     hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates,
+                     hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

@@ -2,7 +2,9 @@ r"""Losses of the optimisation trainer.
 
 * :func:`ranking_loss` — Nickel & Kiela's softmax ranking loss over one positive and sampled negatives:
   :math:`L = -\log\big(e^{-d(u,v)} / \sum_{w \in \{v\} \cup N(u)} e^{-d(u,w)}\big)`, the cross-entropy of
-  the logits :math:`-d` with the positive as class 0, averaged over the batch.
+  the logits :math:`-d` with the positive as class 0, averaged over the batch. Negatives drawn with
+  unequal probabilities carry log-weights :math:`\log w_n` added to their logits (sampled softmax: each
+  stands for :math:`w_n` draws of the uniform sampler).
 * :func:`distortion_loss` — metric targets (graph distances): a per-pair penalty on the ratio of the
   embedded distance to the target, averaged over the batch (variants of ``combinatorial.md`` §6).
 """
@@ -22,7 +24,8 @@ DISTORTION_KINDS = {
 }
 
 
-def ranking_loss(distances: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+def ranking_loss(distances: torch.Tensor, valid: torch.Tensor | None = None,
+                 log_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean softmax ranking loss.
 
     Parameters
@@ -31,6 +34,8 @@ def ranking_loss(distances: torch.Tensor, valid: torch.Tensor | None = None) -> 
         ``(B, 1 + K)``: column 0 the distance to the positive, columns 1.. to the negatives.
     valid : torch.Tensor or None
         ``(B, K)`` bool: False marks negative slots to leave out (never the positive).
+    log_weights : torch.Tensor or None
+        ``(B, K)`` log-weights added to the negatives' logits ``-d`` (None: all 0).
 
     Returns
     -------
@@ -40,6 +45,11 @@ def ranking_loss(distances: torch.Tensor, valid: torch.Tensor | None = None) -> 
     if distances.dim() != 2 or distances.shape[1] < 2:
         raise ValueError(f"distances must have shape (B, 1 + K) with K >= 1, got {tuple(distances.shape)}")
     logits = -distances
+    if log_weights is not None:
+        if log_weights.shape != (distances.shape[0], distances.shape[1] - 1):
+            raise ValueError(f"log_weights must have shape {(distances.shape[0], distances.shape[1] - 1)}, "
+                             f"got {tuple(log_weights.shape)}")
+        logits = torch.cat([logits[:, :1], logits[:, 1:] + log_weights.to(logits)], dim=1)
     if valid is not None:
         if valid.shape != (distances.shape[0], distances.shape[1] - 1):
             raise ValueError(f"valid must have shape {(distances.shape[0], distances.shape[1] - 1)}, "

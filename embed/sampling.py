@@ -14,13 +14,29 @@ replacement exactly and never runs short.
 
 Two distributions: uniform over all nodes (training) and :math:`\propto c(n)^\alpha`, ``c(n)`` the number
 of training pairs with ``n`` as ancestor (burn-in; leaves are never drawn).
+
+Hard negatives. Uniform negatives out of tens of thousands of nodes almost never hit the few nodes that
+crowd a given ``u`` (for a leaf of the noun closure: the other leaves around it), so nothing pushes those
+away and the pair's loss has no gradient while ``v`` is far closer than a random node. With a candidate
+table (:meth:`NegativeSampler.hard_table`: each node's ``M`` nearest acceptable nodes under the current
+points), ``sample(..., hard=table, num_hard=H)`` puts ``H`` of ``u``'s ``M`` candidates, a uniformly random
+subset, first in the draw order; the rest of the ``K`` slots come from the ordinary draws. The rejection
+rule and the distinctness of the ``K`` accepted negatives are the same for both kinds.
+:meth:`NegativeSampler.hard_log_weights` gives each negative the weight that makes the softmax's sum
+estimate the same partition sum as ``K`` uniform negatives (importance sampling: a candidate is drawn far
+more often than ``K / N``, so it counts for less).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["NegativeSampler", "ancestor_counts"]
+
+# Rows of the hard-negative candidate table computed per call of ``nearest`` when no chunk size is given.
+_TABLE_CHUNK = 512
 
 # Below this many node pairs a dense boolean relation matrix answers "is (u, n) a training pair?".
 _DENSE_LIMIT = 1 << 26
@@ -165,6 +181,97 @@ class NegativeSampler:
         negatives, valid = self._first(candidates, self._rejected(u, candidates, threshold), k)
         return negatives.masked_fill(~valid, 0), valid
 
+    def _sample_with_hard(self, u, k, hard, num_hard, probs, threshold, generator):
+        pool = hard[u].to(torch.int64)  # (B, M)
+        pick = torch.rand(pool.shape, generator=generator).argsort(dim=1)[:, :num_hard]
+        first = pool.gather(1, pick)
+        rest = k - num_hard
+        candidates = torch.cat([first, self._draw(u.numel(), rest + rest // 4 + 8, probs, generator)], dim=1)
+        return self._complete(u, k, candidates, probs, threshold, generator)
+
+    def _complete(self, u, k, candidates, probs, threshold, generator):
+        """The first ``k`` acceptable distinct ``candidates`` per row, drawing more for the rows still short
+        (up to ``10 k`` candidates in all)."""
+        negatives, valid = self._select(u, candidates, threshold, k)
+        short = ~valid.all(dim=1)
+        if bool(short.any()):
+            rows = torch.nonzero(short).squeeze(1)
+            more = torch.cat([candidates[rows], self._draw(rows.numel(), 10 * k - candidates.shape[1], probs, generator)],
+                             dim=1)
+            row_threshold = None if threshold is None else threshold[rows]
+            negatives[rows], valid[rows] = self._select(u[rows], more, row_threshold, k)
+        return negatives, valid
+
+    def hard_log_weights(self, u: torch.Tensor, negatives: torch.Tensor, hard: torch.Tensor, num_hard: int,
+                         num_negatives: int) -> torch.Tensor:
+        r"""Log importance weights of negatives drawn with ``hard=..., num_hard=H`` (``H < K``).
+
+        A uniform draw of ``K`` negatives includes a node with probability about :math:`K/N`; the mixture
+        includes one of ``u``'s ``M_u`` candidates (the table row's entries other than ``u``) with
+        probability about :math:`\pi = \min(1, H/M_u) + (K - H)/N`, any other node with :math:`(K - H)/N`.
+        Weights :math:`w = (K/N)/\pi` make :math:`\sum_n w_n e^{-d(u, n)}` estimate the same sum as ``K``
+        uniform negatives (rejection and distinctness ignored in both) with less variance: the nodes crowding
+        ``u`` are in the sum at every step, at their share of it, rather than at full weight in the rare
+        step whose uniform draw hits one. (The loss, a logarithm of that sum, is then closer to the
+        full-softmax loss than the average of the uniform one over draws is.)
+
+        Returns ``(B, K)`` float64 :math:`\log w`.
+        """
+        k, n = int(num_negatives), self.num_nodes
+        if not 0 < num_hard < k:
+            raise ValueError(f"importance weights need 0 < num_hard < num_negatives={k}, got {num_hard}")
+        pool = hard[u].to(torch.int64).sort(dim=1).values  # (B, M); padding slots hold u
+        size = (pool != u.unsqueeze(1)).sum(1, keepdim=True).clamp_min(1)
+        uniform = (k - num_hard) / n
+        position = torch.searchsorted(pool, negatives).clamp_max(pool.shape[1] - 1)
+        in_pool = (pool.gather(1, position) == negatives) & (negatives != u.unsqueeze(1))
+        pi = torch.where(in_pool, (num_hard / size).clamp_max(1.0) + uniform, uniform)
+        return math.log(k / n) - torch.log(pi.to(torch.float64))
+
+    def hard_table(self, nearest, count: int, *, chunk: int | None = None) -> torch.Tensor:
+        """Each node's ``count`` nearest acceptable negatives: the candidate table of :meth:`sample`.
+
+        Parameters
+        ----------
+        nearest : callable
+            ``nearest(rows, m)``: for a ``(R,)`` int64 tensor of node indices, the ``(R, m)`` indices of the
+            ``m`` nodes nearest to each (any order, distinct per row, the node itself included), e.g. from
+            the current points on the training device.
+        count : int
+            ``M``, candidates kept per node.
+        chunk : int or None
+            Rows per call of ``nearest`` (default 512).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, M)`` int32 on the CPU: for node ``u`` the nearest nodes ``n != u`` with ``(u, n)`` no
+            training pair (of any weight), nearest first when ``nearest`` sorts. Slots beyond the acceptable
+            nodes of a small graph hold ``u`` itself, which :meth:`sample` rejects.
+
+        Notes
+        -----
+        ``nearest`` is asked for ``count + 1 + max related nodes per node`` neighbours, so rejecting ``u``
+        and its related nodes always leaves ``count`` acceptable ones where the graph has them.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive integer, got {count!r}")
+        n = self.num_nodes
+        if n >= 1 << 31:
+            raise ValueError(f"a candidate table holds int32 node indices; {n} nodes are too many")
+        chunk = chunk or _TABLE_CHUNK
+        m = min(n, count + self._max_rejectable)
+        table = torch.empty(n, count, dtype=torch.int32)
+        for begin in range(0, n, chunk):
+            rows = torch.arange(begin, min(begin + chunk, n))
+            candidates = torch.as_tensor(nearest(rows, m)).to(device="cpu", dtype=torch.int64)
+            if candidates.shape != (rows.numel(), m):
+                raise ValueError(f"nearest(rows, {m}) returned shape {tuple(candidates.shape)}, "
+                                 f"expected {(rows.numel(), m)}")
+            found, valid = self._first(candidates, self._rejected(rows, candidates, None), count)
+            table[begin:begin + rows.numel()] = torch.where(valid, found, rows.unsqueeze(1)).to(torch.int32)
+        return table
+
     # ------------------------------------------------------------------ public
     def distribution(self, alpha: float | None) -> torch.Tensor | None:
         r"""``None`` (uniform) for ``alpha=None``; else probabilities :math:`\propto c(n)^\alpha`."""
@@ -184,6 +291,8 @@ class NegativeSampler:
         *,
         probs: torch.Tensor | None = None,
         threshold: torch.Tensor | None = None,
+        hard: torch.Tensor | None = None,
+        num_hard: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Negatives for the pairs whose descendants are ``u``.
 
@@ -199,6 +308,11 @@ class NegativeSampler:
             ``(N,)`` probabilities from :meth:`distribution`; ``None`` draws uniformly.
         threshold : torch.Tensor or None
             ``(B,)`` weights ``w(u, v)`` of the pairs (weighted graphs only).
+        hard : torch.Tensor or None
+            ``(N, M)`` candidate table from :meth:`hard_table` (needed when ``num_hard > 0``).
+        num_hard : int
+            ``H <= K``: this many of ``u``'s ``M`` candidates (a uniformly random subset) come first in the
+            draw order, so they take ``H`` of the ``K`` slots unless rejected (empty table slots are).
 
         Returns
         -------
@@ -211,6 +325,14 @@ class NegativeSampler:
         if num_negatives < 1:
             raise ValueError(f"num_negatives must be at least 1, got {num_negatives}")
         k = int(num_negatives)
+        if not 0 <= num_hard <= k:
+            raise ValueError(f"num_hard must lie in [0, num_negatives={k}], got {num_hard}")
+        if num_hard:
+            if hard is None or hard.dim() != 2 or hard.shape[0] != self.num_nodes or hard.shape[1] < num_hard:
+                shape = None if hard is None else tuple(hard.shape)
+                raise ValueError(f"num_hard={num_hard} needs a ({self.num_nodes}, >= {num_hard}) candidate table "
+                                 f"from hard_table(), got {shape}")
+            return self._sample_with_hard(u, k, hard, num_hard, probs, threshold, generator)
         if probs is not None:
             if self._support is None or self._support_probs is not probs:
                 self._support = torch.nonzero(probs > 0).squeeze(1)
@@ -218,12 +340,4 @@ class NegativeSampler:
             if u.numel() * self._support.numel() <= _RACE_LIMIT:
                 return self._sample_small_support(u, k, probs, threshold, generator)
         candidates = self._draw(u.numel(), k + k // 4 + 8, probs, generator)
-        negatives, valid = self._select(u, candidates, threshold, k)
-        short = ~valid.all(dim=1)
-        if bool(short.any()):
-            rows = torch.nonzero(short).squeeze(1)
-            more = torch.cat([candidates[rows], self._draw(rows.numel(), 10 * k - candidates.shape[1], probs, generator)],
-                             dim=1)
-            row_threshold = None if threshold is None else threshold[rows]
-            negatives[rows], valid[rows] = self._select(u[rows], more, row_threshold, k)
-        return negatives, valid
+        return self._complete(u, k, candidates, probs, threshold, generator)

@@ -6,6 +6,8 @@ Two objectives:
   ``(u, v)`` of a directed graph (a transitive closure stored descendant -> ancestor; undirected graphs
   train on both directions), with negatives from :class:`embed.sampling.NegativeSampler`. The first
   ``burnin_epochs`` run at ``lr * burnin_lr_factor`` with negatives :math:`\propto c(n)^{\alpha}`.
+  After burn-in, ``hard_negatives`` of each pair's negatives may come from ``u``'s nearest acceptable nodes
+  under the current points (a table refreshed every ``hard_refresh`` epochs; checkpointed).
 * ``"distortion"`` — metric targets: graph distances ``d_G`` (hop counts or weighted shortest paths), loss
   :func:`embed.losses.distortion_loss` of ``d(x_i, x_j)`` against ``scale * d_G``.
 
@@ -41,7 +43,7 @@ from tqdm import tqdm
 
 from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
 from .graphs import Graph
-from .kernels import is_plain_poincare, poincare_rows_distance, poincare_sgd_rows
+from .kernels import is_plain_poincare, poincare_nearest, poincare_rows_distance, poincare_sgd_rows
 from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
 from .sampling import NegativeSampler
 
@@ -64,6 +66,10 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _OPTIMIZERS = ("sgd", "adam", "row-sgd")
 # Graphs up to this many nodes train the distortion loss on all pairs, with one BFS at start-up.
 _ALL_PAIRS_LIMIT = 4096
+
+
+#: Settings a resumed run cannot change: the saved optimizer state, points and batching depend on them.
+FIXED_ON_RESUME = ("loss", "optimizer", "sparse", "dtype", "batch_size", "seed")
 
 
 class NonFiniteTrainingError(FloatingPointError):
@@ -104,6 +110,25 @@ class TrainConfig:
     burnin_epochs, burnin_lr_factor, burnin_alpha, burnin_negatives
         Burn-in: epochs, learning-rate factor, exponent of the count distribution of negatives, and their
         number (None: ``negatives``).
+    hard_negatives : int
+        After burn-in, this many of the ``negatives`` of a pair ``(u, v)`` are drawn (a random subset, from
+        the run's generator) from ``u``'s ``hard_candidates`` nearest acceptable nodes, the others uniformly
+        as usual; the same rejection rule and distinctness hold for both (:mod:`embed.sampling`). 0: off
+        (uniform negatives only). Uniform negatives rarely meet the few nodes crowding a leaf, which then
+        get no push apart from it; these do.
+    hard_candidates : int
+        Candidates per node in the hard-negative table.
+    hard_importance : bool
+        Weight every negative by the inverse of its inclusion probability under the mixture
+        (:meth:`~embed.sampling.NegativeSampler.hard_log_weights`; default): the softmax's sum then
+        estimates the same partition sum as ``K`` uniform negatives, with each near node at its share of it
+        in every step instead of as a rare full-weight hit. False: each counts once, as a uniform one does,
+        which asks every pair, far ancestors included, for a margin over ``u``'s nearest nodes (on the noun
+        closure this wrecked a trained embedding: benchmarks/RESULTS.md, issue 6); it allows
+        ``hard_negatives == negatives``.
+    hard_refresh : int
+        Epochs between recomputations of the table from the current points (one chunked pass of
+        nearest-neighbour search over all nodes on the training device, at the start of an epoch).
     max_step : float or None
         Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
         ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
@@ -154,6 +179,10 @@ class TrainConfig:
     burnin_lr_factor: float = 0.01
     burnin_alpha: float = 0.75
     burnin_negatives: int | None = None
+    hard_negatives: int = 0
+    hard_candidates: int = 32
+    hard_refresh: int = 5
+    hard_importance: bool = True
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -195,8 +224,20 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.distortion must be one of {tuple(DISTORTION_KINDS)}, got {self.distortion!r}")
         for name in ("epochs", "batch_size", "negatives"):
             positive_int(name)
-        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed"):
+        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed", "hard_negatives"):
             positive_int(name, allow_zero=True)
+        for name in ("hard_candidates", "hard_refresh"):
+            positive_int(name)
+        if self.hard_negatives:
+            if self.loss != "ranking":
+                raise ValueError("TrainConfig.hard_negatives needs the ranking loss")
+            if self.hard_negatives > self.negatives or (self.hard_importance
+                                                        and self.hard_negatives == self.negatives):
+                raise ValueError(f"TrainConfig.hard_negatives ({self.hard_negatives}) must be below negatives "
+                                 f"({self.negatives}){'' if self.hard_importance else ' or equal'}")
+            if self.hard_candidates < self.hard_negatives:
+                raise ValueError(f"TrainConfig.hard_candidates ({self.hard_candidates}) must be at least "
+                                 f"hard_negatives ({self.hard_negatives})")
         for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners"):
             if getattr(self, name) is not None:
                 positive_int(name)
@@ -374,6 +415,20 @@ class _RankingTask:
         self.sampler = NegativeSampler(self.edges, graph.num_nodes, self.weights)
         self.config = config
         self._burnin_probs = None
+        self.hard: torch.Tensor | None = None  # the hard-negative candidate table (N, hard_candidates)
+        self.hard_epoch: int | None = None  # the epoch at whose start it was computed
+
+    def hard_due(self, epoch: int, epoch_start: bool) -> bool:
+        """Whether the hard-negative table must be (re)computed before the next step: after burn-in, when
+        there is none, or at the start of an epoch ``hard_refresh`` epochs after the last one."""
+        config = self.config
+        if not config.hard_negatives or epoch < config.burnin_epochs:
+            return False
+        return self.hard is None or (epoch_start and epoch - self.hard_epoch >= config.hard_refresh)
+
+    def refresh_hard(self, epoch: int, nearest, chunk: int) -> None:
+        self.hard = self.sampler.hard_table(nearest, self.config.hard_candidates, chunk=chunk)
+        self.hard_epoch = epoch
 
     @property
     def size(self) -> int:
@@ -393,10 +448,16 @@ class _RankingTask:
             probs, k = self._burnin_probs, config.burnin_negatives or config.negatives
         else:
             probs, k = None, config.negatives
+        num_hard = config.hard_negatives if epoch >= config.burnin_epochs else 0
         threshold = None if self.weights is None else self.weights[ids]
-        negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold)
+        negatives, valid = self.sampler.sample(u, k, generator, probs=probs, threshold=threshold,
+                                               hard=self.hard if num_hard else None, num_hard=num_hard)
+        log_weights = None
+        if num_hard and config.hard_importance:
+            log_weights = self.sampler.hard_log_weights(u, negatives, self.hard, num_hard, k)
         distances = distance(u, torch.cat([v.unsqueeze(1), negatives], dim=1))
-        return ranking_loss(distances, valid.to(distances.device))
+        return ranking_loss(distances, valid.to(distances.device),
+                            None if log_weights is None else log_weights.to(distances.device))
 
 
 class _DistortionTask:
@@ -588,19 +649,29 @@ class Trainer:
 
     @classmethod
     def resume(cls, checkpoint: str | os.PathLike, graph: Graph, *, metrics: str | os.PathLike | None = None,
-               progress: bool | None = None, epochs: int | None = None) -> Trainer:
+               progress: bool | None = None, epochs: int | None = None, changes: dict | None = None) -> Trainer:
         """Continue the run saved in ``checkpoint`` (which keeps receiving checkpoints).
 
-        ``epochs`` may raise the total number of epochs; every other setting comes from the checkpoint.
-        Raises :class:`~embed.checkpoint.CheckpointError` when the checkpoint belongs to another graph.
+        ``epochs`` may raise the total number of epochs, and ``changes`` (``TrainConfig`` fields) may
+        change other settings from here on (e.g. switch on ``hard_negatives``); everything else comes from
+        the checkpoint. Without changes the run continues exactly as if it had not stopped. Raises
+        :class:`~embed.checkpoint.CheckpointError` when the checkpoint belongs to another graph, and
+        ValueError for a change of a field the saved state depends on (:data:`FIXED_ON_RESUME`).
         """
         state = load_checkpoint(checkpoint)
         if state["graph"] != graph_fingerprint(graph):
             raise CheckpointError(f"{checkpoint}: written for another graph (fingerprint differs from "
                                   f"{graph.source or 'the given graph'})")
-        config = TrainConfig.from_json(state["config"])
-        if epochs is not None:
-            config = TrainConfig.from_json(json.dumps({**asdict(config), "epochs": epochs}))
+        saved = asdict(TrainConfig.from_json(state["config"]))
+        changes = {**(changes or {}), **({} if epochs is None else {"epochs": epochs})}
+        unknown = sorted(set(changes) - set(saved))
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        fixed = sorted(name for name in FIXED_ON_RESUME if name in changes and changes[name] != saved[name])
+        if fixed:
+            raise ValueError(f"{checkpoint}: cannot change {', '.join(fixed)} when resuming "
+                             f"(the checkpoint has {', '.join(f'{n}={saved[n]!r}' for n in fixed)})")
+        config = TrainConfig(**{**saved, **changes})
         manifold = _manifold_from_spec(state["spec"])
         trainer = cls(graph, manifold, config, init=state["points"], checkpoint=checkpoint, metrics=metrics,
                       progress=progress)
@@ -617,6 +688,10 @@ class Trainer:
         trainer._cpu_offset = float(state["cpu_seconds"])
         trainer._wall_offset = float(state["wall_seconds"])
         trainer._eval_cpu = float(state["eval_cpu_seconds"])
+        table = state.get("hard_table")
+        if isinstance(trainer.task, _RankingTask) and table is not None and table.shape[1] == config.hard_candidates:
+            trainer.task.hard = table  # a table of another width is recomputed before the next step
+            trainer.task.hard_epoch = int(state["hard_table_epoch"])
         trainer._last_checkpoint_epoch = trainer.epoch
         trainer._resumed_from = str(checkpoint)
         return trainer
@@ -651,6 +726,8 @@ class Trainer:
             "cpu_seconds": self._cpu(),
             "wall_seconds": self._wall(),
             "eval_cpu_seconds": self._eval_cpu,
+            "hard_table": getattr(self.task, "hard", None),
+            "hard_table_epoch": getattr(self.task, "hard_epoch", None),
         }
 
     def save_checkpoint(self) -> None:
@@ -717,6 +794,23 @@ class Trainer:
             return poincare_rows_distance(self.manifold, rows, iu, io)
         x_u = rows[iu]
         return self.manifold.dist(x_u.unsqueeze(1) if other.dim() == 2 else x_u, rows[io])
+
+    def _nearest(self, rows: torch.Tensor, m: int) -> torch.Tensor:
+        """The ``m`` nodes nearest to each of ``rows`` under the current points (on the training device)."""
+        points = self.points
+        if self._fused:
+            return poincare_nearest(self.manifold, points, rows, m)
+        x = points[rows.to(points.device)].unsqueeze(1)
+        return torch.topk(self.manifold.dist(x, points.unsqueeze(0)), m, dim=1, largest=False).indices
+
+    def _refresh_hard(self) -> None:
+        started = time.process_time()
+        n = self.graph.num_nodes
+        chunk = 512 if self._fused else max(1, (1 << 22) // (n * self.manifold.storage_dim))
+        with torch.no_grad():
+            self.task.refresh_hard(self.epoch, self._nearest, chunk)
+        self._record({"event": "hard_table", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                      "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
 
     def _lr(self, epoch: int) -> float:
         cfg = self.config
@@ -819,6 +913,8 @@ class Trainer:
                     self._plan = self.task.plan(self.epoch, self.generator)
                     self.step_in_epoch = 0
                     self._loss_sum = 0.0
+                if cfg.loss == "ranking" and self.task.hard_due(self.epoch, epoch_start=self.step_in_epoch == 0):
+                    self._refresh_hard()
                 lr = self._lr(self.epoch)
                 for group in self.optimizer.param_groups if self.optimizer is not None else ():
                     group["lr"] = lr
@@ -1007,6 +1103,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--burnin-alpha", type=float, default=d.burnin_alpha,
                    help=f"burn-in negatives ~ count^alpha (default {d.burnin_alpha})")
     t.add_argument("--burnin-negatives", type=int, default=None, help="burn-in negatives (default --negatives)")
+    t.add_argument("--hard-negatives", type=int, default=d.hard_negatives,
+                   help="after burn-in, this many of the negatives come from u's nearest acceptable nodes "
+                        f"(default {d.hard_negatives}: uniform only; may be switched on with --resume)")
+    t.add_argument("--hard-candidates", type=int, default=d.hard_candidates,
+                   help=f"nearest candidates kept per node for hard negatives (default {d.hard_candidates})")
+    t.add_argument("--hard-refresh", type=int, default=d.hard_refresh,
+                   help=f"epochs between recomputations of the hard-negative table (default {d.hard_refresh})")
+    t.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=d.hard_importance,
+                   help="weight hard negatives by their inclusion probability (default yes)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1050,6 +1155,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         lr_final_factor=args.lr_final_factor, optimizer=args.optimizer, sparse=args.sparse,
         negatives=args.negatives, burnin_epochs=args.burnin_epochs, burnin_lr_factor=args.burnin_lr_factor,
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
+        hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
+        hard_importance=args.hard_importance,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1120,8 +1227,9 @@ def _run_train(args, graph: Graph) -> int:
     if args.resume:
         if not args.checkpoint:
             raise ValueError("--resume needs --checkpoint FILE")
+        changes = {name: getattr(args, name) for name in _RESUME_OPTIONS if _given(args, name)}
         trainer = Trainer.resume(args.checkpoint, graph, metrics=args.metrics, progress=args.progress,
-                                 epochs=args.epochs if _given(args, "epochs") else None)
+                                 changes=changes)
     else:
         config = _config_from_args(args)
         manifold = make_manifold(args.manifold or "poincare", args.dim or 5)
@@ -1146,6 +1254,10 @@ def _run_train(args, graph: Graph) -> int:
         print(f"hyperbolic embed: stopped ({result.stopped}) at {where}{hint}", file=sys.stderr)
     _print_summary(args, summary)
     return 130 if result.stopped == "interrupted" else 0
+
+
+# Options that --resume applies when given (every other setting comes from the checkpoint).
+_RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance")
 
 
 def _given(args, name: str) -> bool:

@@ -62,8 +62,10 @@ def test_cli_table_and_resume(capsys, tmp_path):
     assert run_from_args(parse(argv)) == 0
     assert "| mammals | lorentz | 5 | 2 |" in capsys.readouterr().out
     assert run_from_args(parse(argv[:1] + ["lorentz", "--epochs", "3", "--burnin-epochs", "1", "--eval-every", "0",
-                                           "--checkpoint-dir", str(tmp_path), "--resume", "--json"])) == 0
-    assert json.loads(capsys.readouterr().out)["epoch"] == 3
+                                           "--checkpoint-dir", str(tmp_path), "--resume", "--json",
+                                           "--hard-negatives", "3", "--hard-candidates", "4"])) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["epoch"] == 3 and (row["config"]["hard_negatives"], row["config"]["hard_candidates"]) == (3, 4)
 
 
 def test_cli_errors(capsys):

@@ -1,11 +1,12 @@
 """The fused Poincaré training kernels against the generic manifold operations (and autograd)."""
 
+import mpmath
 import pytest
 import torch
 
-from embed.kernels import is_plain_poincare, poincare_rows_distance, poincare_sgd_rows
+from embed.kernels import is_plain_poincare, poincare_nearest, poincare_rows_distance, poincare_sgd_rows
 from embed.train import EuclideanBaseline, _distinct
-from hyperbolic import Lorentz, PoincareBall
+from hyperbolic import Lorentz, PoincareBall, reference
 
 
 def _rows(n, dim, R, dtype, generator, max_radius=8.0):
@@ -101,3 +102,18 @@ def test_fused_distance_gradcheck():
     io = torch.tensor([[1, 3, 4], [0, 5, 2], [3, 3, 1], [5, 4, 2]])
     manifold = PoincareBall(3)
     assert torch.autograd.gradcheck(lambda r: poincare_rows_distance(manifold, r, iu, io), (rows,))
+
+
+@pytest.mark.parametrize("curvature", [-1.0, -0.3])
+def test_poincare_nearest_orders_like_the_mpmath_distance(curvature):
+    generator = torch.Generator().manual_seed(4)
+    manifold = PoincareBall(3, curvature=curvature)
+    R = float(manifold.scale(torch.zeros((), dtype=torch.float64)))
+    points = _rows(40, 3, R, torch.float64, generator, max_radius=12.0)
+    rows = torch.tensor([0, 5, 17, 39])
+    found = poincare_nearest(manifold, points, rows, 8)
+    with mpmath.workprec(200):
+        lifted = [reference.from_poincare([mpmath.mpf(float(c)) / R for c in p]) for p in points]
+        for row, indices in zip(rows.tolist(), found.tolist()):
+            distances = [reference.dist(lifted[row], q) for q in lifted]
+            assert indices == sorted(range(40), key=lambda j: distances[j])[:8]

@@ -3,6 +3,7 @@ NaN handling, warm start, metrics file and the command-line wiring."""
 
 import argparse
 import json
+import math
 import os
 import signal
 
@@ -119,6 +120,102 @@ def test_sampler_weighted_threshold():
     assert valid[1].sum() == 0
 
 
+def _index_nearest(num_nodes):
+    """``nearest(rows, m)`` for points on a circle of ``num_nodes`` positions (ties broken by index)."""
+    def nearest(rows, m):
+        gap = (torch.arange(num_nodes) - rows.unsqueeze(1)).abs()
+        gap = torch.minimum(gap, num_nodes - gap) * num_nodes + torch.arange(num_nodes)
+        return torch.argsort(gap, dim=1)[:, :m]
+    return nearest
+
+
+def test_hard_table_holds_the_nearest_acceptable_nodes():
+    graph = tree_closure(3, 3)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    ancestors = torch.zeros(n, n, dtype=torch.bool)
+    ancestors[graph.edges[:, 0], graph.edges[:, 1]] = True
+    nearest = _index_nearest(n)
+    table = sampler.hard_table(nearest, 6, chunk=7)  # chunks that do not divide N
+    assert table.shape == (n, 6) and table.dtype == torch.int32
+    for u in range(n):
+        expected = [c for c in nearest(torch.tensor([u]), n)[0].tolist() if c != u and not ancestors[u, c]][:6]
+        assert table[u].tolist() == expected
+
+
+def test_hard_table_of_a_small_graph_pads_with_the_node_itself():
+    edges = torch.tensor([[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]])  # chain closure 0 -> 1 -> 2 -> 3
+    table = NegativeSampler(edges, 4).hard_table(_index_nearest(4), 3)
+    assert table[0].tolist() == [0, 0, 0]  # no acceptable node at all
+    assert sorted(table[2].tolist()[:2]) == [0, 1] and table[2, 2] == 2
+    negatives, valid = NegativeSampler(edges, 4).sample(torch.tensor([0, 2]), 3, torch.Generator().manual_seed(0),
+                                                        hard=table, num_hard=2)
+    assert valid[0].sum() == 0 and set(negatives[1][valid[1]].tolist()) == {0, 1}
+
+
+def test_sampler_hard_negatives_keep_the_rule_and_come_from_the_table():
+    graph = tree_closure(3, 3)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    ancestors = torch.zeros(n, n, dtype=torch.bool)
+    ancestors[graph.edges[:, 0], graph.edges[:, 1]] = True
+    table = sampler.hard_table(_index_nearest(n), 8)
+    u = graph.edges[:, 0]
+    negatives, valid = sampler.sample(u, 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
+    assert valid.all()
+    assert not ancestors[u.unsqueeze(1), negatives].any() and not (negatives == u.unsqueeze(1)).any()
+    assert all(row.unique().numel() == row.numel() for row in negatives)
+    pool = table[u].long()
+    assert (negatives[:, :4].unsqueeze(2) == pool.unsqueeze(1)).any(2).all()  # the first H from u's candidates
+    # a random subset of the candidates: over many pairs of one u every candidate is picked
+    many, _ = sampler.sample(u[:1].repeat(100), 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
+    assert set(many[:, :4].flatten().tolist()) == set(pool[0].tolist())
+    # seeded: the same generator state gives the same negatives, another seed others
+    again = sampler.sample(u, 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
+    assert torch.equal(again[0], negatives) and torch.equal(again[1], valid)
+    other = sampler.sample(u, 10, torch.Generator().manual_seed(3), hard=table, num_hard=4)
+    assert not torch.equal(other[0], negatives)
+    with pytest.raises(ValueError, match="candidate table"):
+        sampler.sample(u, 10, torch.Generator(), num_hard=4)
+    with pytest.raises(ValueError, match="num_hard"):
+        sampler.sample(u, 3, torch.Generator(), hard=table, num_hard=4)
+    with pytest.raises(ValueError, match="count"):
+        sampler.hard_table(_index_nearest(n), 0)
+
+
+def test_hard_log_weights_keep_the_uniform_objective():
+    graph = tree_closure(3, 3)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    table = sampler.hard_table(_index_nearest(n), 8)
+    u = graph.edges[:, 0]
+    negatives, valid = sampler.sample(u, 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
+    log_w = sampler.hard_log_weights(u, negatives, table, 4, 10)
+    in_pool = (negatives.unsqueeze(2) == table[u].long().unsqueeze(1)).any(2)
+    assert in_pool[:, :4].all()
+    expected_pool = math.log(10 / n) - math.log(4 / 8 + 6 / n)
+    assert torch.allclose(log_w[in_pool], torch.tensor(expected_pool, dtype=torch.float64))
+    assert torch.allclose(log_w[~in_pool], torch.tensor(math.log(10 / 6), dtype=torch.float64))
+    # Monte Carlo: the weighted sum over the mixture's negatives estimates the sum over K uniform ones
+    # (on a graph with N >> K, where the inclusion probabilities are close to the formula's)
+    graph = tree_closure(5, 4)
+    n = graph.num_nodes
+    sampler = NegativeSampler(graph.edges, n)
+    table = sampler.hard_table(_index_nearest(n), 8)
+    f = torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    f[table[n - 1].long()] = 20.0  # the candidates carry much of the sum, as the nodes crowding u do
+    rows = torch.full((20000,), n - 1)
+    generator = torch.Generator().manual_seed(1)
+    mixed, ok = sampler.sample(rows, 10, generator, hard=table, num_hard=4)
+    weights = sampler.hard_log_weights(rows, mixed, table, 4, 10).exp()
+    uniform, ok_uniform = sampler.sample(rows, 10, generator)
+    estimate = (weights * f[mixed] * ok).sum(1).mean()
+    reference = (f[uniform] * ok_uniform).sum(1).mean()
+    assert float(estimate) == pytest.approx(float(reference), rel=0.03)
+    with pytest.raises(ValueError, match="num_hard"):
+        sampler.hard_log_weights(u, negatives, table, 10, 10)
+
+
 def test_sampler_bad_input():
     with pytest.raises(ValueError, match="integer"):
         NegativeSampler(torch.zeros(3, 2), 4)
@@ -147,6 +244,15 @@ def test_ranking_loss_is_cross_entropy_and_masks():
         ranking_loss(d, valid[:, :2])
 
 
+def test_ranking_loss_log_weights_scale_the_negatives():
+    d = torch.rand(4, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 3
+    log_w = torch.randn(4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    expected = (torch.log(torch.exp(-d[:, 0]) + (log_w.exp() * torch.exp(-d[:, 1:])).sum(1)) + d[:, 0]).mean()
+    assert torch.allclose(ranking_loss(d, log_weights=log_w), expected)
+    with pytest.raises(ValueError, match="log_weights"):
+        ranking_loss(d, log_weights=log_w[:, :3])
+
+
 def test_distortion_loss_kinds():
     d = torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
     t = torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)
@@ -163,7 +269,10 @@ def test_distortion_loss_kinds():
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(lr=-1.0), dict(lr=float("nan")), dict(optimizer="lbfgs"),
                                  dict(loss="hinge"), dict(dtype="float16"), dict(batch_size=1.5),
-                                 dict(target_map=1.5), dict(max_step=0.0), dict(device="not-a-device")])
+                                 dict(target_map=1.5), dict(max_step=0.0), dict(device="not-a-device"),
+                                 dict(hard_negatives=60), dict(hard_negatives=-1), dict(hard_candidates=0),
+                                 dict(hard_negatives=40, hard_candidates=20), dict(hard_refresh=0),
+                                 dict(hard_negatives=5, loss="distortion")])
 def test_config_rejects_bad_values(bad):
     with pytest.raises((ValueError, RuntimeError)):
         TrainConfig(**bad)
@@ -269,11 +378,12 @@ def test_trainer_rejects_bad_init_and_empty_graph():
 # ============================================================================ checkpoints and resume
 
 
-@pytest.mark.parametrize("optimizer,sparse", [("sgd", False), ("adam", True), ("row-sgd", False)])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, sparse):
+@pytest.mark.parametrize("optimizer,sparse,hard", [("sgd", False, 0), ("adam", True, 0), ("row-sgd", False, 0),
+                                                   ("row-sgd", False, 4), ("sgd", False, 3)])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, sparse, hard):
     graph = tree_closure(3, 2)
     config = small_config(epochs=14, optimizer=optimizer, sparse=sparse, lr=0.2 if optimizer == "adam" else 3.0,
-                          checkpoint_every=5, eval_every=7)
+                          checkpoint_every=5, eval_every=7, hard_negatives=hard, hard_candidates=6, hard_refresh=4)
     whole = Trainer(graph, make_manifold("poincare", 2), config, progress=False).fit()
 
     path = tmp_path / "run.ckpt"
@@ -282,9 +392,33 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, optimizer, s
     assert part.stopped == "limit" and part.step_in_epoch > 0
     resumed = Trainer.resume(path, graph, progress=False)
     assert resumed.epoch == part.epoch and resumed.step_in_epoch == part.step_in_epoch
+    if hard:  # stopped after the table of epoch 5 was computed: the checkpoint holds it
+        assert resumed.task.hard_epoch == 5 and torch.equal(resumed.task.hard, first.task.hard)
     result = resumed.fit()
     assert torch.equal(result.points, whole.points)
     assert [h["map"] for h in result.history] == [h["map"] for h in whole.history]
+
+
+def test_hard_negatives_change_training_and_can_be_switched_on_when_resuming(tmp_path):
+    graph = tree_closure(3, 2)
+    config = small_config(epochs=12, checkpoint_every=6, eval_every=6, optimizer="row-sgd")
+    plain = Trainer(graph, make_manifold("poincare", 2), config, progress=False).fit()
+    hard = Trainer(graph, make_manifold("poincare", 2), TrainConfig(**{**config.__dict__, "hard_negatives": 4}),
+                   progress=False).fit()
+    assert not torch.equal(plain.points, hard.points)
+    path = tmp_path / "run.ckpt"
+    Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, progress=False).fit(max_steps=13)  # mid-epoch 7
+    resumed = Trainer.resume(path, graph, progress=False, changes={"hard_negatives": 4, "hard_candidates": 5})
+    assert resumed.config.hard_negatives == 4 and resumed.task.hard is None
+    resumed.fit()
+    assert resumed.task.hard.shape == (graph.num_nodes, 5)
+    assert not torch.equal(resumed.points, plain.points)
+    assert Trainer.resume(path, graph).task.hard.shape == (graph.num_nodes, 5)  # the table is in the checkpoint
+    assert Trainer.resume(path, graph, changes={"hard_candidates": 7}).task.hard is None  # recomputed
+    with pytest.raises(ValueError, match="cannot change dtype"):
+        Trainer.resume(path, graph, changes={"dtype": "float32"})
+    with pytest.raises(ValueError, match="unknown"):
+        Trainer.resume(path, graph, changes={"negatives_hard": 4})
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
