@@ -129,12 +129,17 @@ def _index_nearest(num_nodes):
     return nearest
 
 
-def test_hard_table_holds_the_nearest_acceptable_nodes():
+def _tree_sampler():
+    """A depth-3 ternary tree closure, its node count, a sampler and the ``(N, N)`` ancestor matrix."""
     graph = tree_closure(3, 3)
     n = graph.num_nodes
-    sampler = NegativeSampler(graph.edges, n)
     ancestors = torch.zeros(n, n, dtype=torch.bool)
     ancestors[graph.edges[:, 0], graph.edges[:, 1]] = True
+    return graph, n, NegativeSampler(graph.edges, n), ancestors
+
+
+def test_hard_table_holds_the_nearest_acceptable_nodes():
+    graph, n, sampler, ancestors = _tree_sampler()
     nearest = _index_nearest(n)
     table = sampler.hard_table(nearest, 6, chunk=7)  # chunks that do not divide N
     assert table.shape == (n, 6) and table.dtype == torch.int32
@@ -154,11 +159,7 @@ def test_hard_table_of_a_small_graph_pads_with_the_node_itself():
 
 
 def test_sampler_hard_negatives_keep_the_rule_and_come_from_the_table():
-    graph = tree_closure(3, 3)
-    n = graph.num_nodes
-    sampler = NegativeSampler(graph.edges, n)
-    ancestors = torch.zeros(n, n, dtype=torch.bool)
-    ancestors[graph.edges[:, 0], graph.edges[:, 1]] = True
+    graph, n, sampler, ancestors = _tree_sampler()
     table = sampler.hard_table(_index_nearest(n), 8)
     u = graph.edges[:, 0]
     negatives, valid = sampler.sample(u, 10, torch.Generator().manual_seed(2), hard=table, num_hard=4)
