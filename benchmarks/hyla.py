@@ -8,7 +8,8 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
 removes the loss spikes), hyla-log (log-domain amplitude scaling, ``log_scale=True``), hyla-capped
 (amplitude cap rho h <= --amplitude-cap), hyla-standardised (features centred and divided by their std over
-the embedding rows), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
+the embedding rows), hyla-mean-feature (features centred, plus one constant feature carrying the common part
+with its own classifier weight), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
 cos(lambda h + b) instead of the published code's), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
 full batch, test accuracy after the last epoch), seeds 0..N-1 (or --seed-list) for the random features,
 the embedding and the classifier. ``--warmup W`` (a linear learning-rate warm-up over the first W epochs of
@@ -63,7 +64,8 @@ PUBLISHED = {
 
 
 NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "HyLa-SGC-log-scaled",
-         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-standardised": "HyLa-SGC-standardised", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
+         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-standardised": "HyLa-SGC-standardised",
+         "hyla-mean-feature": "HyLa-SGC-centred+mean-feature", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
 
 
 def run(dataset, split, method, seeds, rff_scale, log):
@@ -88,7 +90,8 @@ def run(dataset, split, method, seeds, rff_scale, log):
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
         rng = args.rng if method.startswith("hyla") else "separate"
         model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred",
-                        standardize=method == "hyla-standardised", rng=rng)
+                        standardize=method == "hyla-standardised", mean_feature=method == "hyla-mean-feature",
+                        rng=rng)
         cpu_started = time.process_time()
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,

@@ -219,6 +219,16 @@ class HyLaSGC(nn.Module):
         :math:`\Phi_{:k} \leftarrow (\Phi_{:k} - \bar\phi_k) / (s_k + \epsilon)`, recomputed at every
         forward pass (the statistics are part of the graph; :math:`\epsilon = 10^{-12}`). Off in the
         published model; implies ``center``.
+    mean_feature : bool
+        Centre the features (implies ``center``) and append one constant feature :math:`1`, so that
+        :math:`\text{logits} = S^K X\,[\Phi - \mathbf 1\bar\phi^\top,\ \mathbf 1]\,W^\top + c`. The published
+        logits split as :math:`S^K X(\Phi - \mathbf 1\bar\phi^\top)W^\top + (S^K X\mathbf 1)(W\bar\phi)^\top`:
+        the common part reaches each node through its propagated row sum :math:`S^K X\mathbf 1` (for
+        Airport, without features, a degree signal) with the per-class weight :math:`W\bar\phi`, which
+        Adam moves by up to ``lr * Σ_k |φ̄_k|`` per step. Here that weight is the last column of
+        :math:`W`, a free parameter moved by at most ``lr`` per step: the model class contains the
+        published one, and centring no longer discards the row-sum signal. The classifier then has
+        ``D + 1`` inputs.
 
     Attributes
     ----------
@@ -240,6 +250,7 @@ class HyLaSGC(nn.Module):
         seed: int | None = None,
         center: bool = False,
         standardize: bool = False,
+        mean_feature: bool = False,
         rng: str = "separate",
     ):
         super().__init__()
@@ -259,14 +270,15 @@ class HyLaSGC(nn.Module):
         self.init_scale = float(init_scale)
         self.seed = seed
         self.standardize = bool(standardize)
-        self.center = bool(center) or self.standardize
+        self.mean_feature = bool(mean_feature)
+        self.center = bool(center) or self.standardize or self.mean_feature
         self.rng = rng
         self.features = features
         dtype = features.phases.dtype
         manifold = features.manifold
         storage = manifold.storage_dim if isinstance(manifold, HyperbolicManifold) else features.dim_in
         self.embedding = geoopt.ManifoldParameter(torch.empty(n_rows, storage, dtype=dtype), manifold=manifold)
-        self.classifier = nn.Linear(features.n_features, n_classes, dtype=dtype)
+        self.classifier = nn.Linear(features.n_features + self.mean_feature, n_classes, dtype=dtype)
         self.reset_parameters()
 
     @property
@@ -310,6 +322,8 @@ class HyLaSGC(nn.Module):
         phi = phi - phi.mean(0, keepdim=True)
         if self.standardize:
             phi = phi / (phi.std(0, keepdim=True) + STANDARDIZE_EPS)
+        if self.mean_feature:
+            phi = torch.cat([phi, phi.new_ones(phi.shape[0], 1)], dim=1)
         return phi
 
     def scores(self) -> torch.Tensor:
@@ -331,6 +345,7 @@ class HyLaSGC(nn.Module):
     def extra_repr(self) -> str:
         text = f"n_rows={self.n_rows}, n_classes={self.n_classes}, init_scale={self.init_scale:g}"
         text += ", standardize=True" if self.standardize else ", center=True" if self.center else ""
+        text += ", mean_feature=True" if self.mean_feature else ""
         text += ", rng='published'" if self.rng == "published" else ""
         return text + (f", seed={self.seed}" if self.seed is not None else "")
 
