@@ -164,6 +164,27 @@ def test_standardized_features_have_zero_mean_and_unit_std_and_train():
     assert all(math.isfinite(v) for v in result.losses) and result.losses[-1] < result.losses[0]
 
 
+def test_mean_feature_contains_the_published_model_and_trains_stably():
+    """[Φ - 1φ̄ᵀ, 1] with the weight [W, Wφ̄] gives exactly the published logits (S^K X) Φ Wᵀ + c."""
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    features = RandomLaplacianFeatures(PoincareBall(4), 4, 50, lambda_scale=0.5, seed=0)
+    published = HyLaSGC(len(labels), 2, features, seed=0, init_scale=0.1)
+    model = HyLaSGC(len(labels), 2, features, seed=0, init_scale=0.1, mean_feature=True)
+    assert model.classifier.in_features == 51 and model.center and "mean_feature=True" in repr(model)
+    phi = model.embed().detach()
+    assert torch.equal(phi[:, -1], torch.ones(len(labels), dtype=F64))
+    torch.testing.assert_close(phi[:, :-1].mean(0), torch.zeros(50, dtype=F64), rtol=0, atol=1e-12)
+    raw = features(published.embedding.detach())
+    W, c = published.classifier.weight.detach(), published.classifier.bias.detach()
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.cat([W, W @ raw.mean(0)[:, None]], dim=1))
+        model.classifier.bias.copy_(c)
+    torch.testing.assert_close(model(P), published(P), rtol=1e-10, atol=1e-12)
+    result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=0.5, lr_classifier=0.1)
+    assert result.unstable_epochs == [] and result.train_acc >= 0.9
+
+
 def test_linear_warmup_schedule_values():
     assert [linear_warmup(t, 0) for t in range(3)] == [1.0, 1.0, 1.0]
     assert [linear_warmup(t, 1) for t in range(3)] == [1.0, 1.0, 1.0]
