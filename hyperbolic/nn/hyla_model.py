@@ -226,7 +226,7 @@ class HyLaSGC(nn.Module):
         the common part reaches each node through its propagated row sum :math:`S^K X\mathbf 1` (for
         Airport, without features, a degree signal) with the per-class weight :math:`W\bar\phi`, which
         Adam moves by up to ``lr * Σ_k |φ̄_k|`` per step. Here that weight is the last column of
-        :math:`W`, a free parameter moved by at most ``lr`` per step: the model class contains the
+        :math:`W`, a free parameter moved by about ``lr`` per Adam step: the model class contains the
         published one, and centring no longer discards the row-sum signal. The classifier then has
         ``D + 1`` inputs.
 
