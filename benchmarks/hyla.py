@@ -7,10 +7,14 @@ random-Fourier-feature baseline run by the same code; prints a markdown block fo
 
 Methods: hyla (the published model), hyla-centred (features centred over the embedding rows, which
 removes the loss spikes), hyla-log (log-domain amplitude scaling, ``log_scale=True``), hyla-capped
-(amplitude cap rho h <= --amplitude-cap), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
+(amplitude cap rho h <= --amplitude-cap), hyla-standardised (features centred and divided by their std over
+the embedding rows), hyla-mean-feature (features centred, plus one constant feature carrying the common part
+with its own classifier weight), hyla-kernel (the paper's normalised convention sqrt(2/D) e^{rho h}
 cos(lambda h + b) instead of the published code's), rff. Each run: the published tuned preset (hyperbolic.nn.hyla_model.PRESETS, 16-d, float64, 100 epochs,
 full batch, test accuracy after the last epoch), seeds 0..N-1 (or --seed-list) for the random features,
-the embedding and the classifier. ``--rng published`` draws them from one generator in the published
+the embedding and the classifier. ``--warmup W`` (a linear learning-rate warm-up over the first W epochs of
+the classifier's Adam, or of the embedding / both with ``--warmup-target``) and ``--clip-classifier`` /
+``--clip-embedding NORM`` (gradient-norm clipping) apply to every method; all are off by default. ``--rng published`` draws them from one generator in the published
 code's order (``HyLaSGC(rng="published")``); with ``--seed-list 43`` that is the published run itself. Airport is run on the leak-free split (2,876 / 156 / 156) and on HGCN's literal
 split (the published protocol: 524 test entries, 225 of them also training entries). Disease has no
 node features here (the file is missing upstream), so it runs feature-free and has no published target.
@@ -60,7 +64,8 @@ PUBLISHED = {
 
 
 NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "HyLa-SGC-log-scaled",
-         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
+         "hyla-capped": "HyLa-SGC-amplitude-capped", "hyla-standardised": "HyLa-SGC-standardised",
+         "hyla-mean-feature": "HyLa-SGC-centred+mean-feature", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
 
 
 def run(dataset, split, method, seeds, rff_scale, log):
@@ -84,11 +89,15 @@ def run(dataset, split, method, seeds, rff_scale, log):
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
         rng = args.rng if method.startswith("hyla") else "separate"
-        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred", rng=rng)
+        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred",
+                        standardize=method == "hyla-standardised", mean_feature=method == "hyla-mean-feature",
+                        rng=rng)
         cpu_started = time.process_time()
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
             epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
+            warmup_epochs=args.warmup, warmup=args.warmup_target,
+            clip_classifier=args.clip_classifier, clip_embedding=args.clip_embedding,
             callback=trace(model, log) if seed == args.trace and method.startswith("hyla") else None,
         )
         result.cpu_seconds = time.process_time() - cpu_started
@@ -125,6 +134,14 @@ def main() -> None:
                         choices=list(NAMES))
     parser.add_argument("--amplitude-cap", type=float, default=1.0,
                         help="cap on rho h inside the amplitude for the method hyla-capped")
+    parser.add_argument("--warmup", type=int, default=0, metavar="W",
+                        help="linear learning-rate warm-up over the first W epochs (0: none, the published protocol)")
+    parser.add_argument("--warmup-target", choices=["classifier", "embedding", "both"], default="classifier",
+                        help="which learning rate --warmup scales")
+    parser.add_argument("--clip-classifier", type=float, default=None, metavar="NORM",
+                        help="clip the classifier's gradient to this norm before each Adam step")
+    parser.add_argument("--clip-embedding", type=float, default=None, metavar="NORM",
+                        help="clip the embedding's gradient to this norm before each step")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fewer-seeds", nargs="*", default=[], metavar="DATASET=N",
                         help="run only N seeds for DATASET (time budget on a shared machine)")
@@ -165,6 +182,9 @@ def main() -> None:
         + ([f"--seed-list {' '.join(map(str, args.seed_list))}"] if args.seed_list else [])
         + ([f"--rng {args.rng}"] if args.rng != "separate" else [])
         + ([f"--amplitude-cap {args.amplitude_cap:g}"] if "hyla-capped" in args.methods else [])
+        + ([f"--warmup {args.warmup} --warmup-target {args.warmup_target}"] if args.warmup else [])
+        + ([f"--clip-classifier {args.clip_classifier:g}"] if args.clip_classifier is not None else [])
+        + ([f"--clip-embedding {args.clip_embedding:g}"] if args.clip_embedding is not None else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")

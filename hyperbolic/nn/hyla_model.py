@@ -40,6 +40,7 @@ __all__ = [
     "sgc_propagate",
     "HyLaSGC",
     "TrainResult",
+    "linear_warmup",
     "train_node_classifier",
 ]
 
@@ -176,6 +177,7 @@ def sgc_propagate(adjacency: torch.Tensor, features: torch.Tensor | None, order:
 
 # --------------------------------------------------------------------------- the model
 RNGS = ("separate", "published")
+STANDARDIZE_EPS = 1e-12
 
 
 class HyLaSGC(nn.Module):
@@ -212,6 +214,21 @@ class HyLaSGC(nn.Module):
         :math:`\phi_k \approx \cos b_k`; their common part makes Adam's first sign-like steps on the
         classifier move all logits together by about ``lr * Σ_k |cos b_k|`` (64 for Airport's ``D = 1000``,
         ``lr = 0.1``), the loss spikes of the published Airport run. Centring removes that direction.
+    standardize : bool
+        Centre each feature and divide it by its standard deviation over the embedding rows,
+        :math:`\Phi_{:k} \leftarrow (\Phi_{:k} - \bar\phi_k) / (s_k + \epsilon)`, recomputed at every
+        forward pass (the statistics are part of the graph; :math:`\epsilon = 10^{-12}`). Off in the
+        published model; implies ``center``.
+    mean_feature : bool
+        Centre the features (implies ``center``) and append one constant feature :math:`1`, so that
+        :math:`\text{logits} = S^K X\,[\Phi - \mathbf 1\bar\phi^\top,\ \mathbf 1]\,W^\top + c`. The published
+        logits split as :math:`S^K X(\Phi - \mathbf 1\bar\phi^\top)W^\top + (S^K X\mathbf 1)(W\bar\phi)^\top`:
+        the common part reaches each node through its propagated row sum :math:`S^K X\mathbf 1` (for
+        Airport, without features, a degree signal) with the per-class weight :math:`W\bar\phi`, which
+        Adam moves by up to ``lr * Σ_k |φ̄_k|`` per step. Here that weight is the last column of
+        :math:`W`, a free parameter moved by about ``lr`` per Adam step: the model class contains the
+        published one, and centring no longer discards the row-sum signal. The classifier then has
+        ``D + 1`` inputs.
 
     Attributes
     ----------
@@ -232,6 +249,8 @@ class HyLaSGC(nn.Module):
         init_scale: float = 1e-4,
         seed: int | None = None,
         center: bool = False,
+        standardize: bool = False,
+        mean_feature: bool = False,
         rng: str = "separate",
     ):
         super().__init__()
@@ -250,14 +269,16 @@ class HyLaSGC(nn.Module):
         self.n_classes = n_classes
         self.init_scale = float(init_scale)
         self.seed = seed
-        self.center = bool(center)
+        self.standardize = bool(standardize)
+        self.mean_feature = bool(mean_feature)
+        self.center = bool(center) or self.standardize or self.mean_feature
         self.rng = rng
         self.features = features
         dtype = features.phases.dtype
         manifold = features.manifold
         storage = manifold.storage_dim if isinstance(manifold, HyperbolicManifold) else features.dim_in
         self.embedding = geoopt.ManifoldParameter(torch.empty(n_rows, storage, dtype=dtype), manifold=manifold)
-        self.classifier = nn.Linear(features.n_features, n_classes, dtype=dtype)
+        self.classifier = nn.Linear(features.n_features + self.mean_feature, n_classes, dtype=dtype)
         self.reset_parameters()
 
     @property
@@ -293,9 +314,17 @@ class HyLaSGC(nn.Module):
             nn.init.uniform_(bias, -bound, bound, generator=g)
 
     def embed(self) -> torch.Tensor:
-        r""":math:`\Phi(E)`, ``(n_rows, D)`` (column-centred when ``center``)."""
+        r""":math:`\Phi(E)`, ``(n_rows, D)`` (column-centred when ``center``, and scaled to unit
+        column standard deviation when ``standardize``)."""
         phi = self.features(self.embedding)
-        return phi - phi.mean(0, keepdim=True) if self.center else phi
+        if not self.center:
+            return phi
+        phi = phi - phi.mean(0, keepdim=True)
+        if self.standardize:
+            phi = phi / (phi.std(0, keepdim=True) + STANDARDIZE_EPS)
+        if self.mean_feature:
+            phi = torch.cat([phi, phi.new_ones(phi.shape[0], 1)], dim=1)
+        return phi
 
     def scores(self) -> torch.Tensor:
         r""":math:`\Phi(E) W^\top`, ``(n_rows, C)``: the classifier applied to each row's features."""
@@ -315,7 +344,8 @@ class HyLaSGC(nn.Module):
 
     def extra_repr(self) -> str:
         text = f"n_rows={self.n_rows}, n_classes={self.n_classes}, init_scale={self.init_scale:g}"
-        text += ", center=True" if self.center else ""
+        text += ", standardize=True" if self.standardize else ", center=True" if self.center else ""
+        text += ", mean_feature=True" if self.mean_feature else ""
         text += ", rng='published'" if self.rng == "published" else ""
         return text + (f", seed={self.seed}" if self.seed is not None else "")
 
@@ -346,6 +376,7 @@ class TrainResult:
 
 
 UPDATES = ("auto", "projected", "riemannian")
+WARMUPS = ("classifier", "embedding", "both")
 
 
 def _projected_step(embedding: geoopt.ManifoldParameter, lr: float) -> None:
@@ -373,6 +404,17 @@ def _rows(propagated: torch.Tensor, idx: torch.Tensor, dtype: torch.dtype) -> to
     return rows
 
 
+def linear_warmup(epoch: int, warmup_epochs: int) -> float:
+    r"""Learning-rate factor of a linear warm-up, :math:`\min(1, (t + 1)/W)` at epoch :math:`t` (0-based).
+
+    ``warmup_epochs = 0`` means no warm-up (factor 1 throughout); with ``W > 0`` the first step is taken at
+    ``lr / W`` and the full rate is reached at epoch ``W - 1``.
+    """
+    if not isinstance(warmup_epochs, int) or isinstance(warmup_epochs, bool) or warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+    return 1.0 if warmup_epochs == 0 else min(1.0, (epoch + 1) / warmup_epochs)
+
+
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(-1) == labels).double().mean()) if labels.numel() else math.nan
 
@@ -389,6 +431,10 @@ def train_node_classifier(
     lr_embedding: float,
     lr_classifier: float,
     update: str = "auto",
+    warmup_epochs: int = 0,
+    warmup: str = "classifier",
+    clip_classifier: float | None = None,
+    clip_embedding: float | None = None,
     callback=None,
 ) -> TrainResult:
     r"""Full-batch joint training; accuracies after the last epoch.
@@ -411,11 +457,27 @@ def train_node_classifier(
         ``"riemannian"``: ``geoopt.optim.RiemannianSGD`` with the manifold's own retraction (its exact
         exponential map; plain SGD for Euclidean embeddings); ``"auto"``: projected on the ball,
         Riemannian otherwise.
+    warmup_epochs : int
+        Linear learning-rate warm-up over the first ``W`` epochs (:func:`linear_warmup`): epoch ``t``
+        steps with ``lr * min(1, (t + 1)/W)``. ``0`` (default, the published protocol): none.
+    warmup : {"classifier", "embedding", "both"}
+        Which learning rate the warm-up scales: Adam's on the classifier, the embedding's, or both.
+    clip_classifier, clip_embedding : float, optional
+        Clip the gradient of the classifier (weight and bias together) / of the embedding to this global
+        Euclidean norm before the step (``torch.nn.utils.clip_grad_norm_``); ``None`` (default): no clipping.
+        Adam's step is invariant to a constant rescaling of the gradient, so the classifier clip only acts
+        through the changing ratio of clipped to unclipped steps in Adam's moment estimates.
     callback : callable, optional
         Called as ``callback(epoch, loss)`` after each epoch.
     """
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+    if warmup not in WARMUPS:
+        raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup!r}")
+    linear_warmup(0, warmup_epochs)  # validates warmup_epochs
+    for value, what in ((clip_classifier, "clip_classifier"), (clip_embedding, "clip_embedding")):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{what} must be a positive finite number or None, got {value!r}")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     on_ball = isinstance(model.manifold, PoincareBall)
@@ -437,10 +499,21 @@ def train_node_classifier(
         model.embedding.grad = None
         loss = F.cross_entropy(model(rows_train), y_train)
         loss.backward()
+        factor = linear_warmup(epoch, warmup_epochs)
+        lr_e = lr_embedding * (factor if warmup in ("embedding", "both") else 1.0)
+        lr_c = lr_classifier * (factor if warmup in ("classifier", "both") else 1.0)
+        if clip_embedding is not None:
+            nn.utils.clip_grad_norm_([model.embedding], clip_embedding)
+        if clip_classifier is not None:
+            nn.utils.clip_grad_norm_(model.classifier.parameters(), clip_classifier)
         if optimiser_e is None:
-            _projected_step(model.embedding, lr_embedding)
+            _projected_step(model.embedding, lr_e)
         else:
+            for group in optimiser_e.param_groups:
+                group["lr"] = lr_e
             optimiser_e.step()
+        for group in optimiser_c.param_groups:
+            group["lr"] = lr_c
         optimiser_c.step()
         result.losses.append(float(loss.detach()))
         if callback is not None:

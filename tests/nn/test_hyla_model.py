@@ -11,6 +11,7 @@ from hyperbolic.nn.hyla import RandomFourierFeatures, RandomLaplacianFeatures
 from hyperbolic.nn.hyla_model import (
     PRESETS,
     HyLaSGC,
+    linear_warmup,
     normalized_adjacency,
     preset,
     sgc_propagate,
@@ -146,6 +147,113 @@ def test_centred_features_have_zero_column_means_and_train_stably():
     assert "center=True" in repr(model)
     result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=0.5, lr_classifier=0.1)
     assert result.unstable_epochs == [] and result.train_acc >= 0.9
+
+
+def test_standardized_features_have_zero_mean_and_unit_std_and_train():
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    features = RandomLaplacianFeatures(PoincareBall(4), 4, 200, lambda_scale=0.01, seed=0)
+    model = HyLaSGC(len(labels), 2, features, seed=0, standardize=True)
+    phi = model.embed()
+    torch.testing.assert_close(phi.mean(0), torch.zeros(200, dtype=F64), rtol=0, atol=1e-9)
+    torch.testing.assert_close(phi.std(0), torch.ones(200, dtype=F64), rtol=1e-6, atol=0)
+    raw = features(model.embedding.detach())
+    torch.testing.assert_close(phi.detach(), (raw - raw.mean(0)) / raw.std(0), rtol=1e-6, atol=1e-9)
+    assert model.center and "standardize=True" in repr(model)
+    result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=1e-4, lr_classifier=0.01)
+    assert all(math.isfinite(v) for v in result.losses) and result.losses[-1] < result.losses[0]
+
+
+def test_mean_feature_contains_the_published_model_and_trains_stably():
+    """[Φ - 1φ̄ᵀ, 1] with the weight [W, Wφ̄] gives exactly the published logits (S^K X) Φ Wᵀ + c."""
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    features = RandomLaplacianFeatures(PoincareBall(4), 4, 50, lambda_scale=0.5, seed=0)
+    published = HyLaSGC(len(labels), 2, features, seed=0, init_scale=0.1)
+    model = HyLaSGC(len(labels), 2, features, seed=0, init_scale=0.1, mean_feature=True)
+    assert model.classifier.in_features == 51 and model.center and "mean_feature=True" in repr(model)
+    phi = model.embed().detach()
+    assert torch.equal(phi[:, -1], torch.ones(len(labels), dtype=F64))
+    torch.testing.assert_close(phi[:, :-1].mean(0), torch.zeros(50, dtype=F64), rtol=0, atol=1e-12)
+    raw = features(published.embedding.detach())
+    W, c = published.classifier.weight.detach(), published.classifier.bias.detach()
+    with torch.no_grad():
+        model.classifier.weight.copy_(torch.cat([W, W @ raw.mean(0)[:, None]], dim=1))
+        model.classifier.bias.copy_(c)
+    torch.testing.assert_close(model(P), published(P), rtol=1e-10, atol=1e-12)
+    result = train_node_classifier(model, P, labels, train, val, test, epochs=40, lr_embedding=0.5, lr_classifier=0.1)
+    assert result.unstable_epochs == [] and result.train_acc >= 0.9
+
+
+def test_linear_warmup_schedule_values():
+    assert [linear_warmup(t, 0) for t in range(3)] == [1.0, 1.0, 1.0]
+    assert [linear_warmup(t, 1) for t in range(3)] == [1.0, 1.0, 1.0]
+    assert [linear_warmup(t, 4) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="warmup_epochs"):
+            linear_warmup(0, bad)
+
+
+def _one_epoch(**options):
+    """Embedding and classifier after one epoch from the same start, and the gradients left by it."""
+    edges, labels, train, val, test = two_communities(seed=4)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 2)
+    model = HyLaSGC(len(labels), 2, RandomLaplacianFeatures(PoincareBall(4), 4, 32, lambda_scale=0.5, seed=1),
+                    seed=2, init_scale=0.1)
+    start = (model.embedding.detach().clone(), model.classifier.weight.detach().clone())
+    train_node_classifier(model, P, labels, train, val, test, epochs=1, lr_embedding=0.5, lr_classifier=0.1, **options)
+    return start, model
+
+
+@pytest.mark.parametrize("target", ["classifier", "embedding", "both"])
+def test_warmup_scales_the_first_step(target):
+    """Epoch 0 of a W-epoch warm-up steps with lr / W: the projected embedding step is linear in lr, and
+    Adam's first step is lr · g / (|g| + eps), so both displacements shrink exactly W-fold."""
+    (e0, w0), plain = _one_epoch()
+    _, warm = _one_epoch(warmup_epochs=4, warmup=target)
+    de_plain, de_warm = plain.embedding.detach() - e0, warm.embedding.detach() - e0
+    dw_plain, dw_warm = plain.classifier.weight.detach() - w0, warm.classifier.weight.detach() - w0
+    assert de_plain.abs().max() > 1e-4 and dw_plain.abs().max() > 0.09
+    scale_e = 0.25 if target in ("embedding", "both") else 1.0
+    scale_c = 0.25 if target in ("classifier", "both") else 1.0
+    torch.testing.assert_close(de_warm, scale_e * de_plain, rtol=1e-9, atol=1e-15)
+    torch.testing.assert_close(dw_warm, scale_c * dw_plain, rtol=1e-9, atol=1e-15)
+    (_, _), once = _one_epoch(warmup_epochs=1, warmup="both")  # W = 1 is no warm-up
+    assert torch.equal(once.embedding, plain.embedding) and torch.equal(once.classifier.weight, plain.classifier.weight)
+
+
+def test_gradient_clipping_bounds_the_step():
+    (e0, w0), plain = _one_epoch()
+    assert plain.embedding.grad.norm() > 1e-3
+    grads = torch.cat([p.grad.flatten() for p in plain.classifier.parameters()])
+    assert grads.norm() > 1e-3
+    _, clipped = _one_epoch(clip_embedding=1e-3, clip_classifier=1e-3)
+    factor = 1e-3 / (plain.embedding.grad.norm() + 1e-6)  # clip_grad_norm_'s coefficient
+    assert clipped.embedding.grad.norm().item() == pytest.approx(1e-3, rel=1e-3)
+    torch.testing.assert_close(clipped.embedding.grad, plain.embedding.grad * factor, rtol=1e-12, atol=0)
+    clipped_grads = torch.cat([p.grad.flatten() for p in clipped.classifier.parameters()])
+    assert clipped_grads.norm().item() == pytest.approx(1e-3, rel=1e-3)
+    # The projected step follows the clipped gradient: the displacement shrinks by the same factor.
+    torch.testing.assert_close(clipped.embedding.detach() - e0, factor * (plain.embedding.detach() - e0),
+                               rtol=1e-8, atol=1e-15)
+    _, loose = _one_epoch(clip_embedding=1e6, clip_classifier=1e6)  # a bound above the norm changes nothing
+    assert torch.equal(loose.embedding, plain.embedding) and torch.equal(loose.classifier.weight, plain.classifier.weight)
+
+
+def test_warmup_and_clipping_options_are_checked():
+    edges, labels, train, val, test = two_communities(seed=1)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
+    model = HyLaSGC(len(labels), 2, RandomLaplacianFeatures(PoincareBall(3), 3, 16, seed=4), seed=5)
+    common = dict(epochs=1, lr_embedding=0.1, lr_classifier=0.1)
+    with pytest.raises(ValueError, match="warmup must"):
+        train_node_classifier(model, P, labels, train, val, test, warmup="adam", **common)
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        train_node_classifier(model, P, labels, train, val, test, warmup_epochs=-2, **common)
+    for bad in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="clip_embedding"):
+            train_node_classifier(model, P, labels, train, val, test, clip_embedding=bad, **common)
+        with pytest.raises(ValueError, match="clip_classifier"):
+            train_node_classifier(model, P, labels, train, val, test, clip_classifier=bad, **common)
 
 
 def published_algorithm(P, labels, train, embedding, omega, frequencies, phases, weight, bias, epochs, lr_e, lr_c):
