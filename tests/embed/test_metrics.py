@@ -8,6 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
+from embed import metrics as metrics_module
 from embed.graphs import Graph, is_transitively_closed, transitive_reduction
 from embed.metrics import evaluate, graph_distances, neighbourhoods
 from hyperbolic import HalfSpace, Lorentz
@@ -53,7 +54,7 @@ def _brute(D, graph, neighbour_sets, tie_rtol=1e-12):
 
 
 @pytest.mark.parametrize("weighted", [False, True])
-def test_matches_brute_force(weighted):
+def test_matches_brute_force(weighted, monkeypatch):
     graph = _random_graph(weighted=weighted)
     manifold = HalfSpace(2)
     points = manifold.random(graph.num_nodes, std=2.0, generator=torch.Generator().manual_seed(1))
@@ -61,7 +62,9 @@ def test_matches_brute_force(weighted):
     indptr, indices = neighbourhoods(graph)
     sets = [set(indices[indptr[a]:indptr[a + 1]].tolist()) for a in range(graph.num_nodes)]
     edge_map, mean_rank, d_avg, d_wc = _brute(D, graph, sets)
-    for chunk in (7, None):
+    for chunk, gathered in ((7, None), (None, None), (None, 5)):
+        if gathered is not None:  # storage elements per manifold.dist call: slices of 2 pairs
+            monkeypatch.setattr(metrics_module, "_GATHERED_ELEMENTS", gathered)
         m = evaluate(points, manifold, graph, scale=1.7, chunk_size=chunk)
         assert m.edge_map == pytest.approx(edge_map, rel=1e-12)
         assert m.mean_rank == pytest.approx(mean_rank, rel=1e-12)
