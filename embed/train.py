@@ -7,7 +7,8 @@ Two objectives:
   train on both directions), with negatives from :class:`embed.sampling.NegativeSampler`. The first
   ``burnin_epochs`` run at ``lr * burnin_lr_factor`` with negatives :math:`\propto c(n)^{\alpha}`.
   After burn-in, ``hard_negatives`` of each pair's negatives may come from ``u``'s nearest acceptable nodes
-  under the current points (a table refreshed every ``hard_refresh`` epochs; checkpointed).
+  under the current points (a table refreshed every ``hard_refresh`` epochs; checkpointed), and with
+  ``relocate_leaves`` trapped leaves are moved next to their parent at each refresh of that table.
 * ``"distortion"`` — metric targets: graph distances ``d_G`` (hop counts or weighted shortest paths), loss
   :func:`embed.losses.distortion_loss` of ``d(x_i, x_j)`` against ``scale * d_G``.
 
@@ -81,7 +82,7 @@ class NonFiniteTrainingError(FloatingPointError):
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (stored in checkpoints and embedding files as JSON).
+    r"""Everything that defines a training run (stored in checkpoints and embedding files as JSON).
 
     Parameters
     ----------
@@ -129,6 +130,22 @@ class TrainConfig:
     hard_refresh : int
         Epochs between recomputations of the table from the current points (one chunked pass of
         nearest-neighbour search over all nodes on the training device, at the start of an epoch).
+    relocate_leaves : bool
+        After burn-in, at every computation of the nearest-node table (every ``hard_refresh`` epochs; the
+        table is computed for this even without hard negatives), move each *trapped leaf* next to its
+        parent. A leaf is a node that is nobody's ancestor; its parent is its deepest ancestor (the one
+        with the most ancestors of its own: always a direct parent); it is trapped when the parent lies
+        farther from it than all its ``hard_candidates`` nearest acceptable nodes (the parent's rank
+        exceeds ``hard_candidates``). Such a leaf sits near the boundary in another subtree's direction:
+        its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a radial step
+        does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns it
+        by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move is
+        :math:`u \leftarrow \exp_p(\delta\,\hat\xi)` with :math:`\delta` = ``relocate_distance`` and
+        :math:`\hat\xi` the unit tangent pointing away from the origin plus a random tangent of half its
+        length (drawn from the run's generator), normalised. Only closures (directed graphs). With an
+        optimizer that keeps per-row state (Adam, momentum), the moved rows' state is zeroed.
+    relocate_distance : float
+        :math:`\delta`, the distance from the parent at which a relocated leaf is put.
     max_step : float or None
         Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
         ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
@@ -183,6 +200,8 @@ class TrainConfig:
     hard_candidates: int = 32
     hard_refresh: int = 5
     hard_importance: bool = True
+    relocate_leaves: bool = False
+    relocate_distance: float = 1.0
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -238,10 +257,13 @@ class TrainConfig:
             if self.hard_candidates < self.hard_negatives:
                 raise ValueError(f"TrainConfig.hard_candidates ({self.hard_candidates}) must be at least "
                                  f"hard_negatives ({self.hard_negatives})")
+        if self.relocate_leaves and self.loss != "ranking":
+            raise ValueError("TrainConfig.relocate_leaves needs the ranking loss")
         for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners"):
             if getattr(self, name) is not None:
                 positive_int(name)
-        for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor"):
+        for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor",
+                     "relocate_distance"):
             positive_float(name)
         for name in ("max_step", "checkpoint_seconds"):
             positive_float(name, allow_none=True)
@@ -417,18 +439,33 @@ class _RankingTask:
         self._burnin_probs = None
         self.hard: torch.Tensor | None = None  # the hard-negative candidate table (N, hard_candidates)
         self.hard_epoch: int | None = None  # the epoch at whose start it was computed
+        self._leaf_parents: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def hard_due(self, epoch: int, epoch_start: bool) -> bool:
-        """Whether the hard-negative table must be (re)computed before the next step: after burn-in, when
-        there is none, or at the start of an epoch ``hard_refresh`` epochs after the last one."""
+        """Whether the nearest-node table (hard negatives, leaf relocation) must be (re)computed before the
+        next step: after burn-in, when there is none, or at the start of an epoch ``hard_refresh`` epochs
+        after the last one."""
         config = self.config
-        if not config.hard_negatives or epoch < config.burnin_epochs:
+        if not (config.hard_negatives or config.relocate_leaves) or epoch < config.burnin_epochs:
             return False
         return self.hard is None or (epoch_start and epoch - self.hard_epoch >= config.hard_refresh)
 
     def refresh_hard(self, epoch: int, nearest, chunk: int) -> None:
         self.hard = self.sampler.hard_table(nearest, self.config.hard_candidates, chunk=chunk)
         self.hard_epoch = epoch
+
+    def leaf_parents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The leaves (nodes that are nobody's ancestor, with at least one ancestor) and each one's deepest
+        ancestor (most ancestors of its own; ties to the larger index): a direct parent in a closure."""
+        if self._leaf_parents is None:
+            u, a = self.edges[:, 0], self.edges[:, 1]
+            n = self.sampler.num_nodes
+            depth = torch.bincount(u, minlength=n)
+            key = torch.full((n,), -1, dtype=torch.int64).scatter_reduce(0, u, depth[a] * n + a, "amax")
+            leaf = (key >= 0) & (torch.bincount(a, minlength=n) == 0)
+            leaves = torch.nonzero(leaf).squeeze(1)
+            self._leaf_parents = (leaves, key[leaves] % n)
+        return self._leaf_parents
 
     @property
     def size(self) -> int:
@@ -604,6 +641,8 @@ class Trainer:
         cfg = self.config
         self.device = torch.device(cfg.device)
         self.dtype = cfg.torch_dtype
+        if cfg.relocate_leaves and not graph.directed:
+            raise ValueError("relocate_leaves needs a directed graph (a closure stored descendant -> ancestor)")
         self.task = _RankingTask(graph, cfg) if cfg.loss == "ranking" else _DistortionTask(graph, cfg)
         self.generator = torch.Generator().manual_seed(cfg.seed)
         if init is None:
@@ -811,6 +850,50 @@ class Trainer:
             self.task.refresh_hard(self.epoch, self._nearest, chunk)
         self._record({"event": "hard_table", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                       "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
+        if self.config.relocate_leaves:
+            self._relocate_leaves()
+
+    def _relocate_leaves(self) -> None:
+        """Move the trapped leaves next to their parents (``TrainConfig.relocate_leaves``)."""
+        started = time.process_time()
+        leaves, parents = self.task.leaf_parents()
+        table = self.task.hard[leaves]
+        moved = torch.zeros(0, dtype=torch.int64)
+        points = self.points
+        manifold = self.manifold
+        with torch.no_grad():
+            for start in range(0, leaves.numel(), 4096):
+                rows, anchor = leaves[start:start + 4096], parents[start:start + 4096]
+                near = table[start:start + 4096]
+                x = points[rows.to(points.device)]
+                d_near = manifold.dist(x.unsqueeze(1), points[near.clamp_min(0).to(points.device)])
+                d_near = torch.where(near.to(d_near.device) >= 0, d_near, torch.zeros_like(d_near))
+                d_parent = manifold.dist(x, points[anchor.to(points.device)])
+                trapped = (d_parent > d_near.amax(dim=1)).cpu()
+                moved = torch.cat([moved, rows[trapped]])
+            if moved.numel():
+                self._place_near_parents(moved, parents[torch.searchsorted(leaves, moved)])
+        self._record({"event": "relocate", "epoch": self.epoch, "leaves": leaves.numel(), "moved": moved.numel(),
+                      "cpu_seconds": time.process_time() - started})
+
+    def _place_near_parents(self, rows: torch.Tensor, parents: torch.Tensor) -> None:
+        r"""``x_u \leftarrow \exp_p(\delta\,\hat\xi)`` for each ``u`` of ``rows`` and its parent ``p``."""
+        manifold, dtype = self.manifold, self.dtype
+        p = self.points[parents.to(self.device)]
+        outward = -manifold.logmap(p, manifold.origin(*p.shape[:-1], dtype=dtype, device=self.device))
+        length = manifold.norm(p, outward, keepdim=True)
+        noise = torch.randn(p.shape, generator=self.generator, dtype=dtype).to(self.device)
+        noise = manifold.proju(p, noise)
+        noise = noise / manifold.norm(p, noise, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+        at_origin = length <= torch.finfo(dtype).eps
+        direction = torch.where(at_origin, noise, outward / torch.where(at_origin, 1, length) + 0.5 * noise)
+        direction = direction / manifold.norm(p, direction, keepdim=True)
+        new = manifold.expmap(p, self.config.relocate_distance * direction)
+        self.weight.data[rows.to(self.device)] = new
+        for state in self.optimizer.state.values() if self.optimizer is not None else ():
+            for value in state.values():
+                if torch.is_tensor(value) and value.dim() and value.shape[0] == self.graph.num_nodes:
+                    value[rows.to(value.device)] = 0
 
     def _lr(self, epoch: int) -> float:
         cfg = self.config
@@ -1112,6 +1195,11 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                    help=f"epochs between recomputations of the hard-negative table (default {d.hard_refresh})")
     t.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=d.hard_importance,
                    help="weight hard negatives by their inclusion probability (default yes)")
+    t.add_argument("--relocate-leaves", action=argparse.BooleanOptionalAction, default=d.relocate_leaves,
+                   help="move leaves trapped far from their parent next to it at each refresh of the nearest-node "
+                        "table (default no; may be switched on with --resume)")
+    t.add_argument("--relocate-distance", type=float, default=d.relocate_distance,
+                   help=f"distance from the parent of a relocated leaf (default {d.relocate_distance})")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1156,7 +1244,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         negatives=args.negatives, burnin_epochs=args.burnin_epochs, burnin_lr_factor=args.burnin_lr_factor,
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
-        hard_importance=args.hard_importance,
+        hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
+        relocate_distance=args.relocate_distance,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1257,7 +1346,8 @@ def _run_train(args, graph: Graph) -> int:
 
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
-_RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance")
+_RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
+                   "relocate_leaves", "relocate_distance")
 
 
 def _given(args, name: str) -> bool:

@@ -273,7 +273,8 @@ def test_distortion_loss_kinds():
                                  dict(target_map=1.5), dict(max_step=0.0), dict(device="not-a-device"),
                                  dict(hard_negatives=60), dict(hard_negatives=-1), dict(hard_candidates=0),
                                  dict(hard_negatives=40, hard_candidates=20), dict(hard_refresh=0),
-                                 dict(hard_negatives=5, loss="distortion")])
+                                 dict(hard_negatives=5, loss="distortion"), dict(relocate_leaves=True, loss="distortion"),
+                                 dict(relocate_distance=0.0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises((ValueError, RuntimeError)):
         TrainConfig(**bad)
@@ -420,6 +421,68 @@ def test_hard_negatives_change_training_and_can_be_switched_on_when_resuming(tmp
         Trainer.resume(path, graph, changes={"dtype": "float32"})
     with pytest.raises(ValueError, match="unknown"):
         Trainer.resume(path, graph, changes={"negatives_hard": 4})
+
+
+def test_leaf_parents_are_the_deepest_ancestors():
+    graph = tree_closure(2, 3)
+    task = Trainer(graph, make_manifold("poincare", 2), small_config(relocate_leaves=True), progress=False).task
+    leaves, parents = task.leaf_parents()
+    direct = {}  # the tree's parent of every node, from the closure: the ancestor with most ancestors
+    for child, ancestor in graph.edges.tolist():
+        depth = int((graph.edges[:, 0] == ancestor).sum())
+        if child not in direct or depth > direct[child][0]:
+            direct[child] = (depth, ancestor)
+    inner = set(graph.edges[:, 1].tolist())
+    assert leaves.tolist() == [n for n in range(graph.num_nodes) if n in direct and n not in inner]
+    assert parents.tolist() == [direct[n][1] for n in leaves.tolist()]
+
+
+@pytest.mark.parametrize("label", ["poincare", "lorentz", "halfspace"])
+def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
+    graph = tree_closure(2, 3)
+    manifold = make_manifold(label, 2)
+    config = small_config(epochs=6, burnin_epochs=1, relocate_leaves=True, relocate_distance=0.5, hard_candidates=3,
+                          hard_refresh=100)
+    trainer = Trainer(graph, manifold, config, progress=False)
+    trainer.fit(max_steps=1)  # burn-in epoch: no table, no relocation
+    leaves, parents = trainer.task.leaf_parents()
+    leaf, parent = int(leaves[0]), int(parents[0])
+    points = trainer.weight.data
+    origin = manifold.origin(dtype=points.dtype)
+    far = manifold.expmap(origin, manifold.proju(origin, torch.full_like(origin, 3.0)))
+    points[leaf] = far  # distance about 3 from its parent, near the origin ...
+    for i, other in enumerate(leaves[-3:].tolist()):  # ... with three leaves of the other subtree close by
+        step = manifold.proju(far, torch.full_like(far, 0.01 * (i + 1)))
+        points[other] = manifold.expmap(far, step)
+    before = points.clone()
+    assert float(manifold.dist(before[leaf], before[parent])) > 2
+    trainer.epoch = 1  # after burn-in: the table is computed, then the trapped leaves move
+    trainer._refresh_hard()
+    after = trainer.points
+    moved = [int(n) for n in torch.nonzero((after != before).any(dim=1)).squeeze(1)]
+    assert leaf in moved and set(moved) <= set(leaves.tolist())
+    assert float(manifold.dist(after[leaf], after[parent])) == pytest.approx(0.5, rel=1e-9)
+    untouched = [n for n in range(graph.num_nodes) if n not in moved]
+    assert torch.equal(after[untouched], before[untouched])
+
+
+def test_relocation_needs_a_directed_graph_and_resumes_exactly(tmp_path):
+    graph = tree_closure(3, 2)
+    undirected = Graph(graph.names, graph.edges, directed=False)
+    with pytest.raises(ValueError, match="directed"):
+        Trainer(undirected, make_manifold("poincare", 2), small_config(relocate_leaves=True), progress=False)
+    config = small_config(epochs=14, optimizer="row-sgd", checkpoint_every=5, eval_every=7, relocate_leaves=True,
+                          hard_candidates=4, hard_refresh=3, lr=30.0)
+    whole = Trainer(graph, make_manifold("poincare", 2), config, metrics=tmp_path / "whole.jsonl", progress=False)
+    result = whole.fit()
+    events = [json.loads(line) for line in open(tmp_path / "whole.jsonl")]
+    relocations = [e for e in events if e["event"] == "relocate"]
+    assert [e["epoch"] for e in relocations] == [5, 8, 11]
+    assert all(e["leaves"] == 9 for e in relocations)
+    path = tmp_path / "run.ckpt"
+    Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, progress=False).fit(max_steps=17)
+    resumed = Trainer.resume(path, graph, progress=False).fit()
+    assert torch.equal(resumed.points, result.points)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
