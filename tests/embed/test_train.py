@@ -437,7 +437,7 @@ def test_leaf_parents_are_the_deepest_ancestors():
     assert parents.tolist() == [direct[n][1] for n in leaves.tolist()]
 
 
-@pytest.mark.parametrize("label", ["poincare", "lorentz", "halfspace"])
+@pytest.mark.parametrize("label", ["poincare", "lorentz", "halfspace", "halfspace-mcf2", "ltiling", "binary-tiling"])
 def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     graph = tree_closure(2, 3)
     manifold = make_manifold(label, 2)
