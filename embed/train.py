@@ -136,7 +136,8 @@ class TrainConfig:
         parent. A leaf is a node that is nobody's ancestor; its parent is its deepest ancestor (the one
         with the most ancestors of its own: always a direct parent); it is trapped when the parent lies
         farther from it than all its ``hard_candidates`` nearest acceptable nodes (the parent's rank
-        exceeds ``hard_candidates``). Such a leaf sits near the boundary in another subtree's direction:
+        exceeds ``hard_candidates``) and none of those lies under the parent (no sibling or cousin: a
+        leaf of a large family, ranked behind its siblings, is not trapped). Such a leaf sits near the boundary in another subtree's direction:
         its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a radial step
         does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns it
         by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move is
@@ -869,7 +870,11 @@ class Trainer:
                 d_near = manifold.dist(x.unsqueeze(1), points[near.clamp_min(0).to(points.device)])
                 d_near = torch.where(near.to(d_near.device) >= 0, d_near, torch.zeros_like(d_near))
                 d_parent = manifold.dist(x, points[anchor.to(points.device)])
-                trapped = (d_parent > d_near.amax(dim=1)).cpu()
+                # family: near nodes under the parent (siblings, cousins) or the parent itself
+                m = near.shape[1]
+                family = self.task.sampler.has_pair(near.clamp_min(0).reshape(-1), anchor.repeat_interleave(m))
+                family = (family.view(-1, m) | (near == anchor.unsqueeze(1))) & (near >= 0)
+                trapped = (d_parent > d_near.amax(dim=1)).cpu() & ~family.any(dim=1)
                 moved = torch.cat([moved, rows[trapped]])
             if moved.numel():
                 self._place_near_parents(moved, parents[torch.searchsorted(leaves, moved)])
