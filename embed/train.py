@@ -844,6 +844,13 @@ class Trainer:
         return torch.topk(self.manifold.dist(x, points.unsqueeze(0)), m, dim=1, largest=False).indices
 
     def _refresh_hard(self) -> None:
+        """Compute the nearest-node table; with ``relocate_leaves`` move the trapped leaves, then compute the
+        table again if any moved (hard negatives must see the leaves' new neighbours)."""
+        self._compute_table()
+        if self.config.relocate_leaves and self._relocate_leaves():
+            self._compute_table()
+
+    def _compute_table(self) -> None:
         started = time.process_time()
         n = self.graph.num_nodes
         chunk = 512 if self._fused else max(1, (1 << 22) // (n * self.manifold.storage_dim))
@@ -851,11 +858,9 @@ class Trainer:
             self.task.refresh_hard(self.epoch, self._nearest, chunk)
         self._record({"event": "hard_table", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                       "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
-        if self.config.relocate_leaves:
-            self._relocate_leaves()
 
-    def _relocate_leaves(self) -> None:
-        """Move the trapped leaves next to their parents (``TrainConfig.relocate_leaves``)."""
+    def _relocate_leaves(self) -> int:
+        """Move the trapped leaves next to their parents (``TrainConfig.relocate_leaves``); returns how many."""
         started = time.process_time()
         leaves, parents = self.task.leaf_parents()
         table = self.task.hard[leaves]
@@ -880,6 +885,7 @@ class Trainer:
                 self._place_near_parents(moved, parents[torch.searchsorted(leaves, moved)])
         self._record({"event": "relocate", "epoch": self.epoch, "leaves": leaves.numel(), "moved": moved.numel(),
                       "cpu_seconds": time.process_time() - started})
+        return moved.numel()
 
     def _place_near_parents(self, rows: torch.Tensor, parents: torch.Tensor) -> None:
         r"""``x_u \leftarrow \exp_p(\delta\,\hat\xi)`` for each ``u`` of ``rows`` and its parent ``p``."""

@@ -457,6 +457,8 @@ def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     before = points.clone()
     assert float(manifold.dist(before[leaf], before[parent])) > 2
     trainer.epoch = 1  # after burn-in: the table is computed, then the trapped leaves move
+    trainer._compute_table()
+    before_table = trainer.task.hard.clone()
     trainer._refresh_hard()
     after = trainer.points
     moved = [int(n) for n in torch.nonzero((after != before).any(dim=1)).squeeze(1)]
@@ -466,6 +468,9 @@ def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     assert float(manifold.dist(after[leaf], after[parent])) == pytest.approx(0.5, rel=1e-9)
     untouched = [n for n in range(graph.num_nodes) if n not in moved]
     assert torch.equal(after[untouched], before[untouched])
+    # the table was computed again after the move: hard negatives see the leaves' new neighbours
+    assert torch.equal(trainer.task.hard, trainer.task.sampler.hard_table(trainer._nearest, 3))
+    assert not torch.equal(trainer.task.hard, before_table)
 
 
 def test_relocation_needs_a_directed_graph_and_resumes_exactly(tmp_path):
