@@ -44,6 +44,7 @@ from embed.hyla_data import load_node_dataset  # noqa: E402
 from hyperbolic import PoincareBall  # noqa: E402
 from hyperbolic.nn.hyla import RandomFourierFeatures, RandomLaplacianFeatures  # noqa: E402
 from hyperbolic.nn.hyla_model import (  # noqa: E402
+    HyLaConfig,
     HyLaSGC,
     normalized_adjacency,
     preset,
@@ -71,7 +72,7 @@ NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "Hy
 def run(dataset, split, method, seeds, rff_scale, log):
     options = {"split": split} if split else {}
     data = load_node_dataset(dataset, args.data, **options)
-    config = preset(dataset, 16)
+    config = preset(dataset, 16, **args.preset)
     started = time.perf_counter()
     adjacency = normalized_adjacency(data.edge_index, data.num_nodes)
     propagated = sgc_propagate(adjacency, data.features if config.use_features else None, config.order)
@@ -153,10 +154,23 @@ def main() -> None:
     parser.add_argument("--rff-scale", type=float, default=10.0)
     parser.add_argument("--airport-splits", nargs="+", default=["disjoint", "hgcn"], choices=["disjoint", "hgcn"])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
+                        help="override preset fields (hyperbolic.nn.hyla_model.HyLaConfig) for every dataset, "
+                             "e.g. --set lr_classifier=0.01 order=1")
     parser.add_argument("--trace", type=int, default=None, metavar="SEED",
                         help="log loss, largest embedding norm and amplitude bound per epoch for this seed (HyLa)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    args.preset = {}
+    for item in args.overrides:
+        name, _, value = item.partition("=")
+        kind = HyLaConfig.__dataclass_fields__.get(name)
+        if kind is None or not value:
+            parser.error(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(HyLaConfig.__dataclass_fields__)}")
+        if kind.type in (bool, "bool"):
+            args.preset[name] = {"true": True, "false": False}[value.lower()]
+        else:
+            args.preset[name] = int(value) if kind.type in (int, "int") else float(value)
 
     def log(message):
         print(message, file=sys.stderr, flush=True)
@@ -185,13 +199,15 @@ def main() -> None:
         + ([f"--warmup {args.warmup} --warmup-target {args.warmup_target}"] if args.warmup else [])
         + ([f"--clip-classifier {args.clip_classifier:g}"] if args.clip_classifier is not None else [])
         + ([f"--clip-embedding {args.clip_embedding:g}"] if args.clip_embedding is not None else [])
+        + ([f"--set {' '.join(args.overrides)}"] if args.overrides else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores (torch threads {args.threads}), Python "
           f"{platform.python_version()}, torch {torch.__version__}; shared with other jobs (1-min load average "
           f"{load_started:.1f} at the start, {load:.1f} at the end); total {total / 60:.1f} min.\n")
-    print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets, float64, test accuracy after the last "
+    print("HyLa-SGC, 16-d Poincaré embedding, published tuned presets"
+          f"{' with ' + ', '.join(args.overrides) if args.overrides else ''}, float64, test accuracy after the last "
           "epoch, mean ± std over the seeds (their number in the last column; HyLa draws: "
           f"rng={args.rng}). Time = process CPU time and wall time of one training "
           "run (all epochs and the final evaluation; propagation S^K X once per dataset, listed separately). Published time: one "
