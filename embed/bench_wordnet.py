@@ -240,7 +240,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="move trapped leaves next to their parent at each refresh of the nearest-node table "
                              "(default: the recipe's)")
     parser.add_argument("--relocate-distance", type=float, default=None,
-                        help="distance from the parent of a relocated leaf (default 1)")
+                        help="a relocated leaf goes this far out along the ray through its parent (default 1)")
+    parser.add_argument("--relocate-spread", type=float, default=None,
+                        help="... then this far sideways (default 1.5)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -276,6 +278,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates,
                      hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      relocate_leaves=args.relocate_leaves, relocate_distance=args.relocate_distance,
+                     relocate_spread=args.relocate_spread,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

@@ -140,13 +140,19 @@ class TrainConfig:
         leaf of a large family, ranked behind its siblings, is not trapped). Such a leaf sits near the boundary in another subtree's direction:
         its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a radial step
         does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns it
-        by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move is
-        :math:`u \leftarrow \exp_p(\delta\,\hat\xi)` with :math:`\delta` = ``relocate_distance`` and
-        :math:`\hat\xi` the unit tangent pointing away from the origin plus a random tangent of half its
-        length (drawn from the run's generator), normalised. Only closures (directed graphs). With an
-        optimizer that keeps per-row state (Adam, momentum), the moved rows' state is zeroed.
+        by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move goes
+        :math:`\delta` further out along the ray through the parent, :math:`q = \exp_p(\delta\,\hat\xi)`
+        (:math:`\hat\xi` the unit tangent pointing away from the origin), then :math:`s` sideways,
+        :math:`u \leftarrow \exp_q(s\,\hat\zeta)` with :math:`\hat\zeta` a random unit tangent at
+        :math:`q` orthogonal to the ray (drawn from the run's generator): the angle at :math:`q` is right, so
+        :math:`\cosh d(u, p) = \cosh\delta\cosh s`, and relocated siblings land about
+        :math:`\operatorname{arcosh}(\cosh^2 s)` apart instead of on top of each other. Only closures
+        (directed graphs). With an optimizer that keeps per-row state (Adam, momentum), the moved rows'
+        state is zeroed.
     relocate_distance : float
-        :math:`\delta`, the distance from the parent at which a relocated leaf is put.
+        :math:`\delta` (default 1).
+    relocate_spread : float
+        :math:`s` (default 1.5).
     max_step : float or None
         Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
         ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
@@ -203,6 +209,7 @@ class TrainConfig:
     hard_importance: bool = True
     relocate_leaves: bool = False
     relocate_distance: float = 1.0
+    relocate_spread: float = 1.5
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -264,7 +271,7 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 positive_int(name)
         for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor",
-                     "relocate_distance"):
+                     "relocate_distance", "relocate_spread"):
             positive_float(name)
         for name in ("max_step", "checkpoint_seconds"):
             positive_float(name, allow_none=True)
@@ -888,18 +895,28 @@ class Trainer:
         return moved.numel()
 
     def _place_near_parents(self, rows: torch.Tensor, parents: torch.Tensor) -> None:
-        r"""``x_u \leftarrow \exp_p(\delta\,\hat\xi)`` for each ``u`` of ``rows`` and its parent ``p``."""
+        r"""Put each leaf of ``rows`` at :math:`\exp_q(s\,\hat\zeta)`, :math:`q = \exp_p(\delta\,\hat\xi)`
+        (``TrainConfig.relocate_leaves``); ``p`` its parent."""
         manifold, dtype = self.manifold, self.dtype
+        tiny = torch.finfo(dtype).tiny
+
+        def unit(x, v):
+            return v / manifold.norm(x, v, keepdim=True).clamp_min(tiny)
+
+        def random_tangent(x):
+            return unit(x, manifold.proju(x, torch.randn(x.shape, generator=self.generator, dtype=dtype).to(x.device)))
+
+        def outward(x):  # unit tangent pointing away from the origin (random at the origin itself)
+            away = -manifold.logmap(x, manifold.origin(*x.shape[:-1], dtype=dtype, device=x.device))
+            length = manifold.norm(x, away, keepdim=True)
+            return torch.where(length > torch.finfo(dtype).eps, away / length.clamp_min(tiny), random_tangent(x))
+
         p = self.points[parents.to(self.device)]
-        outward = -manifold.logmap(p, manifold.origin(*p.shape[:-1], dtype=dtype, device=self.device))
-        length = manifold.norm(p, outward, keepdim=True)
-        noise = torch.randn(p.shape, generator=self.generator, dtype=dtype).to(self.device)
-        noise = manifold.proju(p, noise)
-        noise = noise / manifold.norm(p, noise, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-        at_origin = length <= torch.finfo(dtype).eps
-        direction = torch.where(at_origin, noise, outward / torch.where(at_origin, 1, length) + 0.5 * noise)
-        direction = direction / manifold.norm(p, direction, keepdim=True)
-        new = manifold.expmap(p, self.config.relocate_distance * direction)
+        q = manifold.expmap(p, self.config.relocate_distance * outward(p))
+        radial = outward(q)
+        zeta = random_tangent(q)
+        zeta = unit(q, zeta - manifold.inner(q, zeta, radial, keepdim=True) * radial)
+        new = manifold.expmap(q, self.config.relocate_spread * zeta)
         self.weight.data[rows.to(self.device)] = new
         for state in self.optimizer.state.values() if self.optimizer is not None else ():
             for value in state.values():
@@ -1210,7 +1227,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                    help="move leaves trapped far from their parent next to it at each refresh of the nearest-node "
                         "table (default no; may be switched on with --resume)")
     t.add_argument("--relocate-distance", type=float, default=d.relocate_distance,
-                   help=f"distance from the parent of a relocated leaf (default {d.relocate_distance})")
+                   help=f"a relocated leaf goes this far out along the ray through its parent ... (default "
+                        f"{d.relocate_distance})")
+    t.add_argument("--relocate-spread", type=float, default=d.relocate_spread,
+                   help=f"... then this far sideways in a random direction (default {d.relocate_spread})")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1256,7 +1276,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         burnin_alpha=args.burnin_alpha, burnin_negatives=args.burnin_negatives,
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
         hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
-        relocate_distance=args.relocate_distance,
+        relocate_distance=args.relocate_distance, relocate_spread=args.relocate_spread,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1358,7 +1378,7 @@ def _run_train(args, graph: Graph) -> int:
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
 _RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
-                   "relocate_leaves", "relocate_distance")
+                   "relocate_leaves", "relocate_distance", "relocate_spread")
 
 
 def _given(args, name: str) -> bool:

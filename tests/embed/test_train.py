@@ -274,7 +274,7 @@ def test_distortion_loss_kinds():
                                  dict(hard_negatives=60), dict(hard_negatives=-1), dict(hard_candidates=0),
                                  dict(hard_negatives=40, hard_candidates=20), dict(hard_refresh=0),
                                  dict(hard_negatives=5, loss="distortion"), dict(relocate_leaves=True, loss="distortion"),
-                                 dict(relocate_distance=0.0)])
+                                 dict(relocate_distance=0.0), dict(relocate_spread=-1.0)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises((ValueError, RuntimeError)):
         TrainConfig(**bad)
@@ -441,8 +441,8 @@ def test_leaf_parents_are_the_deepest_ancestors():
 def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     graph = tree_closure(2, 3)
     manifold = make_manifold(label, 2)
-    config = small_config(epochs=6, burnin_epochs=1, relocate_leaves=True, relocate_distance=0.5, hard_candidates=3,
-                          hard_refresh=100)
+    config = small_config(epochs=6, burnin_epochs=1, relocate_leaves=True, relocate_distance=0.5, relocate_spread=0.7,
+                          hard_candidates=3, hard_refresh=100)
     trainer = Trainer(graph, manifold, config, progress=False)
     trainer.fit(max_steps=1)  # burn-in epoch: no table, no relocation
     leaves, parents = trainer.task.leaf_parents()
@@ -465,7 +465,12 @@ def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     assert leaf in moved and set(moved) <= set(leaves.tolist())
     # the last two leaves are siblings, each among the other's nearest nodes: far from their parent, not trapped
     assert int(parents[-1]) == int(parents[-2]) and not {int(leaves[-1]), int(leaves[-2])} & set(moved)
-    assert float(manifold.dist(after[leaf], after[parent])) == pytest.approx(0.5, rel=1e-9)
+    # out along the ray by 0.5, then 0.7 at a right angle: cosh d = cosh 0.5 cosh 0.7
+    expected = math.acosh(math.cosh(0.5) * math.cosh(0.7))
+    assert float(manifold.dist(after[leaf], after[parent])) == pytest.approx(expected, rel=1e-9)
+    origin = manifold.origin(dtype=after.dtype)
+    radius = float(manifold.dist(after[parent], origin))
+    assert float(manifold.dist(after[leaf], origin)) > radius + 0.5
     untouched = [n for n in range(graph.num_nodes) if n not in moved]
     assert torch.equal(after[untouched], before[untouched])
     # the table was computed again after the move: hard negatives see the leaves' new neighbours
