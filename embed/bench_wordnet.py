@@ -243,6 +243,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a relocated leaf goes this far out along the ray through its parent (default 1)")
     parser.add_argument("--relocate-spread", type=float, default=None,
                         help="... then this far sideways (default 1.5)")
+    parser.add_argument("--relocate-from", type=int, default=None,
+                        help="first epoch of leaf relocation (default: after burn-in)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -278,7 +280,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates,
                      hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      relocate_leaves=args.relocate_leaves, relocate_distance=args.relocate_distance,
-                     relocate_spread=args.relocate_spread,
+                     relocate_spread=args.relocate_spread, relocate_from=args.relocate_from,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

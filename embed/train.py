@@ -153,6 +153,9 @@ class TrainConfig:
         :math:`\delta` (default 1).
     relocate_spread : float
         :math:`s` (default 1.5).
+    relocate_from : int
+        First epoch at which leaves are relocated (at the first table computation from then on; 0: right
+        after burn-in). Before it, the table is computed only for hard negatives.
     max_step : float or None
         Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
         ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
@@ -210,6 +213,7 @@ class TrainConfig:
     relocate_leaves: bool = False
     relocate_distance: float = 1.0
     relocate_spread: float = 1.5
+    relocate_from: int = 0
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -251,7 +255,7 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.distortion must be one of {tuple(DISTORTION_KINDS)}, got {self.distortion!r}")
         for name in ("epochs", "batch_size", "negatives"):
             positive_int(name)
-        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed", "hard_negatives"):
+        for name in ("burnin_epochs", "eval_every", "checkpoint_every", "seed", "hard_negatives", "relocate_from"):
             positive_int(name, allow_zero=True)
         for name in ("hard_candidates", "hard_refresh"):
             positive_int(name)
@@ -454,7 +458,8 @@ class _RankingTask:
         next step: after burn-in, when there is none, or at the start of an epoch ``hard_refresh`` epochs
         after the last one."""
         config = self.config
-        if not (config.hard_negatives or config.relocate_leaves) or epoch < config.burnin_epochs:
+        relocating = config.relocate_leaves and epoch >= config.relocate_from
+        if not (config.hard_negatives or relocating) or epoch < config.burnin_epochs:
             return False
         return self.hard is None or (epoch_start and epoch - self.hard_epoch >= config.hard_refresh)
 
@@ -854,7 +859,8 @@ class Trainer:
         """Compute the nearest-node table; with ``relocate_leaves`` move the trapped leaves, then compute the
         table again if any moved (hard negatives must see the leaves' new neighbours)."""
         self._compute_table()
-        if self.config.relocate_leaves and self._relocate_leaves():
+        cfg = self.config
+        if cfg.relocate_leaves and self.epoch >= cfg.relocate_from and self._relocate_leaves():
             self._compute_table()
 
     def _compute_table(self) -> None:
@@ -1231,6 +1237,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                         f"{d.relocate_distance})")
     t.add_argument("--relocate-spread", type=float, default=d.relocate_spread,
                    help=f"... then this far sideways in a random direction (default {d.relocate_spread})")
+    t.add_argument("--relocate-from", type=int, default=d.relocate_from,
+                   help="first epoch of leaf relocation (default 0: after burn-in)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1277,6 +1285,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
         hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
         relocate_distance=args.relocate_distance, relocate_spread=args.relocate_spread,
+        relocate_from=args.relocate_from,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1378,7 +1387,7 @@ def _run_train(args, graph: Graph) -> int:
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
 _RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
-                   "relocate_leaves", "relocate_distance", "relocate_spread")
+                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from")
 
 
 def _given(args, name: str) -> bool:

@@ -274,7 +274,8 @@ def test_distortion_loss_kinds():
                                  dict(hard_negatives=60), dict(hard_negatives=-1), dict(hard_candidates=0),
                                  dict(hard_negatives=40, hard_candidates=20), dict(hard_refresh=0),
                                  dict(hard_negatives=5, loss="distortion"), dict(relocate_leaves=True, loss="distortion"),
-                                 dict(relocate_distance=0.0), dict(relocate_spread=-1.0)])
+                                 dict(relocate_distance=0.0), dict(relocate_spread=-1.0),
+                                 dict(relocate_from=-1)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises((ValueError, RuntimeError)):
         TrainConfig(**bad)
@@ -491,6 +492,12 @@ def test_relocation_needs_a_directed_graph_and_resumes_exactly(tmp_path):
     relocations = [e for e in events if e["event"] == "relocate"]
     assert [e["epoch"] for e in relocations] == [5, 8, 11]
     assert all(e["leaves"] == 9 for e in relocations)
+    later = Trainer(graph, make_manifold("poincare", 2), TrainConfig(**{**config.__dict__, "relocate_from": 9}),
+                    metrics=tmp_path / "later.jsonl", progress=False)
+    later.fit()
+    events = [json.loads(line) for line in open(tmp_path / "later.jsonl")]
+    assert [e["epoch"] for e in events if e["event"] == "relocate"] == [9, 12]
+    assert [e["epoch"] for e in events if e["event"] == "hard_table"][0] == 9  # no table needed before
     path = tmp_path / "run.ckpt"
     Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, progress=False).fit(max_steps=17)
     resumed = Trainer.resume(path, graph, progress=False).fit()
