@@ -237,12 +237,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=None,
                         help="weight hard negatives by their inclusion probability (default yes)")
     parser.add_argument("--relocate-leaves", action=argparse.BooleanOptionalAction, default=None,
-                        help="move trapped leaves next to their parent at each refresh of the nearest-node table "
+                        help="move trapped leaves out beyond their parent at each refresh of the nearest-node table "
                              "(default: the recipe's)")
     parser.add_argument("--relocate-distance", type=float, default=None,
-                        help="a relocated leaf goes this far out along the ray through its parent (default 1)")
+                        help="a relocated leaf goes this far out along the ray through its parent (default 2)")
     parser.add_argument("--relocate-spread", type=float, default=None,
-                        help="... then this far sideways (default 1.5)")
+                        help="... then this far sideways (default 11)")
     parser.add_argument("--relocate-from", type=int, default=None,
                         help="first epoch of leaf relocation (default: after burn-in)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")

@@ -8,7 +8,7 @@ Two objectives:
   ``burnin_epochs`` run at ``lr * burnin_lr_factor`` with negatives :math:`\propto c(n)^{\alpha}`.
   After burn-in, ``hard_negatives`` of each pair's negatives may come from ``u``'s nearest acceptable nodes
   under the current points (a table refreshed every ``hard_refresh`` epochs; checkpointed), and with
-  ``relocate_leaves`` trapped leaves are moved next to their parent at each refresh of that table.
+  ``relocate_leaves`` leaves trapped in another subtree's direction are moved out beyond their parent.
 * ``"distortion"`` — metric targets: graph distances ``d_G`` (hop counts or weighted shortest paths), loss
   :func:`embed.losses.distortion_loss` of ``d(x_i, x_j)`` against ``scale * d_G``.
 
@@ -131,28 +131,31 @@ class TrainConfig:
         Epochs between recomputations of the table from the current points (one chunked pass of
         nearest-neighbour search over all nodes on the training device, at the start of an epoch).
     relocate_leaves : bool
-        After burn-in, at every computation of the nearest-node table (every ``hard_refresh`` epochs; the
-        table is computed for this even without hard negatives), move each *trapped leaf* next to its
-        parent. A leaf is a node that is nobody's ancestor; its parent is its deepest ancestor (the one
-        with the most ancestors of its own: always a direct parent); it is trapped when the parent lies
-        farther from it than all its ``hard_candidates`` nearest acceptable nodes (the parent's rank
-        exceeds ``hard_candidates``) and none of those lies under the parent (no sibling or cousin: a
-        leaf of a large family, ranked behind its siblings, is not trapped). Such a leaf sits near the boundary in another subtree's direction:
-        its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a radial step
-        does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns it
-        by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move goes
+        After burn-in, at every computation of the nearest-node table (every ``hard_refresh`` epochs; the table
+        is computed for this even without hard negatives), move each *trapped leaf* out beyond its parent, in
+        the parent's direction. A leaf is a node that is nobody's ancestor; its parent is its deepest ancestor
+        (the one with the most ancestors of its own: always a direct parent); it is trapped when the parent lies
+        farther from it than all its ``hard_candidates`` nearest acceptable nodes (the parent's rank exceeds
+        ``hard_candidates``) and none of those lies under the parent (no sibling or cousin: a leaf of a large
+        family, ranked behind its siblings, is not trapped). Such a leaf sits near the boundary in another
+        subtree's direction: its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a
+        radial step does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns
+        it by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move goes
         :math:`\delta` further out along the ray through the parent, :math:`q = \exp_p(\delta\,\hat\xi)`
-        (:math:`\hat\xi` the unit tangent pointing away from the origin), then :math:`s` sideways,
-        :math:`u \leftarrow \exp_q(s\,\hat\zeta)` with :math:`\hat\zeta` a random unit tangent at
-        :math:`q` orthogonal to the ray (drawn from the run's generator): the angle at :math:`q` is right, so
-        :math:`\cosh d(u, p) = \cosh\delta\cosh s`, and relocated siblings land about
-        :math:`\operatorname{arcosh}(\cosh^2 s)` apart instead of on top of each other. Only closures
-        (directed graphs). With an optimizer that keeps per-row state (Adam, momentum), the moved rows'
-        state is zeroed.
+        (:math:`\hat\xi` the unit tangent pointing away from the origin), then :math:`s` sideways, :math:`u
+        \leftarrow \exp_q(s\,\hat\zeta)` with :math:`\hat\zeta` a random unit tangent at :math:`q` orthogonal to
+        the ray (drawn from the run's generator): the angle at :math:`q` is right, so :math:`\cosh d(u, p) =
+        \cosh\delta\cosh s`, relocated siblings land about :math:`\operatorname{arcosh}(\cosh^2 s)` apart, and
+        the leaf ends near radius :math:`r_p + \delta + s - \log 2`: beyond the other nodes, where nothing
+        crowds it and it crowds nobody (on the noun closure a wide sideways step keeps the MAP:
+        benchmarks/RESULTS.md, issue 6). That radius must lie within the representation's accurate range
+        (float64 Poincaré with this library's distance to about 30, MCF and tiling models far beyond; float64
+        Lorentz and half-space lose digits from about 18). Only closures (directed graphs). With an optimizer
+        that keeps per-row state (Adam, momentum), the moved rows' state is zeroed.
     relocate_distance : float
-        :math:`\delta` (default 1).
+        :math:`\delta` (default 2).
     relocate_spread : float
-        :math:`s` (default 1.5).
+        :math:`s` (default 11).
     relocate_from : int
         First epoch at which leaves are relocated (at the first table computation from then on; 0: right
         after burn-in). Before it, the table is computed only for hard negatives.
@@ -211,8 +214,8 @@ class TrainConfig:
     hard_refresh: int = 5
     hard_importance: bool = True
     relocate_leaves: bool = False
-    relocate_distance: float = 1.0
-    relocate_spread: float = 1.5
+    relocate_distance: float = 2.0
+    relocate_spread: float = 11.0
     relocate_from: int = 0
     max_step: float | None = 1.0
     init_scale: float = 1e-4
@@ -873,7 +876,7 @@ class Trainer:
                       "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
 
     def _relocate_leaves(self) -> int:
-        """Move the trapped leaves next to their parents (``TrainConfig.relocate_leaves``); returns how many."""
+        """Move the trapped leaves out beyond their parents (``TrainConfig.relocate_leaves``); returns how many."""
         started = time.process_time()
         leaves, parents = self.task.leaf_parents()
         table = self.task.hard[leaves]
@@ -1230,8 +1233,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--hard-importance", action=argparse.BooleanOptionalAction, default=d.hard_importance,
                    help="weight hard negatives by their inclusion probability (default yes)")
     t.add_argument("--relocate-leaves", action=argparse.BooleanOptionalAction, default=d.relocate_leaves,
-                   help="move leaves trapped far from their parent next to it at each refresh of the nearest-node "
-                        "table (default no; may be switched on with --resume)")
+                   help="move leaves trapped far from their parent out beyond it at each refresh of the "
+                        "nearest-node table (default no; may be switched on with --resume)")
     t.add_argument("--relocate-distance", type=float, default=d.relocate_distance,
                    help=f"a relocated leaf goes this far out along the ray through its parent ... (default "
                         f"{d.relocate_distance})")
