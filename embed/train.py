@@ -148,10 +148,11 @@ class TrainConfig:
         \cosh\delta\cosh s`, relocated siblings land about :math:`\operatorname{arcosh}(\cosh^2 s)` apart, and
         the leaf ends near radius :math:`r_p + \delta + s - \log 2`: beyond the other nodes, where nothing
         crowds it and it crowds nobody (on the noun closure a wide sideways step keeps the MAP:
-        benchmarks/RESULTS.md, issue 6). That radius must lie within the representation's accurate range
-        (float64 Poincaré with this library's distance to about 30, MCF and tiling models far beyond; float64
-        Lorentz and half-space lose digits from about 18). Only closures (directed graphs). With an optimizer
-        that keeps per-row state (Adam, momentum), the moved rows' state is zeroed.
+        benchmarks/RESULTS.md, issue 6). That radius should lie where the representation is accurate: float64
+        Poincaré, Lorentz and half-space keep near-pair distances within 1e-6 to radius ≈ 20 and far pairs well
+        beyond (README, Precision; on the noun closure the relocated leaves end at radius 13–26), the MCF and
+        tiling models to hundreds. Only closures (directed graphs). With an optimizer that keeps per-row state
+        (Adam, momentum), the moved rows' state is zeroed.
     relocate_distance : float
         :math:`\delta` (default 2).
     relocate_spread : float
