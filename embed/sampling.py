@@ -134,10 +134,6 @@ class NegativeSampler:
                 related &= self._key_weights[position] >= threshold.unsqueeze(1)
         return related | (candidates == u)
 
-    def has_pair(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Whether each ``(u[i], v[i])`` is a training pair (for a closure: ``v[i]`` an ancestor of ``u[i]``)."""
-        return self._rejected(u, v.unsqueeze(1), None)[:, 0] & (u != v)
-
     def _draw(self, rows: int, count: int, probs: torch.Tensor | None, generator: torch.Generator):
         if probs is None:
             return torch.randint(self.num_nodes, (rows, count), generator=generator)

@@ -136,23 +136,22 @@ class TrainConfig:
         the parent's direction. A leaf is a node that is nobody's ancestor; its parent is its deepest ancestor
         (the one with the most ancestors of its own: always a direct parent); it is trapped when the parent lies
         farther from it than all its ``hard_candidates`` nearest acceptable nodes (the parent's rank exceeds
-        ``hard_candidates``) and none of those lies under the parent (no sibling or cousin: a leaf of a large
-        family, ranked behind its siblings, is not trapped). Such a leaf sits near the boundary in another
-        subtree's direction: its distance to the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a
-        radial step does not change the parent's rank and an angular one of hyperbolic length :math:`\ell` turns
-        it by only :math:`\ell/\sinh r_u`; the ranking gradient cannot bring it back. The move goes
-        :math:`\delta` further out along the ray through the parent, :math:`q = \exp_p(\delta\,\hat\xi)`
-        (:math:`\hat\xi` the unit tangent pointing away from the origin), then :math:`s` sideways, :math:`u
-        \leftarrow \exp_q(s\,\hat\zeta)` with :math:`\hat\zeta` a random unit tangent at :math:`q` orthogonal to
-        the ray (drawn from the run's generator): the angle at :math:`q` is right, so :math:`\cosh d(u, p) =
-        \cosh\delta\cosh s`, relocated siblings land about :math:`\operatorname{arcosh}(\cosh^2 s)` apart, and
-        the leaf ends near radius :math:`r_p + \delta + s - \log 2`: beyond the other nodes, where nothing
-        crowds it and it crowds nobody (on the noun closure a wide sideways step keeps the MAP:
-        benchmarks/RESULTS.md, issue 6). That radius should lie where the representation is accurate: float64
-        Poincaré, Lorentz and half-space keep near-pair distances within 1e-6 to radius ≈ 20 and far pairs well
-        beyond (README, Precision; on the noun closure the relocated leaves end at radius 13–26), the MCF and
-        tiling models to hundreds. Only closures (directed graphs). With an optimizer that keeps per-row state
-        (Adam, momentum), the moved rows' state is zeroed.
+        ``hard_candidates``). Such a leaf sits near the boundary in another subtree's direction: its distance to
+        the parent is about :math:`r_u + r_p + 2\log\sin(\theta/2)`, so a radial step does not change the
+        parent's rank and an angular one of hyperbolic length :math:`\ell` turns it by only :math:`\ell/\sinh
+        r_u`; the ranking gradient cannot bring it back. The move goes :math:`\delta` further out along the ray
+        through the parent, :math:`q = \exp_p(\delta\,\hat\xi)` (:math:`\hat\xi` the unit tangent pointing away
+        from the origin), then :math:`s` sideways, :math:`u \leftarrow \exp_q(s\,\hat\zeta)` with
+        :math:`\hat\zeta` a random unit tangent at :math:`q` orthogonal to the ray (drawn from the run's
+        generator): the angle at :math:`q` is right, so :math:`\cosh d(u, p) = \cosh\delta\cosh s`, relocated
+        siblings land about :math:`\operatorname{arcosh}(\cosh^2 s)` apart, and the leaf ends near radius
+        :math:`r_p + \delta + s - \log 2`: beyond the other nodes, where nothing crowds it and it crowds nobody
+        (on the noun closure a wide sideways step keeps the MAP: benchmarks/RESULTS.md, issue 6). That radius
+        should lie where the representation is accurate: float64 Poincaré, Lorentz and half-space keep near-pair
+        distances within 1e-6 to radius ≈ 20 and far pairs well beyond (README, Precision; on the noun closure
+        the relocated leaves end at radius 13–26), the MCF and tiling models to hundreds. Only closures
+        (directed graphs). With an optimizer that keeps per-row state (Adam, momentum), the moved rows' state is
+        zeroed.
     relocate_distance : float
         :math:`\delta` (default 2).
     relocate_spread : float
@@ -887,24 +886,21 @@ class Trainer:
         with torch.no_grad():
             for start in range(0, leaves.numel(), 4096):
                 rows, anchor = leaves[start:start + 4096], parents[start:start + 4096]
-                near = table[start:start + 4096]
+                near = table[start:start + 4096].long()
+                filled = (near != rows.unsqueeze(1)).to(points.device)  # a small graph's table pads with u
                 x = points[rows.to(points.device)]
-                d_near = manifold.dist(x.unsqueeze(1), points[near.clamp_min(0).to(points.device)])
-                d_near = torch.where(near.to(d_near.device) >= 0, d_near, torch.zeros_like(d_near))
+                d_near = manifold.dist(x.unsqueeze(1), points[near.to(points.device)])
+                d_near = torch.where(filled, d_near, torch.zeros_like(d_near))
                 d_parent = manifold.dist(x, points[anchor.to(points.device)])
-                # family: near nodes under the parent (siblings, cousins) or the parent itself
-                m = near.shape[1]
-                family = self.task.sampler.has_pair(near.clamp_min(0).reshape(-1), anchor.repeat_interleave(m))
-                family = (family.view(-1, m) | (near == anchor.unsqueeze(1))) & (near >= 0)
-                trapped = (d_parent > d_near.amax(dim=1)).cpu() & ~family.any(dim=1)
+                trapped = (d_parent > d_near.amax(dim=1)).cpu()
                 moved = torch.cat([moved, rows[trapped]])
             if moved.numel():
-                self._place_near_parents(moved, parents[torch.searchsorted(leaves, moved)])
+                self._place_beyond_parents(moved, parents[torch.searchsorted(leaves, moved)])
         self._record({"event": "relocate", "epoch": self.epoch, "leaves": leaves.numel(), "moved": moved.numel(),
                       "cpu_seconds": time.process_time() - started})
         return moved.numel()
 
-    def _place_near_parents(self, rows: torch.Tensor, parents: torch.Tensor) -> None:
+    def _place_beyond_parents(self, rows: torch.Tensor, parents: torch.Tensor) -> None:
         r"""Put each leaf of ``rows`` at :math:`\exp_q(s\,\hat\zeta)`, :math:`q = \exp_p(\delta\,\hat\xi)`
         (``TrainConfig.relocate_leaves``); ``p`` its parent."""
         manifold, dtype = self.manifold, self.dtype

@@ -464,8 +464,6 @@ def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     after = trainer.points
     moved = [int(n) for n in torch.nonzero((after != before).any(dim=1)).squeeze(1)]
     assert leaf in moved and set(moved) <= set(leaves.tolist())
-    # the last two leaves are siblings, each among the other's nearest nodes: far from their parent, not trapped
-    assert int(parents[-1]) == int(parents[-2]) and not {int(leaves[-1]), int(leaves[-2])} & set(moved)
     # out along the ray by 0.5, then 0.7 at a right angle: cosh d = cosh 0.5 cosh 0.7
     expected = math.acosh(math.cosh(0.5) * math.cosh(0.7))
     assert float(manifold.dist(after[leaf], after[parent])) == pytest.approx(expected, rel=1e-9)
