@@ -245,6 +245,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="... then this far sideways (default 11)")
     parser.add_argument("--relocate-from", type=int, default=None,
                         help="first epoch of leaf relocation (default: after burn-in)")
+    parser.add_argument("--relocate-rank", type=int, default=None,
+                        help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
+                             "(default: all --hard-candidates)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -281,6 +284,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      relocate_leaves=args.relocate_leaves, relocate_distance=args.relocate_distance,
                      relocate_spread=args.relocate_spread, relocate_from=args.relocate_from,
+                     relocate_rank=args.relocate_rank,
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

@@ -156,6 +156,9 @@ class TrainConfig:
         :math:`\delta` (default 2).
     relocate_spread : float
         :math:`s` (default 11).
+    relocate_rank : int or None
+        A leaf counts as trapped when its parent lies beyond its ``relocate_rank``-th nearest acceptable node
+        (None: ``hard_candidates``, the whole table; at most that).
     relocate_from : int
         First epoch at which leaves are relocated (at the first table computation from then on; 0: right
         after burn-in). Before it, the table is computed only for hard negatives.
@@ -217,6 +220,7 @@ class TrainConfig:
     relocate_distance: float = 2.0
     relocate_spread: float = 11.0
     relocate_from: int = 0
+    relocate_rank: int | None = None
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -274,7 +278,10 @@ class TrainConfig:
                                  f"hard_negatives ({self.hard_negatives})")
         if self.relocate_leaves and self.loss != "ranking":
             raise ValueError("TrainConfig.relocate_leaves needs the ranking loss")
-        for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners"):
+        if self.relocate_rank is not None and self.relocate_rank > self.hard_candidates:
+            raise ValueError(f"TrainConfig.relocate_rank ({self.relocate_rank}) must be at most hard_candidates "
+                             f"({self.hard_candidates})")
+        for name in ("burnin_negatives", "eval_rows", "final_eval_rows", "distortion_partners", "relocate_rank"):
             if getattr(self, name) is not None:
                 positive_int(name)
         for name in ("lr", "burnin_lr_factor", "init_scale", "distortion_scale", "lr_final_factor",
@@ -892,7 +899,8 @@ class Trainer:
                 d_near = manifold.dist(x.unsqueeze(1), points[near.to(points.device)])
                 d_near = torch.where(filled, d_near, torch.zeros_like(d_near))
                 d_parent = manifold.dist(x, points[anchor.to(points.device)])
-                trapped = (d_parent > d_near.amax(dim=1)).cpu()
+                k = self.config.relocate_rank or near.shape[1]
+                trapped = (d_parent > d_near.sort(dim=1).values[:, k - 1]).cpu()
                 moved = torch.cat([moved, rows[trapped]])
             if moved.numel():
                 self._place_beyond_parents(moved, parents[torch.searchsorted(leaves, moved)])
@@ -1239,6 +1247,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                    help=f"... then this far sideways in a random direction (default {d.relocate_spread})")
     t.add_argument("--relocate-from", type=int, default=d.relocate_from,
                    help="first epoch of leaf relocation (default 0: after burn-in)")
+    t.add_argument("--relocate-rank", type=int, default=None,
+                   help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
+                        "(default: --hard-candidates)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1285,7 +1296,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
         hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
         relocate_distance=args.relocate_distance, relocate_spread=args.relocate_spread,
-        relocate_from=args.relocate_from,
+        relocate_from=args.relocate_from, relocate_rank=args.relocate_rank,
         max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
@@ -1387,7 +1398,7 @@ def _run_train(args, graph: Graph) -> int:
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
 _RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
-                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from")
+                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from", "relocate_rank")
 
 
 def _given(args, name: str) -> bool:

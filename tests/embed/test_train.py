@@ -275,7 +275,7 @@ def test_distortion_loss_kinds():
                                  dict(hard_negatives=40, hard_candidates=20), dict(hard_refresh=0),
                                  dict(hard_negatives=5, loss="distortion"), dict(relocate_leaves=True, loss="distortion"),
                                  dict(relocate_distance=0.0), dict(relocate_spread=-1.0),
-                                 dict(relocate_from=-1)])
+                                 dict(relocate_from=-1), dict(relocate_rank=0), dict(relocate_rank=40)])
 def test_config_rejects_bad_values(bad):
     with pytest.raises((ValueError, RuntimeError)):
         TrainConfig(**bad)
@@ -472,6 +472,13 @@ def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
     assert float(manifold.dist(after[leaf], origin)) > radius + 0.5
     untouched = [n for n in range(graph.num_nodes) if n not in moved]
     assert torch.equal(after[untouched], before[untouched])
+    # relocate_rank k: trapped when the parent lies beyond the k-th nearest; fewer leaves for larger k
+    trainer._place_beyond_parents = lambda rows, parents: None
+    counts = {}
+    for k in (1, 2, 3, None):
+        trainer.config = TrainConfig(**{**trainer.config.__dict__, "relocate_rank": k})
+        counts[k] = trainer._relocate_leaves()
+    assert counts[1] >= counts[2] >= counts[3] == counts[None] and counts[1] > counts[3]
     # the table was computed again after the move: hard negatives see the leaves' new neighbours
     assert torch.equal(trainer.task.hard, trainer.task.sampler.hard_table(trainer._nearest, 3))
     assert not torch.equal(trainer.task.hard, before_table)
