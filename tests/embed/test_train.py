@@ -509,6 +509,17 @@ def test_relocation_needs_a_directed_graph_and_resumes_exactly(tmp_path):
     assert torch.equal(resumed.points, result.points)
 
 
+def test_an_ignored_sigint_stays_ignored():
+    graph = tree_closure(3, 2)
+    outside = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer = Trainer(graph, make_manifold("poincare", 2), small_config(epochs=3), progress=False)
+        result = trainer.fit(callback=lambda t: os.kill(os.getpid(), signal.SIGINT) if t.global_step == 2 else None)
+        assert result.stopped == "completed" and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, outside)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
     graph = tree_closure(3, 2)
@@ -521,10 +532,15 @@ def test_signal_stops_after_the_step_with_a_checkpoint(tmp_path, signum):
         if t.global_step == 9:
             os.kill(os.getpid(), signum)
 
-    result = trainer.fit(callback=interrupt)
-    assert result.stopped == "interrupted"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    # as in a foreground process (a job started with & inherits an ignored SIGINT, which fit() respects)
+    outside = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        result = trainer.fit(callback=interrupt)
+        assert result.stopped == "interrupted"
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before  # handlers restored
+    finally:
+        signal.signal(signal.SIGINT, outside)
     assert torch.equal(Trainer.resume(path, graph, progress=False).fit().points, whole.points)
 
 
