@@ -439,7 +439,7 @@ def test_leaf_parents_are_the_deepest_ancestors():
 
 
 @pytest.mark.parametrize("label", ["poincare", "lorentz", "halfspace", "halfspace-mcf2", "ltiling", "binary-tiling"])
-def test_relocation_moves_a_trapped_leaf_next_to_its_parent(label):
+def test_relocation_moves_a_trapped_leaf_out_beyond_its_parent(label):
     graph = tree_closure(2, 3)
     manifold = make_manifold(label, 2)
     config = small_config(epochs=6, burnin_epochs=1, relocate_leaves=True, relocate_distance=0.5, relocate_spread=0.7,
