@@ -90,7 +90,8 @@ def run(dataset, split, method, seeds, rff_scale, log):
         else:
             features = RandomFourierFeatures(config.he_dim, config.hyla_dim, scale=rff_scale, seed=seed)
         rng = args.rng if method.startswith("hyla") else "separate"
-        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, center=method == "hyla-centred",
+        model = HyLaSGC(propagated.shape[1], data.num_classes, features, seed=seed, init_scale=args.init_scale,
+                        center=method == "hyla-centred",
                         standardize=method == "hyla-standardised", mean_feature=method == "hyla-mean-feature",
                         rng=rng)
         cpu_started = time.process_time()
@@ -157,6 +158,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE", dest="overrides",
                         help="override preset fields (hyperbolic.nn.hyla_model.HyLaConfig) for every dataset, "
                              "e.g. --set lr_classifier=0.01 order=1")
+    parser.add_argument("--init-scale", type=float, default=1e-4,
+                        help="initial embedding coordinates U(-a, a) (default 1e-4, the published one)")
     parser.add_argument("--trace", type=int, default=None, metavar="SEED",
                         help="log loss, largest embedding norm and amplitude bound per epoch for this seed (HyLa)")
     args = parser.parse_args()
@@ -200,6 +203,7 @@ def main() -> None:
         + ([f"--clip-classifier {args.clip_classifier:g}"] if args.clip_classifier is not None else [])
         + ([f"--clip-embedding {args.clip_embedding:g}"] if args.clip_embedding is not None else [])
         + ([f"--set {' '.join(args.overrides)}"] if args.overrides else [])
+        + ([f"--init-scale {args.init_scale:g}"] if args.init_scale != 1e-4 else [])
     )
     load = os.getloadavg()[0]
     print(f"Command: `{command}`  ")

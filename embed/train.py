@@ -882,6 +882,17 @@ class Trainer:
         self._record({"event": "hard_table", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                       "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
 
+    def relocate_leaves(self, *, fresh_table: bool = True) -> int:
+        """Relocate the trapped leaves now (``TrainConfig.relocate_leaves``'s rule and placement, whatever
+        that flag says), after computing the nearest-node table from the current points (``fresh_table``) or
+        with the table in hand; returns how many moved. For probes of a checkpoint; :meth:`fit` does this
+        by itself at each table refresh."""
+        if not isinstance(self.task, _RankingTask):
+            raise ValueError("leaf relocation needs the ranking loss")
+        if fresh_table or self.task.hard is None:
+            self._compute_table()
+        return self._relocate_leaves()
+
     def _relocate_leaves(self) -> int:
         """Move the trapped leaves out beyond their parents (``TrainConfig.relocate_leaves``); returns how many."""
         started = time.process_time()

@@ -509,6 +509,22 @@ def test_relocation_needs_a_directed_graph_and_resumes_exactly(tmp_path):
     assert torch.equal(resumed.points, result.points)
 
 
+def test_public_relocation_on_demand():
+    graph = tree_closure(3, 2)
+    trainer = Trainer(graph, make_manifold("poincare", 2), small_config(epochs=3, hard_candidates=4), progress=False)
+    trainer.fit()
+    assert trainer.task.hard is None  # neither hard negatives nor relocation asked for a table
+    before = trainer.points.clone()
+    moved = trainer.relocate_leaves()
+    assert trainer.task.hard.shape == (graph.num_nodes, 4)
+    changed = int((trainer.points != before).any(dim=1).sum())
+    assert moved == changed > 0 and set(torch.nonzero((trainer.points != before).any(dim=1)).squeeze(1).tolist()) <= \
+        set(trainer.task.leaf_parents()[0].tolist())
+    metric = Trainer(graph, make_manifold("poincare", 2), small_config(loss="distortion"), progress=False)
+    with pytest.raises(ValueError, match="ranking"):
+        metric.relocate_leaves()
+
+
 def test_an_ignored_sigint_stays_ignored():
     graph = tree_closure(3, 2)
     outside = signal.signal(signal.SIGINT, signal.SIG_IGN)
