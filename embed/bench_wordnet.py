@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, make_manifold
+from .train import TrainConfig, Trainer, make_manifold, parse_stage
 
 __all__ = ["PUBLISHED", "RECIPES", "DATASETS", "recipe", "load", "run_one", "run", "format_table",
            "add_arguments", "run_from_args"]
@@ -248,6 +248,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relocate-rank", type=int, default=None,
                         help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
                              "(default: all --hard-candidates)")
+    parser.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
+                        metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
+                        help="from EPOCH on, train with these settings (TrainConfig fields; repeatable; default: "
+                             "the recipe's stages)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "
@@ -284,7 +288,7 @@ def run_from_args(args: argparse.Namespace) -> int:
                      hard_refresh=args.hard_refresh, hard_importance=args.hard_importance,
                      relocate_leaves=args.relocate_leaves, relocate_distance=args.relocate_distance,
                      relocate_spread=args.relocate_spread, relocate_from=args.relocate_from,
-                     relocate_rank=args.relocate_rank,
+                     relocate_rank=args.relocate_rank, stages=None if args.stages is None else tuple(args.stages),
                      target_map=args.target_map, stop_at_target=args.stop_at_target or None)
     from .cli import load_representations
 

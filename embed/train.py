@@ -61,6 +61,7 @@ __all__ = [
     "load_graph",
     "add_arguments",
     "run_from_args",
+    "parse_stage",
 ]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -71,6 +72,8 @@ _ALL_PAIRS_LIMIT = 4096
 
 #: Settings a resumed run cannot change: the saved optimizer state, points and batching depend on them.
 FIXED_ON_RESUME = ("loss", "optimizer", "sparse", "dtype", "batch_size", "seed")
+#: Settings ``TrainConfig.stages`` cannot change.
+UNSCHEDULABLE = (*FIXED_ON_RESUME, "epochs", "device", "stages")
 
 
 class NonFiniteTrainingError(FloatingPointError):
@@ -162,6 +165,12 @@ class TrainConfig:
     relocate_from : int
         First epoch at which leaves are relocated (at the first table computation from then on; 0: right
         after burn-in). Before it, the table is computed only for hard negatives.
+    stages : sequence of (int, dict)
+        A schedule of setting changes: ``(epoch, {field: value, ...})`` pairs, epochs increasing; at the start
+        of each such epoch the fields take the new values for the rest of the run, exactly as if the run
+        were stopped there and resumed with those changes (:meth:`Trainer.resume`), e.g. ``((60,
+        {"hard_negatives": 10, "max_step": 1.0}),)``. Fields of :data:`FIXED_ON_RESUME`, ``epochs``,
+        ``device`` and ``stages`` cannot be scheduled. The checkpointed config holds the settings in force.
     max_step : float or None
         Largest Riemannian length of one SGD update of a row: a row's gradient is scaled down so that
         ``lr * |grad|_x <= max_step`` (None: no clipping). With Adam it bounds the gradient fed to Adam.
@@ -221,6 +230,7 @@ class TrainConfig:
     relocate_spread: float = 11.0
     relocate_from: int = 0
     relocate_rank: int | None = None
+    stages: tuple = ()
     max_step: float | None = 1.0
     init_scale: float = 1e-4
     distortion: str = "ratio"
@@ -294,6 +304,37 @@ class TrainConfig:
         if self.target_map is not None and not 0 < self.target_map <= 1:
             raise ValueError(f"TrainConfig.target_map must lie in (0, 1], got {self.target_map!r}")
         torch.device(self.device)  # raises for a malformed device string
+        self._check_stages()
+
+    def _check_stages(self) -> None:
+        try:
+            stages = tuple((epoch, dict(changes)) for epoch, changes in self.stages)
+        except (TypeError, ValueError):
+            raise ValueError(f"TrainConfig.stages must be a sequence of (epoch, {{field: value}}) pairs, "
+                             f"got {self.stages!r}") from None
+        self.stages = stages
+        known = {f.name for f in fields(self)}
+        settings, previous = {**asdict(self), "stages": ()}, 0
+        for epoch, changes in stages:
+            if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch <= previous:
+                raise ValueError(f"TrainConfig.stages: epochs must be increasing positive integers, got {epoch!r} "
+                                 f"after {previous}")
+            unknown = sorted(set(changes) - known)
+            if unknown:
+                raise ValueError(f"TrainConfig.stages: epoch {epoch}: unknown fields {', '.join(unknown)}")
+            fixed = sorted(set(changes) & set(UNSCHEDULABLE))
+            if fixed:
+                raise ValueError(f"TrainConfig.stages: epoch {epoch}: {', '.join(fixed)} cannot change during a run")
+            settings.update(changes)
+            try:
+                TrainConfig(**settings)
+            except ValueError as error:
+                raise ValueError(f"TrainConfig.stages: epoch {epoch}: {error}") from None
+            previous = epoch
+
+    def stage_changes(self, epoch: int) -> dict:
+        """The changes scheduled for the start of ``epoch`` (empty if none)."""
+        return next((dict(changes) for at, changes in self.stages if at == epoch), {})
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -1046,6 +1087,8 @@ class Trainer:
         try:
             while self.epoch < cfg.epochs:
                 if self._plan is None:
+                    self._apply_stage()
+                    cfg = self.config
                     self._plan = self.task.plan(self.epoch, self.generator)
                     self.step_in_epoch = 0
                     self._loss_sum = 0.0
@@ -1110,6 +1153,19 @@ class Trainer:
         self._record({"event": "end", "stopped": stopped, "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                       "cpu_seconds": result.cpu_seconds, "wall_seconds": result.wall_seconds})
         return result
+
+    def _apply_stage(self) -> None:
+        """At the start of an epoch, switch to the settings ``config.stages`` schedules for it: the new
+        config and a task built from it, as :meth:`resume` with those changes would make them (the
+        nearest-node table is kept if its width is unchanged)."""
+        changes = self.config.stage_changes(self.epoch)
+        if not changes:
+            return
+        self.config = TrainConfig(**{**asdict(self.config), **changes})
+        old, self.task = self.task, type(self.task)(self.graph, self.config)
+        if isinstance(old, _RankingTask) and old.hard is not None and old.hard.shape[1] == self.config.hard_candidates:
+            self.task.hard, self.task.hard_epoch = old.hard, old.hard_epoch
+        self._record({"event": "stage", "epoch": self.epoch, "changes": changes})
 
     def _install_interrupt_handler(self) -> dict:
         """Ctrl-C (SIGINT) and SIGTERM stop after the current step with a checkpoint; a second one stops at
@@ -1261,6 +1317,10 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--relocate-rank", type=int, default=None,
                    help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
                         "(default: --hard-candidates)")
+    t.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
+                   metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
+                   help="from EPOCH on, train with these settings (TrainConfig fields, e.g. "
+                        "60:hard_negatives=10,max_step=1.0; repeatable, epochs increasing)")
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1308,7 +1368,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
         relocate_distance=args.relocate_distance, relocate_spread=args.relocate_spread,
         relocate_from=args.relocate_from, relocate_rank=args.relocate_rank,
-        max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
+        stages=tuple(args.stages or ()), max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
         eval_distortion=args.eval_distortion, checkpoint_every=args.checkpoint_every,
@@ -1409,9 +1469,45 @@ def _run_train(args, graph: Graph) -> int:
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
 _RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
-                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from", "relocate_rank")
+                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from", "relocate_rank", "stages")
 
 
 def _given(args, name: str) -> bool:
     """Whether an option differs from its default (argparse keeps no record of what was typed)."""
+    if name == "stages":
+        return bool(args.stages)
     return getattr(args, name) != getattr(TrainConfig(), name)
+
+
+def parse_stage(text: str) -> tuple[int, dict]:
+    """``"EPOCH:FIELD=VALUE[,FIELD=VALUE...]"`` -> ``(EPOCH, {FIELD: VALUE})`` (an entry of
+    ``TrainConfig.stages``). Values: ``true``/``false``, ``none``, integers, floats, or text; dashes in
+    field names read as underscores. Raises ``argparse.ArgumentTypeError`` naming the malformed part."""
+    epoch, colon, rest = text.partition(":")
+    try:
+        at = int(epoch)
+    except ValueError:
+        at = None
+    if not colon or at is None or not rest:
+        raise argparse.ArgumentTypeError(f"stage {text!r}: expected EPOCH:FIELD=VALUE[,FIELD=VALUE...]")
+    changes = {}
+    for item in rest.split(","):
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise argparse.ArgumentTypeError(f"stage {text!r}: {item!r} is not FIELD=VALUE")
+        changes[name.strip().replace("-", "_")] = _parse_value(value.strip())
+    return at, changes
+
+
+def _parse_value(value: str):
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

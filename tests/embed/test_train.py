@@ -22,6 +22,7 @@ from embed.train import (
     add_arguments,
     evaluate_embedding,
     make_manifold,
+    parse_stage,
     run_from_args,
     warm_start,
 )
@@ -422,6 +423,62 @@ def test_hard_negatives_change_training_and_can_be_switched_on_when_resuming(tmp
         Trainer.resume(path, graph, changes={"dtype": "float32"})
     with pytest.raises(ValueError, match="unknown"):
         Trainer.resume(path, graph, changes={"negatives_hard": 4})
+
+
+def test_stages_equal_stopping_and_resuming_with_the_changes(tmp_path):
+    graph = tree_closure(3, 2)  # 12 nodes, 21 pairs: 2 steps per epoch
+    base = small_config(epochs=16, optimizer="row-sgd", checkpoint_every=1, eval_every=4, hard_candidates=6,
+                        hard_refresh=3, lr=30.0)
+    stages = ((7, {"hard_negatives": 4, "max_step": None}), (11, {"relocate_leaves": True, "relocate_rank": 3}))
+    staged = Trainer(graph, make_manifold("poincare", 2), TrainConfig(**{**base.__dict__, "stages": stages}),
+                     metrics=tmp_path / "staged.jsonl", progress=False)
+    result = staged.fit()
+    events = [json.loads(line) for line in open(tmp_path / "staged.jsonl")]
+    assert [(e["epoch"], e["changes"]) for e in events if e["event"] == "stage"] == [(7, stages[0][1]),
+                                                                                       (11, stages[1][1])]
+    assert staged.config.hard_negatives == 4 and staged.config.relocate_rank == 3 and staged.config.max_step is None
+    assert any(e["event"] == "relocate" for e in events)
+
+    path = tmp_path / "by-hand.ckpt"
+    Trainer(graph, make_manifold("poincare", 2), base, checkpoint=path, progress=False).fit(max_steps=14)
+    Trainer.resume(path, graph, progress=False, changes=stages[0][1]).fit(max_steps=8)
+    by_hand = Trainer.resume(path, graph, progress=False, changes=stages[1][1]).fit()
+    assert torch.equal(by_hand.points, result.points)
+    assert [h["map"] for h in by_hand.history] == [h["map"] for h in result.history]
+
+    path = tmp_path / "staged.ckpt"  # interrupted mid-epoch after a stage, and at the boundary before one
+    config = TrainConfig(**{**base.__dict__, "stages": stages})
+    Trainer(graph, make_manifold("poincare", 2), config, checkpoint=path, progress=False).fit(max_steps=15)
+    middle = Trainer.resume(path, graph, progress=False)
+    assert middle.config.hard_negatives == 4 and middle.epoch == 7 and middle.step_in_epoch == 1
+    middle.fit(max_steps=7)
+    assert Trainer.resume(path, graph, progress=False).config.relocate_rank is None  # epoch 11 not begun
+    assert torch.equal(Trainer.resume(path, graph, progress=False).fit().points, result.points)
+
+
+@pytest.mark.parametrize("stages,match", [
+    (((5, {"batch_size": 8}),), "batch_size cannot change"),
+    (((5, {"epochs": 8}),), "epochs cannot change"),
+    (((5, {"hard_negative": 2}),), "unknown fields hard_negative"),
+    (((5, {"lr": -1.0}),), "epoch 5: TrainConfig.lr must be"),
+    (((5, {"relocate_rank": 40}),), "epoch 5: TrainConfig.relocate_rank"),
+    (((5, {"lr": 1.0}), (5, {"lr": 2.0})), "increasing"),
+    (((0, {"lr": 1.0}),), "increasing positive"),
+    ((5,), "sequence of"),
+])
+def test_stages_reject_bad_schedules(stages, match):
+    with pytest.raises(ValueError, match=match):
+        small_config(stages=stages)
+
+
+def test_stages_round_trip_and_parse():
+    config = small_config(stages=((3, {"max_step": 1.0, "relocate_leaves": True}),))
+    assert TrainConfig.from_json(config.to_json()) == config
+    assert parse_stage("60:hard-negatives=10,max_step=1.0,relocate_leaves=true,relocate_rank=none") == (
+        60, {"hard_negatives": 10, "max_step": 1.0, "relocate_leaves": True, "relocate_rank": None})
+    for bad in ("60", "x:lr=1", "60:", "60:lr", "60:=3"):
+        with pytest.raises(argparse.ArgumentTypeError, match="stage"):
+            parse_stage(bad)
 
 
 def test_leaf_parents_are_the_deepest_ancestors():
