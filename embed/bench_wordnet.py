@@ -12,6 +12,11 @@ with negatives drawn by count^0.75, float64, initial points in ``U(-1e-4, 1e-4)`
 instead of 10 (vectorised epochs), learning rate 50 (nouns: 200) with every row's Riemannian step clipped to
 0.1. The loss is a batch mean, so what matters is ``lr / batch_size``: nouns at batch 4,096 and lr 800 (for a
 GPU) progress like batch 1,024 and lr 200 per epoch (benchmarks/RESULTS.md, issue 6).
+
+The recipe alone stalls on the nouns at a mean rank near 11.6: leaves trapped near the boundary in another
+subtree's direction (``TrainConfig.relocate_leaves``). ``--stage EPOCH:FIELD=VALUE,...``
+(``TrainConfig.stages``) switches settings on during the run; the command that meets the published noun
+figures is in benchmarks/RESULTS.md, issue 6.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from embed.train import (
     Trainer,
     add_arguments,
     evaluate_embedding,
+    load_graph,
     make_manifold,
     parse_stage,
     run_from_args,
@@ -756,8 +757,14 @@ def test_cli_train_writes_an_embedding_and_resumes(tmp_path, capsys):
     assert summary["epoch"] == 10 and summary["output"] == str(out) and summary["map"] > 0.5
     names, points, manifold = load_embedding(out)
     assert manifold.name == "poincare" and points.shape == (13, 2) and names[0] == "n1"
-    assert run_from_args(parse(common + ["--epochs", "15", "--resume"])) == 0
+    assert run_from_args(parse(common + ["--epochs", "15", "--resume", "--stage", "12:max_step=0.5,lr=1"])) == 0
     assert json.loads(capsys.readouterr().out)["epoch"] == 15
+    assert Trainer.resume(ckpt, load_graph(source)).config.max_step == 0.5  # the stage ran
+    stages = [json.loads(line) for line in open(metrics) if '"stage"' in line]
+    assert stages == [{"event": "stage", "epoch": 12, "changes": {"max_step": 0.5, "lr": 1}}]
+    with pytest.raises(SystemExit):
+        parse(common + ["--stage", "12:max_step"])
+    assert "stage '12:max_step'" in capsys.readouterr().err
 
 
 def test_cli_hmds(tmp_path, capsys):
