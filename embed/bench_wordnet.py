@@ -255,8 +255,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: all --hard-candidates)")
     parser.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
                         metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
-                        help="from EPOCH on, train with these settings (TrainConfig fields; repeatable; default: "
-                             "the recipe's stages)")
+                        help="from EPOCH on, train with these settings (TrainConfig fields, e.g. "
+                             "60:hard_negatives=10,max_step=1.0; repeatable, epochs increasing)")
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "

@@ -1367,8 +1367,8 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
         hard_negatives=args.hard_negatives, hard_candidates=args.hard_candidates, hard_refresh=args.hard_refresh,
         hard_importance=args.hard_importance, relocate_leaves=args.relocate_leaves,
         relocate_distance=args.relocate_distance, relocate_spread=args.relocate_spread,
-        relocate_from=args.relocate_from, relocate_rank=args.relocate_rank,
-        stages=tuple(args.stages or ()), max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
+        relocate_from=args.relocate_from, relocate_rank=args.relocate_rank, stages=tuple(args.stages or ()),
+        max_step=args.max_step or None, init_scale=args.init_scale, distortion=args.distortion,
         distortion_scale=args.scale, seed=args.seed, dtype=args.dtype, device=args.device,
         eval_every=args.eval_every, eval_rows=args.eval_rows, final_eval_rows=args.final_eval_rows,
         eval_distortion=args.eval_distortion, checkpoint_every=args.checkpoint_every,
@@ -1469,7 +1469,8 @@ def _run_train(args, graph: Graph) -> int:
 
 # Options that --resume applies when given (every other setting comes from the checkpoint).
 _RESUME_OPTIONS = ("epochs", "hard_negatives", "hard_candidates", "hard_refresh", "hard_importance",
-                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from", "relocate_rank", "stages")
+                   "relocate_leaves", "relocate_distance", "relocate_spread", "relocate_from", "relocate_rank",
+                   "stages")
 
 
 def _given(args, name: str) -> bool:
