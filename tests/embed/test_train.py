@@ -348,6 +348,20 @@ def test_distortion_training_fits_graph_distances():
     assert result.history[-1]["d_avg"] < 0.25
 
 
+def test_stages_switch_the_distortion_task_too(tmp_path):
+    graph = tree_closure(2, 3).as_undirected()
+    base = dict(loss="distortion", epochs=12, batch_size=16, lr=1.0, init_scale=0.5, eval_every=6, burnin_epochs=0)
+    stage = {"distortion": "squared", "lr": 0.5}
+    staged = Trainer(graph, make_manifold("lorentz", 2), small_config(**base, stages=((6, stage),)), progress=False)
+    result = staged.fit()
+    assert staged.config.distortion == "squared" and staged.task.config is staged.config
+    path = tmp_path / "run.ckpt"
+    steps_per_epoch = staged.global_step // 12  # all pairs every epoch
+    Trainer(graph, make_manifold("lorentz", 2), small_config(**base), checkpoint=path, progress=False).fit(
+        max_steps=6 * steps_per_epoch)
+    assert torch.equal(Trainer.resume(path, graph, progress=False, changes=stage).fit().points, result.points)
+
+
 def test_distortion_training_on_sampled_pairs(monkeypatch):
     monkeypatch.setattr("embed.train._ALL_PAIRS_LIMIT", 4)
     graph = tree_closure(2, 3).as_undirected()
