@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, make_manifold, parse_stage
+from .train import TrainConfig, Trainer, add_stage_argument, make_manifold
 
 __all__ = ["PUBLISHED", "RECIPES", "DATASETS", "recipe", "load", "run_one", "run", "format_table",
            "add_arguments", "run_from_args"]
@@ -253,10 +253,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--relocate-rank", type=int, default=None,
                         help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
                              "(default: all --hard-candidates)")
-    parser.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
-                        metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
-                        help="from EPOCH on, train with these settings (TrainConfig fields, e.g. "
-                             "60:hard_negatives=10,max_step=1.0; repeatable, epochs increasing)")
+    add_stage_argument(parser)
     parser.add_argument("--seed", type=int, default=None, help="seed (default 0)")
     parser.add_argument("--target-map", type=float, default=None,
                         help="record when this MAP is first reached (default: the published Poincaré MAP of the "

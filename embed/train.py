@@ -61,6 +61,7 @@ __all__ = [
     "load_graph",
     "add_arguments",
     "run_from_args",
+    "add_stage_argument",
     "parse_stage",
 ]
 
@@ -518,6 +519,12 @@ class _RankingTask:
         self.hard = self.sampler.hard_table(nearest, self.config.hard_candidates, chunk=chunk)
         self.hard_epoch = epoch
 
+    def keep_table(self, table: torch.Tensor | None, epoch: int | None) -> None:
+        """Take over a nearest-node table computed at ``epoch`` (from a checkpoint or the task this one
+        replaces) if it has this config's width; otherwise it is recomputed before the next step."""
+        if table is not None and table.shape[1] == self.config.hard_candidates:
+            self.hard, self.hard_epoch = table, int(epoch)
+
     def leaf_parents(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The leaves (nodes that are nobody's ancestor, with at least one ancestor) and each one's deepest
         ancestor (most ancestors of its own; ties to the larger index): a direct parent in a closure."""
@@ -791,10 +798,8 @@ class Trainer:
         trainer._cpu_offset = float(state["cpu_seconds"])
         trainer._wall_offset = float(state["wall_seconds"])
         trainer._eval_cpu = float(state["eval_cpu_seconds"])
-        table = state.get("hard_table")
-        if isinstance(trainer.task, _RankingTask) and table is not None and table.shape[1] == config.hard_candidates:
-            trainer.task.hard = table  # a table of another width is recomputed before the next step
-            trainer.task.hard_epoch = int(state["hard_table_epoch"])
+        if isinstance(trainer.task, _RankingTask):
+            trainer.task.keep_table(state.get("hard_table"), state.get("hard_table_epoch"))
         trainer._last_checkpoint_epoch = trainer.epoch
         trainer._resumed_from = str(checkpoint)
         return trainer
@@ -1163,8 +1168,8 @@ class Trainer:
             return
         self.config = TrainConfig(**{**asdict(self.config), **changes})
         old, self.task = self.task, type(self.task)(self.graph, self.config)
-        if isinstance(old, _RankingTask) and old.hard is not None and old.hard.shape[1] == self.config.hard_candidates:
-            self.task.hard, self.task.hard_epoch = old.hard, old.hard_epoch
+        if isinstance(old, _RankingTask):
+            self.task.keep_table(old.hard, old.hard_epoch)
         self._record({"event": "stage", "epoch": self.epoch, "changes": changes})
 
     def _install_interrupt_handler(self) -> dict:
@@ -1317,10 +1322,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--relocate-rank", type=int, default=None,
                    help="relocate a leaf whose parent lies beyond its RANK-th nearest acceptable node "
                         "(default: --hard-candidates)")
-    t.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
-                   metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
-                   help="from EPOCH on, train with these settings (TrainConfig fields, e.g. "
-                        "60:hard_negatives=10,max_step=1.0; repeatable, epochs increasing)")
+    add_stage_argument(t)
     t.add_argument("--max-step", type=float, default=d.max_step,
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
@@ -1480,6 +1482,14 @@ def _given(args, name: str) -> bool:
     return getattr(args, name) != getattr(TrainConfig(), name)
 
 
+def add_stage_argument(parser) -> None:
+    """The ``--stage`` option (``TrainConfig.stages``), shared by ``hyperbolic embed`` and ``bench wordnet``."""
+    parser.add_argument("--stage", dest="stages", action="append", type=parse_stage, default=None,
+                        metavar="EPOCH:FIELD=VALUE[,FIELD=VALUE...]",
+                        help="from EPOCH on, train with these settings (TrainConfig fields, e.g. "
+                             "60:hard_negatives=10,max_step=1.0; repeatable, epochs increasing)")
+
+
 def parse_stage(text: str) -> tuple[int, dict]:
     """``"EPOCH:FIELD=VALUE[,FIELD=VALUE...]"`` -> ``(EPOCH, {FIELD: VALUE})`` (an entry of
     ``TrainConfig.stages``). Values: ``true``/``false``, ``none``, integers, floats, or text; dashes in
@@ -1494,9 +1504,12 @@ def parse_stage(text: str) -> tuple[int, dict]:
     changes = {}
     for item in rest.split(","):
         name, equals, value = item.partition("=")
-        if not equals or not name.strip():
+        name = name.strip().replace("-", "_")
+        if not equals or not name:
             raise argparse.ArgumentTypeError(f"stage {text!r}: {item!r} is not FIELD=VALUE")
-        changes[name.strip().replace("-", "_")] = _parse_value(value.strip())
+        if name in changes:
+            raise argparse.ArgumentTypeError(f"stage {text!r}: {name} is given twice")
+        changes[name] = _parse_value(value.strip())
     return at, changes
 
 

@@ -491,7 +491,7 @@ def test_stages_round_trip_and_parse():
     assert TrainConfig.from_json(config.to_json()) == config
     assert parse_stage("60:hard-negatives=10,max_step=1.0,relocate_leaves=true,relocate_rank=none") == (
         60, {"hard_negatives": 10, "max_step": 1.0, "relocate_leaves": True, "relocate_rank": None})
-    for bad in ("60", "x:lr=1", "60:", "60:lr", "60:=3"):
+    for bad in ("60", "x:lr=1", "60:", "60:lr", "60:=3", "60:lr=1,lr=2"):
         with pytest.raises(argparse.ArgumentTypeError, match="stage"):
             parse_stage(bad)
 
