@@ -38,6 +38,8 @@ import torch
 
 from hyperbolic.numerics import guards, scaled_norm
 
+from .nearest import poincare_gram_nearest
+
 __all__ = ["poincare_rows_distance", "poincare_sgd_rows", "poincare_nearest", "is_plain_poincare"]
 
 
@@ -156,19 +158,10 @@ def poincare_sgd_rows(manifold, x: torch.Tensor, grad: torch.Tensor, lr: float,
 
 def poincare_nearest(manifold, points: torch.Tensor, rows: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` points nearest to each of ``points[rows]``, nearest first (up to rounding of the
-    Gram form, module docstring), the query itself included.
+    Gram form, :mod:`embed.nearest`), the query itself included.
 
     ``points``: ``(N, n)`` on a :class:`hyperbolic.PoincareBall` (:func:`is_plain_poincare`); ``rows``:
-    ``(R,)`` int64. Returns ``(R, k)`` int64 on ``points``' device. The ``(R, N)`` keys are formed a few
-    rows at a time (about 4 MB), so on a CPU each block is ranked while it is still in cache.
+    ``(R,)`` int64. Returns ``(R, k)`` int64 on ``points``' device.
     """
     R = float(manifold.scale(points))
-    unit = points if R == 1.0 else points / R
-    squares = unit.square().sum(-1, keepdim=True)
-    inv_b = 1 / (1 - squares).clamp_min(torch.finfo(points.dtype).tiny)
-    keys = torch.cat([inv_b, squares * inv_b, -2 * inv_b * unit], dim=1).T.contiguous()  # (n + 2, N)
-    rows = rows.to(points.device)
-    queries = torch.cat([squares[rows], torch.ones_like(squares[rows]), unit[rows]], dim=1)  # (R, n + 2)
-    block = rows.numel() if points.is_cuda else max(1, (1 << 19) // points.shape[0])
-    return torch.cat([torch.topk(queries[i:i + block] @ keys, k, dim=1, largest=False, sorted=True).indices
-                      for i in range(0, rows.numel(), block)])
+    return poincare_gram_nearest(points if R == 1.0 else points / R, rows, k)

@@ -36,6 +36,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from functools import partial
 from pathlib import Path
 
 import geoopt
@@ -46,6 +47,7 @@ from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, sav
 from .graphs import Graph
 from .kernels import is_plain_poincare, poincare_nearest, poincare_rows_distance, poincare_sgd_rows
 from .losses import DISTORTION_KINDS, distortion_loss, ranking_loss
+from .nearest import chart_nearest
 from .sampling import NegativeSampler
 
 __all__ = [
@@ -905,11 +907,23 @@ class Trainer:
 
     def _nearest(self, rows: torch.Tensor, m: int) -> torch.Tensor:
         """The ``m`` nodes nearest to each of ``rows`` under the current points (on the training device)."""
+        return self._nearest_search()[0](rows, m)
+
+    def _nearest_search(self):
+        """``(nearest, rows per call)`` for the current points: the fused Poincaré search, the charted search
+        of :mod:`embed.nearest` (candidates from the float64 Poincaré view, ranked by ``dist``) or, where
+        that view cannot rank the points, every distance."""
         points = self.points
         if self._fused:
-            return poincare_nearest(self.manifold, points, rows, m)
-        x = points[rows.to(points.device)].unsqueeze(1)
-        return torch.topk(self.manifold.dist(x, points.unsqueeze(0)), m, dim=1, largest=False).indices
+            return partial(poincare_nearest, self.manifold, points), 512
+        charted = chart_nearest(self.manifold, points)
+        if charted is not None:
+            return charted, 512
+
+        def exact(rows, m):
+            x = points[rows.to(points.device)].unsqueeze(1)
+            return torch.topk(self.manifold.dist(x, points.unsqueeze(0)), m, dim=1, largest=False).indices
+        return exact, max(1, (1 << 22) // (points.shape[0] * self.manifold.storage_dim))
 
     def _refresh_hard(self) -> None:
         """Compute the nearest-node table; with ``relocate_leaves`` move the trapped leaves, then compute the
@@ -921,10 +935,8 @@ class Trainer:
 
     def _compute_table(self) -> None:
         started = time.process_time()
-        n = self.graph.num_nodes
-        chunk = 512 if self._fused else max(1, (1 << 22) // (n * self.manifold.storage_dim))
         with torch.no_grad():
-            self.task.refresh_hard(self.epoch, self._nearest, chunk)
+            self.task.refresh_hard(self.epoch, *self._nearest_search())
         self._record({"event": "hard_table", "epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                       "candidates": self.config.hard_candidates, "table_cpu_seconds": time.process_time() - started})
 
