@@ -98,6 +98,7 @@ def run(dataset, split, method, seeds, rff_scale, log):
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
             epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
+            weight_decay=config.weight_decay,
             warmup_epochs=args.warmup, warmup=args.warmup_target,
             clip_classifier=args.clip_classifier, clip_embedding=args.clip_embedding,
             callback=trace(model, log) if seed == args.trace and method.startswith("hyla") else None,

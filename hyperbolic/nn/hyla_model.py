@@ -65,6 +65,8 @@ class HyLaConfig:
     epochs : int
     use_features : bool
         One embedding row per input feature (``True``) or per node (``False``).
+    weight_decay : float
+        L2 penalty on the classifier (Adam's ``weight_decay``); 0 in every published preset.
     """
 
     he_dim: int
@@ -75,6 +77,7 @@ class HyLaConfig:
     lr_classifier: float
     epochs: int = 100
     use_features: bool = True
+    weight_decay: float = 0.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -430,6 +433,7 @@ def train_node_classifier(
     epochs: int,
     lr_embedding: float,
     lr_classifier: float,
+    weight_decay: float = 0.0,
     update: str = "auto",
     warmup_epochs: int = 0,
     warmup: str = "classifier",
@@ -440,7 +444,7 @@ def train_node_classifier(
     r"""Full-batch joint training; accuracies after the last epoch.
 
     Each epoch: cross-entropy on the training rows, backward, one step of Riemannian SGD on the
-    embedding and one Adam step (no weight decay) on the classifier. Only the training rows of
+    embedding and one Adam step on the classifier (no weight decay by default, as published). Only the training rows of
     :math:`S^K X` enter the forward pass; validation and test rows are evaluated once, at the end.
 
     Parameters
@@ -452,6 +456,9 @@ def train_node_classifier(
     train_idx, val_idx, test_idx : LongTensor
     epochs : int
     lr_embedding, lr_classifier : float
+    weight_decay : float
+        Adam's L2 penalty :math:`\tfrac{w}{2}\lVert\theta\rVert^2` on the classifier's weight and bias (added
+        to the gradient before Adam's moments); ``0`` (default) is the published protocol.
     update : {"auto", "projected", "riemannian"}
         ``"projected"`` (Poincaré ball only): the published code's step (:func:`_projected_step`);
         ``"riemannian"``: ``geoopt.optim.RiemannianSGD`` with the manifold's own retraction (its exact
@@ -480,6 +487,8 @@ def train_node_classifier(
             raise ValueError(f"{what} must be a positive finite number or None, got {value!r}")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     on_ball = isinstance(model.manifold, PoincareBall)
     if update == "auto":
         update = "projected" if on_ball else "riemannian"
@@ -489,7 +498,7 @@ def train_node_classifier(
     dtype = model.embedding.dtype
     rows_train = _rows(propagated, train_idx, dtype)
     y_train = labels[train_idx]
-    optimiser_c = torch.optim.Adam(model.classifier.parameters(), lr=lr_classifier)
+    optimiser_c = torch.optim.Adam(model.classifier.parameters(), lr=lr_classifier, weight_decay=weight_decay)
     optimiser_e = None if update == "projected" else geoopt.optim.RiemannianSGD([model.embedding], lr=lr_embedding)
     result = TrainResult()
     started = time.perf_counter()

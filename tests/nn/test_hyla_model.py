@@ -240,6 +240,18 @@ def test_gradient_clipping_bounds_the_step():
     assert torch.equal(loose.embedding, plain.embedding) and torch.equal(loose.classifier.weight, plain.classifier.weight)
 
 
+def test_weight_decay_adds_to_the_classifier_gradient():
+    """Adam's first step is lr · ĝ / (|ĝ| + eps) per coordinate with ĝ = g + w θ; the embedding's step is
+    untouched."""
+    (_, w0), plain = _one_epoch()
+    _, decayed = _one_epoch(weight_decay=0.5)
+    g = plain.classifier.weight.grad + 0.5 * w0
+    torch.testing.assert_close(decayed.classifier.weight.detach(), w0 - 0.1 * g / (g.abs() + 1e-8),
+                               rtol=1e-9, atol=1e-12)
+    assert not torch.equal(decayed.classifier.weight, plain.classifier.weight)
+    assert torch.equal(decayed.embedding, plain.embedding)
+
+
 def test_warmup_and_clipping_options_are_checked():
     edges, labels, train, val, test = two_communities(seed=1)
     P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
@@ -254,6 +266,9 @@ def test_warmup_and_clipping_options_are_checked():
             train_node_classifier(model, P, labels, train, val, test, clip_embedding=bad, **common)
         with pytest.raises(ValueError, match="clip_classifier"):
             train_node_classifier(model, P, labels, train, val, test, clip_classifier=bad, **common)
+    for bad in (-1e-3, math.inf, math.nan):
+        with pytest.raises(ValueError, match="weight_decay"):
+            train_node_classifier(model, P, labels, train, val, test, weight_decay=bad, **common)
 
 
 def published_algorithm(P, labels, train, embedding, omega, frequencies, phases, weight, bias, epochs, lr_e, lr_c):
