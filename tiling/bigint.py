@@ -37,6 +37,8 @@ __all__ = [
     "from_ints",
     "to_ints",
     "from_int64",
+    "to_int64",
+    "int64_bit_length",
     "normalize",
     "pad",
     "trim",
@@ -146,6 +148,29 @@ def from_int64(x: torch.Tensor, limbs: int = 3) -> torch.Tensor:
     return trim(out, limbs, what="int64 value")
 
 
+def to_int64(a: torch.Tensor) -> torch.Tensor:
+    """The integers given by at most two canonical limbs (magnitude below :math:`2^{48}`) as ``int64``."""
+    if a.shape[-1] > 2:
+        raise ValueError(f"to_int64 takes at most 2 limbs ({2 * LIMB_BITS} bits), got {a.shape[-1]}")
+    value = a[..., 0].clone() if a.shape[-1] else a.new_zeros(a.shape[:-1])
+    if a.shape[-1] == 2:
+        value += a[..., 1] << LIMB_BITS
+    return value
+
+
+def int64_bit_length(x: torch.Tensor) -> torch.Tensor:
+    """Bit length of :math:`|x|` for ``int64`` ``x`` with :math:`|x| < 2^{63}` (0 for 0), as ``int64``.
+
+    Exact: the bits above and below bit 31 are each converted to float64 without rounding, and the exponent
+    of an exactly converted positive integer is its bit length.
+    """
+    magnitude = x.abs()
+    high = magnitude >> 31
+    bits_high = torch.frexp(high.to(torch.float64))[1].to(torch.int64)
+    bits_low = torch.frexp(magnitude.to(torch.float64))[1].to(torch.int64)  # exact when high == 0
+    return torch.where(high > 0, bits_high + 31, bits_low)
+
+
 # ----------------------------------------------------------------------------- canonical form
 def pad(a: torch.Tensor, limbs: int) -> torch.Tensor:
     """Append zero limbs up to ``limbs`` (no-op when already that long)."""
@@ -195,8 +220,9 @@ def normalize(c: torch.Tensor, limbs: int | None = None, what: str = "integer") 
 
     Notes
     -----
-    When :math:`\\sum_k |c_k| B^k < 2^{62}` for every integer (checked in float64 with a safety factor), the
-    value itself is formed in ``int64`` (every partial sum is bounded by that sum) and split into limbs.
+    When :math:`K \\le 3` and :math:`\\sum_k \\max|c_k|\\, B^k < 2^{62}` (the largest magnitude at each limb
+    position, over all integers; checked in float64 with a safety factor), the value itself is formed in
+    ``int64`` (every partial sum is bounded by that sum) and split into limbs.
     Otherwise carries are propagated limb by limb (limb-major, contiguous), which yields two's complement
     limbs and the sign; negative integers are then negated and carried again to get their magnitude.
     """
@@ -207,15 +233,15 @@ def normalize(c: torch.Tensor, limbs: int | None = None, what: str = "integer") 
     if K == 0:
         return c.new_zeros(*c.shape[:-1], limbs)
     magnitudes = c.abs()
-    if bool((magnitudes >= (1 << 62)).any()):
+    if c.numel() and int(magnitudes.max()) >= 1 << 62:
         raise IntegerOverflowError(f"{what}: a limb reached 2^62 before carrying; the int64 sum would wrap")
-    weights = torch.exp2(torch.arange(K, dtype=torch.float64, device=c.device) * LIMB_BITS)
-    bound = (magnitudes.to(torch.float64) * weights).sum(-1)
-    if K <= 3 and (bound.numel() == 0 or float(bound.max()) < 2.0**61):
-        value = c[..., 0].clone()
-        for k in range(1, K):
-            value += c[..., k] << (LIMB_BITS * k)
-        return _split_int64(value, limbs, what)
+    if K <= 3:
+        largest = magnitudes.reshape(-1, K).amax(0).tolist() if c.numel() else [0] * K  # per limb position
+        if sum(float(m) * 2.0 ** (LIMB_BITS * k) for k, m in enumerate(largest)) < 2.0**61:
+            value = c[..., 0].clone()
+            for k in range(1, K):
+                value += c[..., k] << (LIMB_BITS * k)
+            return _split_int64(value, limbs, what)
     width = K + 3  # |value| < 2^62 B^(K-1) K < B^(K+3): room for every carry
     source = c.movedim(-1, 0)
     twos, carry = _carry(source, width)

@@ -9,7 +9,10 @@ any radius.
 Storage: one float tensor ``(..., n + 1 + (n - 1) * limbs)``: ``x_1 .. x_{n-1}, x_n``, then ``j`` (an integer
 held exactly in the float), then the limbs of :math:`k_1, \ldots, k_{n-1}` (:mod:`tiling.bigint`). Tangent vectors
 have the same shape; their first ``n`` slots are a half-space tangent vector at :math:`(x, x_n)` in the local
-chart (an isometric image of the true one), the others are zero.
+chart (an isometric image of the true one), the others are zero. ``limbs`` is sized for ``max_radius``, but a point
+at radius :math:`r` needs only about :math:`r\log_2 e` bits: the integer arithmetic reads and works on the limbs in
+use (:meth:`BinaryTiling.limbs_in_use`, one pass over the stored limbs), and in plain ``int64`` where the values
+fit, with results bit for bit those of the full width (``tests/tiling/test_binary_limbs.py``).
 
 Distance (:math:`j_2 \ge j_1`, :math:`t = j_2 - j_1`, everything in units of :math:`2^{j_1}`): with
 :math:`\Delta = (k^1 + x^1) - 2^t(k^2 + x^2)` over all :math:`n` coordinates (:math:`k_n = 0`), the heights
@@ -103,24 +106,59 @@ class BinaryTiling(HyperbolicManifold):
         return PrecisionContract(self.capacity_radius, self.capacity_radius, "eps (independent of r)")
 
     # ------------------------------------------------------------------ storage
-    def split(self, x: torch.Tensor):
-        """``(x_h, x_n, j, k)``: floats ``(..., n-1)``, heights ``(..., 1)``, ``j`` as int64 ``(...)``,
-        ``k`` as limbs ``(..., n-1, limbs)``."""
+    def _check_storage(self, x: torch.Tensor) -> None:
         if x.shape[-1] != self.storage_dim:
             raise OffManifoldError(
                 f"binary-tiling points of H^{self.dim} need a last axis of {self.storage_dim}, got {tuple(x.shape)}"
             )
+
+    def split(self, x: torch.Tensor, limbs: int | None = None):
+        """``(x_h, x_n, j, k)``: floats ``(..., n-1)``, heights ``(..., 1)``, ``j`` as int64 ``(...)``,
+        ``k`` as limbs ``(..., n-1, limbs)``.
+
+        ``limbs`` (default ``self.limbs``) keeps only the lowest limbs of ``k``: pass :meth:`limbs_in_use` to
+        skip the zero limbs above the integers (only the kept limbs are converted to ``int64``).
+        """
+        self._check_storage(x)
         n = self.dim
-        k = x[..., n + 1:].detach().reshape(*x.shape[:-1], n - 1, self.limbs).to(torch.int64)
+        limbs = self.limbs if limbs is None else limbs
+        k = x[..., n + 1:].detach().reshape(*x.shape[:-1], n - 1, self.limbs)[..., :limbs].to(torch.int64)
         return x[..., : n - 1], x[..., n - 1: n], x[..., n].detach().to(torch.int64), k
 
+    def limbs_in_use(self, *points: torch.Tensor) -> int:
+        r"""Fewest limbs that hold every :math:`k_i` of ``points`` (at least 1).
+
+        Points at hyperbolic radius :math:`r` need about :math:`r \log_2 e` bits, usually one or two limbs of
+        the ``self.limbs`` stored, so the integer arithmetic runs on this many limbs only. One pass over the
+        stored limbs (the largest magnitude at each limb position); on CPU in blocks of rows, because a temporary
+        as large as the storage costs more than the pass itself.
+        """
+        n, columns = self.dim, self.storage_dim - self.dim - 1
+        largest = None
+        for x in points:
+            self._check_storage(x)
+            rows = x.detach().reshape(-1, self.storage_dim)
+            block = max(1, (1 << 18) // columns) if rows.device.type == "cpu" else max(1, rows.shape[0])
+            for start in range(0, rows.shape[0], block):
+                top = rows[start:start + block, n + 1:].abs().amax(0)
+                largest = top if largest is None else torch.maximum(largest, top)
+        if largest is None:
+            return 1
+        in_use = torch.nonzero(largest.reshape(n - 1, self.limbs).amax(0))
+        return int(in_use[-1]) + 1 if len(in_use) else 1
+
     def pack(self, xh, xn, j, k) -> torch.Tensor:
-        k = bigint.trim(k, self.limbs, "k")
+        """Storage of ``(x_h, x_n, j, k)``; ``k`` may have fewer limbs than ``self.limbs`` (zero limbs are added
+        above them) or more (they must be zero: :class:`~tiling.bigint.IntegerOverflowError` otherwise)."""
+        if k.shape[-1] > self.limbs:
+            k = bigint.trim(k, self.limbs, "k")
         shape = torch.broadcast_shapes(xh.shape[:-1], xn.shape[:-1], j.shape, k.shape[:-2])
         dtype = xh.dtype
+        digits = k.expand(*shape, self.dim - 1, k.shape[-1]).to(dtype)
+        digits = torch.nn.functional.pad(digits, (0, self.limbs - k.shape[-1]))
         return torch.cat([
             xh.expand(*shape, self.dim - 1), xn.expand(*shape, 1), j.expand(shape).unsqueeze(-1).to(dtype),
-            k.expand(*shape, self.dim - 1, self.limbs).reshape(*shape, -1).to(dtype),
+            digits.reshape(*shape, -1),
         ], dim=-1)
 
     # ------------------------------------------------------------------ re-normalisation
@@ -132,42 +170,82 @@ class BinaryTiling(HyperbolicManifold):
         :math:`X = 2^{-a}x`, :math:`k \leftarrow 2^{-a}k + \lfloor X\rfloor`, :math:`x \leftarrow X - \lfloor X\rfloor`
         (all exact); if :math:`a > 0`, :math:`k = 2^a k' + r`, :math:`x \leftarrow (r + x)/2^a` (one rounding; a
         result of 1 moves into :math:`k'`). Vectorised over all points.
+
+        The integer arithmetic runs on the limbs the values need (:meth:`limbs_in_use` and the bound in
+        :meth:`_renormalize`), at most the ``self.limbs + 1`` of the full width; the integers, hence the results,
+        are the same, and a result that does not fit ``self.limbs`` raises
+        :class:`~hyperbolic.manifold.PrecisionError` as before.
         """
-        xh, xn, j, k = self.split(x)
+        return self.pack(*self._renormalize(*self.split(x, self.limbs_in_use(x))))
+
+    def _renormalize(self, xh, xn, j, k):
+        """:meth:`renormalize` of the parts :meth:`split` returns; ``k`` may hold only the lowest limbs (those in
+        use; ``self.limbs`` of them is the full-width computation). Returns ``(x_h, x_n, j, k)`` detached, with
+        ``k`` in the fewest limbs that hold it."""
         xh, xn = xh.detach(), xn.detach()
         check_finite(torch.cat([xh, xn], -1), "binary-tiling float part")
         bad = xn[..., 0] <= 0
         if bool(bad.any()):
             row = tuple(int(i) for i in torch.nonzero(bad)[0])
             raise OffManifoldError(f"row {row}: height x_n = {xn[row].item()} is not positive")
+        whole = torch.floor(xh)
+        exponent = torch.frexp(xn)[1].to(torch.int64) - 1
+        up = (-exponent).clamp_min(0)  # a <= 0: multiply by 2^-a
+        down = exponent.clamp_min(0)  # a > 0: divide by 2^a
+        # Every integer below is under 2^(b + up + 2) in magnitude, b = max(bits of k, bits of floor(x)):
+        # k + floor(x) is under 2^(b + 1), 2^up (k + floor(x)) + floor(2^up x) under 2^(b + up + 2), and the
+        # floor division by 2^down (plus a carry of 1) does not grow it. So `width` limbs hold the same integers
+        # as the full width, self.limbs + 1, which is kept when it is smaller (where overflow is detected).
+        whole_bits = math.frexp(float(whole.abs().max()))[1] if whole.numel() else 0  # exact for integers
+        up_bits = int(up.max()) if up.numel() else 0
+        down_bits = int(down.max()) if down.numel() else 0
+        bits = max(bigint.LIMB_BITS * k.shape[-1], whole_bits) + up_bits + 2
+        width = min(bigint.limbs_for_bits(bits), self.limbs + 1)
+        xh = xh - whole
+        xn = torch.ldexp(xn, (-exponent).to(xn.dtype))
+        j = j + exponent.squeeze(-1)
+        scaled = torch.ldexp(xh, up.to(xh.dtype))
+        floor_scaled = torch.floor(scaled)
+        x_up = scaled - floor_scaled
         try:
-            whole = torch.floor(xh)
-            k = bigint.add(k, bigint.from_float(whole, self.limbs + 1), limbs=self.limbs + 1, what="k")
-            xh = xh - whole
-            exponent = torch.frexp(xn)[1].to(torch.int64) - 1
-            xn = torch.ldexp(xn, (-exponent).to(xn.dtype))
-            j = j + exponent.squeeze(-1)
-            up = (-exponent).clamp_min(0)  # a <= 0: multiply by 2^-a
-            scaled = torch.ldexp(xh, up.to(xh.dtype))
-            floor_scaled = torch.floor(scaled)
-            k_up = bigint.add(bigint.shift_left(k, up, self.limbs + 1, "k"),
-                              bigint.from_float(floor_scaled, self.limbs + 1), limbs=self.limbs + 1, what="k")
-            x_up = scaled - floor_scaled
-            down = exponent.clamp_min(0)  # a > 0: divide by 2^a
-            k_down, fraction = bigint.floor_shift_right(k, down)
+            if bits <= 62 and down_bits <= 53:
+                k_up, k_down, fraction = self._shifted_in_int64(k, whole, floor_scaled, up, down, width)
+            else:
+                k_up, k_down, fraction = self._shifted_in_limbs(k, whole, floor_scaled, up, down, width)
             x_down = fraction.to(xh.dtype) + torch.ldexp(xh, (-down).to(xh.dtype))
             carry = x_down >= 1
             x_down = torch.where(carry, torch.zeros_like(x_down), x_down)
-            k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=self.limbs + 1, what="k")
+            k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=width, what="k")
             use_up = (exponent <= 0).unsqueeze(-1)
-            k = torch.where(use_up, k_up, bigint.pad(k_down, self.limbs + 1))
+            k = torch.where(use_up, k_up, k_down)
             xh = torch.where(use_up.squeeze(-1), x_up, x_down)
-            k = bigint.trim(k, self.limbs, "k")
+            k = bigint.trim(k, min(width, self.limbs), "k")  # the full width has one limb more than storage
         except bigint.IntegerOverflowError as error:
             raise PrecisionError(
                 f"binary tiling: {error}; the point left the capacity of BinaryTiling(max_radius={self.max_radius:g})"
             ) from None
-        return self.pack(xh, xn, j, k)
+        return xh, xn, j, k[..., :bigint.used_limbs(k)]
+
+    @staticmethod
+    def _shifted_in_limbs(k, whole, floor_scaled, up, down, width):
+        r"""The integers of :meth:`_renormalize` in ``width`` limbs: with :math:`K = k + \lfloor x\rfloor`,
+        :math:`2^{up}K + \lfloor 2^{up}x\rfloor`, :math:`\lfloor K/2^{down}\rfloor` and the remainder over
+        :math:`2^{down}` as a float (:func:`tiling.bigint.floor_shift_right`)."""
+        k = bigint.add(k, bigint.from_float(whole, width), limbs=width, what="k")
+        k_up = bigint.add(bigint.shift_left(k, up, width, "k"), bigint.from_float(floor_scaled, width),
+                          limbs=width, what="k")
+        k_down, fraction = bigint.floor_shift_right(k, down)
+        return k_up, k_down, fraction
+
+    @staticmethod
+    def _shifted_in_int64(k, whole, floor_scaled, up, down, width):
+        """:meth:`_shifted_in_limbs` in plain ``int64``, for integers below :math:`2^{62}` and shifts down of at most
+        53 bits: the same integers, and the same remainder fraction (exact in float64 in both)."""
+        k = bigint.to_int64(k) + whole.to(torch.int64)
+        k_up = (k << up) + floor_scaled.to(torch.int64)
+        k_down = k >> down  # floor division by 2^down
+        fraction = torch.ldexp((k - (k_down << down)).to(torch.float64), (-down).to(torch.float64))
+        return bigint.from_int64(k_up, width), bigint.from_int64(k_down, width), fraction
 
     def projx(self, x):
         return self.renormalize(x)
@@ -180,8 +258,9 @@ class BinaryTiling(HyperbolicManifold):
         carrying gradients to the float parts), ``sigma``, ``t`` (int64), ``swapped`` (whether ``q`` has the
         smaller :math:`j`) and the heights ``h1``, ``h2`` of the first and second point of the ordered pair.
         """
-        xa, na, ja, ka = self.split(p)
-        xb, nb, jb, kb = self.split(q)
+        used = self.limbs_in_use(p, q)
+        xa, na, ja, ka = self.split(p, used)
+        xb, nb, jb, kb = self.split(q, used)
         shape = torch.broadcast_shapes(ja.shape, jb.shape)
         swapped = (jb < ja).expand(shape)
         s1 = swapped.unsqueeze(-1)
@@ -195,7 +274,7 @@ class BinaryTiling(HyperbolicManifold):
         k2 = torch.where(s1.unsqueeze(-1), ka, kb)
         with torch.no_grad():
             t_max = int(t.max()) if t.numel() else 0
-            if t_max <= 3 and bigint.used_limbs(k1, k2) <= 2:
+            if t_max <= 3 and used <= 2:
                 value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
             else:
                 value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t)
@@ -208,7 +287,10 @@ class BinaryTiling(HyperbolicManifold):
                 "h1": h1, "h2": h2}
 
     def _separation_in_limbs(self, x1, x2, k1, k2, t):
-        """:math:`\\Delta 2^{-\\sigma}` (float64, no gradient) and :math:`\\sigma`, with exact multi-limb integers."""
+        """:math:`\\Delta 2^{-\\sigma}` (float64, no gradient) and :math:`\\sigma`, with exact multi-limb integers.
+
+        ``k1``, ``k2`` may hold only the limbs in use: the integer :math:`K` then takes as many limbs as it needs
+        (three, formed in ``int64``, when it fits), the same integer as from the full width."""
         t_c = t.unsqueeze(-1)
         x2d = x2.detach().to(torch.float64)
         mantissa, exponent = torch.frexp(x2d)
@@ -222,25 +304,37 @@ class BinaryTiling(HyperbolicManifold):
             torch.zeros_like(x2d),
         )
         t_max = int(t.max()) if t.numel() else 0
-        width = max(k1.shape[-1], k2.shape[-1]) + bigint.limbs_for_bits(t_max + 1) + 4
-        integer = bigint.shift_left(bigint.from_int64(M, 3), shift.clamp_min(0), width, "2^t x")
-        integer = torch.where((shift < 0).unsqueeze(-1), bigint.pad(bigint.from_int64(integer_small, 3), width),
-                              integer)
-        K = bigint.sub(bigint.sub(bigint.pad(k1, width), bigint.shift_left(k2, t_c, width, "2^t k"), width),
-                       integer, width, "K")
-        bits = bigint.bit_length(K).amax(-1)
-        sigma = torch.maximum(bits, t + 2)
-        positions = torch.arange(width, device=K.device)
-        top = torch.where(K != 0, positions, 0).amax(-1)
-        K_scaled = torch.ldexp(bigint.leading(K, top), (top * bigint.LIMB_BITS - sigma.unsqueeze(-1)).to(
-            torch.float64))
+        limbs = max(k1.shape[-1], k2.shape[-1])
         rest = x1.detach().to(torch.float64) - fractional
+        if bigint.LIMB_BITS * limbs + t_max + 2 <= 62:
+            # |k| < 2^(24 limbs) and 2^t x2 < 2^t, so |K| < 2^(24 limbs + t + 2): K is formed exactly in int64.
+            integer = torch.where(shift < 0, integer_small, M << shift.clamp(0, 62))
+            K = bigint.to_int64(k1) - (bigint.to_int64(k2) << t_c) - integer
+            bits = bigint.int64_bit_length(K).amax(-1)
+            # The limb route takes K / B^top from its leading limbs with one rounding (K < 2^62: top <= 2), i.e.
+            # the float64 nearest K, scaled. Here too: the high part (low 24 bits cleared, at most 38 significant
+            # bits) and the low part convert exactly, and their sum is rounded once.
+            high = (K >> bigint.LIMB_BITS) << bigint.LIMB_BITS
+            K_float = high.to(torch.float64) + (K - high).to(torch.float64)
+            K_leading, top_bits = K_float, torch.zeros_like(K)
+        else:
+            width = limbs + bigint.limbs_for_bits(t_max + 1) + 4
+            integer = bigint.shift_left(bigint.from_int64(M, 3), shift.clamp_min(0), width, "2^t x")
+            integer = torch.where((shift < 0).unsqueeze(-1),
+                                  bigint.pad(bigint.from_int64(integer_small, 3), width), integer)
+            K = bigint.sub(bigint.sub(bigint.pad(k1, width), bigint.shift_left(k2, t_c, width, "2^t k"), width),
+                           integer, width, "K")
+            bits = bigint.bit_length(K).amax(-1)
+            top = torch.where(K != 0, torch.arange(width, device=K.device), 0).amax(-1)
+            K_leading, top_bits = bigint.leading(K, top), top * bigint.LIMB_BITS  # K = K_leading 2^top_bits
+            K_float = bigint.to_float(torch.where((bits <= 53)[..., None, None], K, 0))
+        sigma = torch.maximum(bits, t + 2)
         exact = (bits <= 53).unsqueeze(-1)
-        K_float = bigint.to_float(torch.where(exact.unsqueeze(-1), K, 0))
         value = torch.where(
             exact,
             torch.ldexp(K_float + rest, -sigma.unsqueeze(-1).to(torch.float64)),
-            K_scaled + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
+            torch.ldexp(K_leading, (top_bits - sigma.unsqueeze(-1)).to(torch.float64))
+            + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
         )
         return value, sigma
 
@@ -309,14 +403,13 @@ class BinaryTiling(HyperbolicManifold):
         if longest / pieces > 30:
             raise PrecisionError(f"expmap step of length {longest:.3g} is too long for the float box")
         step = frame / pieces
+        xh, xn, j, k = self.split(point, self.limbs_in_use(point))
         for piece in range(pieces):
-            start = point[..., :n]
-            dx, height = chart.expmap_frame(start[..., n - 1:], step)
-            end = torch.cat([start[..., : n - 1] + dx, height], -1)
+            dx, height = chart.expmap_frame(xn, step)
             if piece + 1 < pieces:
-                step = -chart.logmap_frame(end, start)
-            point = self.renormalize(torch.cat([end, point[..., n:]], -1))
-        return point
+                step = -chart.logmap_frame(torch.cat([xh + dx, height], -1), torch.cat([xh, xn], -1))
+            xh, xn, j, k = self._renormalize(xh + dx, height, j, k)
+        return self.pack(xh, xn, j, k)
 
     def retr(self, x, v):
         return self.expmap(x, v)

@@ -64,6 +64,17 @@ def test_shifts():
         assert 0 <= f <= 1 and abs(f - remainder / 2**s) <= 2**-52  # rounds up to 1 only when s > 53
 
 
+def test_int64_helpers():
+    values = _random_ints(300, 48, 9) + [0, 1, -1, 2**24, -(2**24), 2**48 - 1, -(2**48 - 1)]
+    assert bigint.to_int64(bigint.from_ints(values, 2)).tolist() == values
+    with pytest.raises(ValueError, match="at most 2 limbs"):
+        bigint.to_int64(bigint.from_ints(values, 3))
+    wide = _random_ints(300, 62, 10) + [0, 2**53 - 1, 2**53, 2**53 + 1, 2**54 - 1, 2**62 - 1, -(2**63 - 1)]
+    wide += [sign * (2**b - 1) for b in range(1, 64) for sign in (1, -1)]  # round up to 2^b in float64 from b = 54
+    got = bigint.int64_bit_length(torch.tensor(wide, dtype=torch.int64)).tolist()
+    assert got == [abs(v).bit_length() for v in wide]
+
+
 def test_torch_int64_wraps_but_we_raise():
     assert (torch.tensor([2**62]) * 4).item() == 0  # the silent wrap this module exists to prevent
     with pytest.raises(bigint.IntegerOverflowError, match="int64"):

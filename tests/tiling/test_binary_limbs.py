@@ -1,0 +1,180 @@
+"""The binary tiling computes on the limbs in use only: bit for bit what the full width gives.
+
+The reference is the same model with :meth:`BinaryTiling.limbs_in_use` answering ``self.limbs`` ("every stored
+limb is in use"): ``k`` is then read at full width, re-normalisation runs on ``self.limbs + 1`` limbs and the
+distance forms :math:`K` in multi-limb arithmetic, as before limbs in use were tracked. The distance takes its
+float shortcut (``t <= 3``, small ``k``) only when the reference cannot; every distance batch here therefore
+holds a pair with ``t > 3``, where both take the exact-integer route.
+"""
+
+import math
+
+import pytest
+import torch
+
+from hyperbolic import PrecisionError
+from hyperbolic.numerics import sinhc
+from tiling import BinaryTiling, bigint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _full_width(model, monkeypatch):
+    full = BinaryTiling(model.dim, max_radius=model.max_radius)
+    monkeypatch.setattr(full, "limbs_in_use", lambda *points: full.limbs)
+    return full
+
+
+def _identical(a, b):
+    assert a.shape == b.shape and a.dtype == b.dtype
+    nan = torch.isnan(a)
+    assert torch.equal(nan, torch.isnan(b))
+    assert torch.equal(a[~nan], b[~nan])
+
+
+def _outcome(f, *args):
+    """``f(*args)``, or the message of the PrecisionError it raises."""
+    try:
+        return f(*args)
+    except PrecisionError as error:
+        return str(error)
+
+
+def _same_outcome(a, b):
+    if isinstance(a, str) or isinstance(b, str):
+        assert a == b
+    else:
+        _identical(a, b)
+
+
+def _points(model, radii, seed):
+    """Points at the given hyperbolic radii in random directions (from Lorentz coordinates)."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(len(radii), model.dim, dtype=torch.float64, generator=g)
+    r = torch.tensor(radii, dtype=torch.float64).unsqueeze(-1)
+    v = v / v.norm(dim=-1, keepdim=True) * r
+    return model.from_lorentz(torch.cat([torch.cosh(r), sinhc(r) * v], -1))
+
+
+def _tangent(model, x, length, seed):
+    v = model.proju(x, torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed)))
+    return v / model.norm(x, v, keepdim=True) * length
+
+
+def _compare_operations(model, full, x, seed):
+    """expmap (one and many pieces), dist, logmap, and renormalize of displaced floats, fast against full."""
+    for length in (1e-8, 0.05, 0.7, 3.0):
+        v = _tangent(model, x, length, seed)
+        _same_outcome(_outcome(model.expmap, x, v), _outcome(full.expmap, x, v))
+    y = x.flip(0)
+    _, _, jx, _ = model.split(x)
+    assert int((jx - jx.flip(0)).abs().max()) > 3  # the exact-integer route in both (module docstring)
+    _identical(model.dist(x, y), full.dist(x, y))
+    _identical(model.logmap(x, y), full.logmap(x, y))
+    xh, xn, j, k = model.split(x)
+    for shift, factor in ((1.25, 1.0), (-1.25, 1.0), (0.5, 0.5), (0.3, 4.0), (-7.5, 2.0**-30), (0.1, 2.0**40)):
+        moved = model.pack(xh + shift, xn * factor, j, k)
+        _same_outcome(_outcome(model.renormalize, moved), _outcome(full.renormalize, moved))
+
+
+def test_few_limbs_in_use_of_many_stored(monkeypatch):
+    model = BinaryTiling(3, max_radius=1100)
+    full = _full_width(model, monkeypatch)
+    radii = torch.linspace(0, 12, 300).tolist()
+    x = _points(model, radii, seed=0)
+    assert model.limbs == 67 and model.limbs_in_use(x) == 1
+    _compare_operations(model, full, x, seed=1)
+    y = _points(model, [18.0 + r for r in radii], seed=2)  # two limbs in use
+    assert model.limbs_in_use(y) == 2
+    _compare_operations(model, full, y, seed=3)
+
+
+def test_many_limbs_in_use_near_capacity(monkeypatch):
+    model = BinaryTiling(2, max_radius=300)
+    full = _full_width(model, monkeypatch)
+    x = _points(model, torch.linspace(150, 295, 200).tolist(), seed=4)
+    assert model.limbs_in_use(x) >= model.limbs - 2
+    _compare_operations(model, full, x, seed=5)
+    # Long steps outward from near the capacity overflow, with the same error in both.
+    edge = BinaryTiling(2, max_radius=40)
+    x = _points(edge, torch.linspace(36, 39, 50).tolist(), seed=6)
+    v = _tangent(edge, x, 20.0, seed=7)
+    fast, reference = _outcome(edge.expmap, x, v), _outcome(_full_width(edge, monkeypatch).expmap, x, v)
+    assert isinstance(fast, str) and fast == reference and "capacity" in fast
+
+
+def test_carries_across_limb_boundaries_and_negative_k(monkeypatch):
+    model = BinaryTiling(2, max_radius=100)  # 7 limbs
+    full = _full_width(model, monkeypatch)
+    B = bigint.LIMB_BASE
+    values = [0, 1, -1, B - 1, -(B - 1), B, -B, B * B - 1, -(B * B - 1), B * B, -(B * B), 2**61 - 1, -(2**61),
+              2**62 - 1, -(2**62), B**3 - 1, -(B**3 - 1), B**4 - 1, -(B**4)]
+    k = bigint.from_ints([[v] for v in values], model.limbs)
+    count = len(values)
+    xh = torch.full((count, 1), 0.5, dtype=torch.float64)
+    xn = torch.full((count, 1), 1.5, dtype=torch.float64)
+    j = torch.zeros(count, dtype=torch.int64)
+    for shift, factor in ((1.0, 1.0), (-1.0, 1.0), (0.0, 0.5), (0.25, 0.25), (0.0, 4.0), (-0.75, 8.0),
+                          (0.0, 2.0**-14), (0.0, 2.0**-40), (0.0, 2.0**55), (0.0, 2.0**60), (3e5, 2.0**-20)):
+        moved = model.pack(xh + shift, xn * factor, j, k)
+        fast = model.renormalize(moved)
+        _identical(fast, full.renormalize(moved))
+        for row in range(count):  # alone, each row uses as few limbs as its own k needs
+            _identical(model.renormalize(moved[row:row + 1]), fast[row:row + 1])
+        _, _, _, k_fast = model.split(fast)
+        if factor == 1.0:  # k + floor(0.5 + shift), exactly, across every limb boundary
+            assert bigint.to_ints(k_fast[:, 0]) == [v + math.floor(0.5 + shift) for v in values]
+    # The carry out of a full limb: (B - 1) + 1 = B needs the second limb.
+    assert bigint.to_ints(model.split(model.renormalize(model.pack(xh + 1.0, xn, j, k)))[3][3, 0]) == B
+
+
+def test_overflow_at_capacity_is_unchanged(monkeypatch):
+    model = BinaryTiling(2, max_radius=32)  # 3 limbs, 72 bits
+    full = _full_width(model, monkeypatch)
+    assert model.limbs == 3
+    top = 2 ** (3 * bigint.LIMB_BITS)
+    cases = [  # (k, x, x_n, overflows)
+        (top - 1, 1.5, 1.0, True),  # k + 1 reaches 2^72
+        (-(top - 1), -0.5, 1.0, True),
+        (top // 2, 0.5, 0.75, True),  # doubled by x_n < 1: 2^72
+        (top // 2 - 1, 0.0, 0.75, False),  # doubled: 2^72 - 2 fits
+        (top - 1, 0.5, 1.0, False),
+        (5, 1e25, 1.0, True),  # few limbs in use, but floor(x) alone needs 84 bits
+        (5, 0.5, 2.0**-80, True),  # few limbs in use, but 2^80 k does not fit
+        (5, 0.5, 2.0**-60, False),
+    ]
+    for value, x, xn, overflows in cases:
+        point = model.pack(torch.tensor([[x]], dtype=torch.float64), torch.tensor([[xn]], dtype=torch.float64),
+                           torch.zeros(1, dtype=torch.int64), bigint.from_ints([[value]], model.limbs))
+        fast, reference = _outcome(model.renormalize, point), _outcome(full.renormalize, point)
+        _same_outcome(fast, reference)
+        assert isinstance(fast, str) == overflows, (value, x, xn, fast)
+        if overflows:
+            assert fast.startswith("binary tiling: k at index") and "capacity of BinaryTiling(max_radius=32)" in fast
+
+
+@pytest.mark.parametrize("t", [4, 12, 13, 16, 40])
+def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
+    """Pairs at height ratio 2^t with two-limb k: K = k1 - 2^t k2 - floor(2^t x2) fits int64 up to t = 12, with
+    up to 62 bits, so its rounding to float64 (ties included) is checked against the multi-limb route."""
+    model = BinaryTiling(2, max_radius=1100)
+    full = _full_width(model, monkeypatch)
+    B = bigint.LIMB_BASE
+    g = torch.Generator().manual_seed(t)
+    count = 64
+    k2 = [B * B - 1 - int(i) for i in torch.randint(0, 1000, (count,), generator=g)]
+    k1 = [int(i) * 64 + 32 * (n % 2) for n, i in enumerate(torch.randint(0, 2**40, (count,), generator=g))]
+    x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    x2 = torch.where(torch.arange(count).unsqueeze(-1) % 3 == 0, 0.0,
+                     torch.rand(count, 1, dtype=torch.float64, generator=g))
+    heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
+    zero = torch.zeros(count, dtype=torch.int64)
+    p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
+    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[-v] for v in k2], model.limbs))
+    assert model.limbs_in_use(p, q) == 2
+    for a, b in ((p, q), (q, p)):
+        _identical(model.dist(a, b), full.dist(a, b))
+        _identical(model.logmap(a, b), full.logmap(a, b))
+        fast, reference = model._separation(a, b), full._separation(a, b)
+        _identical(fast["delta"], reference["delta"])
+        _identical(fast["sigma"], reference["sigma"])
