@@ -885,25 +885,34 @@ class Trainer:
 
         Every row of the batch is read once, so its gradient arrives summed in one place: sparse gradients
         need no coalescing of repeats, and ``max_step`` clips each row's total gradient in a hook (or in the
-        fused Poincaré update of ``row-sgd``).
+        fused Poincaré update of ``row-sgd``). With ``row-sgd``, a manifold with a ``take_rows(table, ids)`` method
+        (:meth:`tiling.BinaryTiling.take_rows`) gives the rows in a narrower storage together with the manifold of
+        that storage, which computes the distances, the clipping and the step and writes the rows back
+        (``put_rows``), with the results of the full storage.
         """
         flat = torch.cat([u, other.reshape(-1)])
         ids, inverse = _distinct(flat, self.graph.num_nodes)
         ids, inverse = ids.to(self.device), inverse.to(self.device)
         iu, io = inverse[:u.numel()], inverse[u.numel():].view(other.shape)
         table = self.weight.as_subclass(torch.Tensor)
+        space = self.manifold
         if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
-            rows = table.detach().index_select(0, ids).requires_grad_()
-            self._rows = (ids, rows)
+            take = None if self._fused else getattr(self.manifold, "take_rows", None)
+            if take is not None:  # rows in a narrower storage, and the manifold of that storage
+                space, rows = take(table.detach(), ids)
+            else:
+                rows = table.detach().index_select(0, ids)
+            rows.requires_grad_()
+            self._rows = (ids, rows, space)
         else:
             rows = torch.nn.functional.embedding(ids, table, sparse=self.config.sparse)
         if self.config.max_step is not None and rows.requires_grad and not (self._fused and self.optimizer is None):
-            points = table.detach()[ids]
-            rows.register_hook(lambda grad: self._clip_rows(points, grad))
+            points = rows.detach()  # the rows' values before any update (the hook runs before the step)
+            rows.register_hook(lambda grad: self._clip_rows(space, points, grad))
         if self._fused:
             return poincare_rows_distance(self.manifold, rows, iu, io)
         x_u = rows[iu]
-        return self.manifold.dist(x_u.unsqueeze(1) if other.dim() == 2 else x_u, rows[io])
+        return space.dist(x_u.unsqueeze(1) if other.dim() == 2 else x_u, rows[io])
 
     def _nearest(self, rows: torch.Tensor, m: int) -> torch.Tensor:
         """The ``m`` nodes nearest to each of ``rows`` under the current points (on the training device)."""
@@ -1014,9 +1023,10 @@ class Trainer:
         progress = min(max(epoch - cfg.burnin_epochs, 0) / span, 1.0)
         return cfg.lr * (1 + (cfg.lr_final_factor - 1) * progress)
 
-    def _clip_rows(self, points: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        """Scale each row's gradient so that an SGD step ``lr * |rgrad|_x`` is at most ``max_step``."""
-        norm = self.manifold.norm(points, self.manifold.egrad2rgrad(points, grad.clone()))
+    def _clip_rows(self, manifold, points: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """Scale each row's gradient so that an SGD step ``lr * |rgrad|_x`` is at most ``max_step`` (``manifold``:
+        that of the rows' storage)."""
+        norm = manifold.norm(points, manifold.egrad2rgrad(points, grad.clone()))
         limit = self.config.max_step / self._current_lr
         factor = (limit / norm.clamp_min(torch.finfo(norm.dtype).tiny)).clamp(max=1)
         return grad * factor.unsqueeze(-1)
@@ -1029,15 +1039,18 @@ class Trainer:
             self._fail(f"the loss is {value}")
         if self.optimizer is None:
             loss.backward()
-            ids, rows = self._rows
+            ids, rows, space = self._rows
             self._rows = None
             with torch.no_grad():
                 x = rows.detach()
                 if self._fused:
                     new = poincare_sgd_rows(self.manifold, x, rows.grad, lr, self.config.max_step)
                 else:
-                    new = self.manifold.retr(x, -lr * self.manifold.egrad2rgrad(x, rows.grad))
-                self.weight.index_copy_(0, ids, new)
+                    new = space.retr(x, -lr * space.egrad2rgrad(x, rows.grad))
+                if space is self.manifold:
+                    self.weight.index_copy_(0, ids, new)
+                else:
+                    space.put_rows(self.weight.as_subclass(torch.Tensor).detach(), ids, new)
             return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

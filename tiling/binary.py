@@ -81,6 +81,8 @@ class BinaryTiling(HyperbolicManifold):
             raise ValueError(f"max_radius must be a positive finite number, got {max_radius}")
         self.max_radius = max_radius
         self.limbs = bigint.limbs_for_bits(int(math.ceil(max_radius * _LOG2E + 4)))
+        #: limbs an integer may need before PrecisionError: ``limbs``, except in :meth:`take_rows`'s narrow rows
+        self.capacity_limbs = self.limbs
 
     @classmethod
     def from_spec(cls, spec: dict) -> BinaryTiling:
@@ -147,15 +149,44 @@ class BinaryTiling(HyperbolicManifold):
         in_use = torch.nonzero(largest.reshape(n - 1, self.limbs).amax(0))
         return int(in_use[-1]) + 1 if len(in_use) else 1
 
+    def take_rows(self, table: torch.Tensor, ids: torch.Tensor) -> tuple[BinaryTiling, torch.Tensor]:
+        """``(space, rows)``: the rows ``ids`` of ``table`` (points ``(N, storage_dim)``) with only their limbs in use.
+
+        For a training step that reads and updates a few rows of a large table (``embed.train.Trainer``,
+        ``row-sgd``): ``rows`` keeps the lowest :meth:`limbs_in_use` limbs of each :math:`k_i` among the rows
+        taken (the ones above are zero), and ``space`` is a tiling with that storage and this one's capacity.
+        Its ``dist``, ``inner``, ``norm``, ``egrad2rgrad`` and ``expmap`` / ``retr`` give bit for bit what this
+        tiling gives on the full rows, without reading or writing the zero limbs; ``expmap`` may return rows
+        with more limbs (as many as the integers need), which ``space.put_rows(table, ids, new)`` writes back.
+        One pass over the taken rows' limbs, in blocks of rows on CPU.
+        """
+        self._check_storage(table)
+        n, columns = self.dim, self.storage_dim - self.dim - 1
+        digits = table.detach()[:, n + 1:]
+        block = max(1, (1 << 18) // columns) if table.device.type == "cpu" else max(1, ids.numel())
+        largest = torch.zeros(columns, dtype=table.dtype, device=table.device)
+        for start in range(0, ids.numel(), block):
+            largest = torch.maximum(largest, digits.index_select(0, ids[start:start + block]).abs().amax(0))
+        in_use = torch.nonzero(largest.reshape(n - 1, self.limbs).amax(0))
+        limbs = int(in_use[-1]) + 1 if len(in_use) else 1
+        space = _RowsInUse(self, limbs)
+        rows = torch.cat([table.detach()[:, :n + 1].index_select(0, ids),
+                          _lowest_limbs(table, n, self.limbs, limbs).index_select(0, ids).reshape(ids.numel(), -1)], -1)
+        return space, rows
+
     def pack(self, xh, xn, j, k) -> torch.Tensor:
         """Storage of ``(x_h, x_n, j, k)``; ``k`` may have fewer limbs than ``self.limbs`` (zero limbs are added
         above them) or more (they must be zero: :class:`~tiling.bigint.IntegerOverflowError` otherwise)."""
-        if k.shape[-1] > self.limbs:
-            k = bigint.trim(k, self.limbs, "k")
+        return self._pack(xh, xn, j, k, self.limbs)
+
+    def _pack(self, xh, xn, j, k, limbs: int) -> torch.Tensor:
+        """:meth:`pack` into a storage of ``limbs`` limbs per :math:`k_i`."""
+        if k.shape[-1] > limbs:
+            k = bigint.trim(k, limbs, "k")
         shape = torch.broadcast_shapes(xh.shape[:-1], xn.shape[:-1], j.shape, k.shape[:-2])
         dtype = xh.dtype
         digits = k.expand(*shape, self.dim - 1, k.shape[-1]).to(dtype)
-        digits = torch.nn.functional.pad(digits, (0, self.limbs - k.shape[-1]))
+        digits = torch.nn.functional.pad(digits, (0, limbs - k.shape[-1]))
         return torch.cat([
             xh.expand(*shape, self.dim - 1), xn.expand(*shape, 1), j.expand(shape).unsqueeze(-1).to(dtype),
             digits.reshape(*shape, -1),
@@ -200,7 +231,7 @@ class BinaryTiling(HyperbolicManifold):
         up_bits = int(up.max()) if up.numel() else 0
         down_bits = int(down.max()) if down.numel() else 0
         bits = max(bigint.LIMB_BITS * k.shape[-1], whole_bits) + up_bits + 2
-        width = min(bigint.limbs_for_bits(bits), self.limbs + 1)
+        width = min(bigint.limbs_for_bits(bits), self.capacity_limbs + 1)
         xh = xh - whole
         xn = torch.ldexp(xn, (-exponent).to(xn.dtype))
         j = j + exponent.squeeze(-1)
@@ -219,7 +250,7 @@ class BinaryTiling(HyperbolicManifold):
             use_up = (exponent <= 0).unsqueeze(-1)
             k = torch.where(use_up, k_up, k_down)
             xh = torch.where(use_up.squeeze(-1), x_up, x_down)
-            k = bigint.trim(k, min(width, self.limbs), "k")  # the full width has one limb more than storage
+            k = bigint.trim(k, min(width, self.capacity_limbs), "k")  # the full width has one limb more
         except bigint.IntegerOverflowError as error:
             raise PrecisionError(
                 f"binary tiling: {error}; the point left the capacity of BinaryTiling(max_radius={self.max_radius:g})"
@@ -391,6 +422,10 @@ class BinaryTiling(HyperbolicManifold):
     def expmap(self, x, v):
         r"""Half-space exponential map of the float part in pieces of length at most 1, re-normalising after each;
         the velocity is carried in frame coordinates (invariant under the re-normalising similarity)."""
+        return self.pack(*self._expmap_parts(x, v))
+
+    def _expmap_parts(self, x, v):
+        """:meth:`expmap` as the parts :meth:`_renormalize` returns (``k`` in the fewest limbs that hold it)."""
         shape = torch.broadcast_shapes(x.shape[:-1], v.shape[:-1])
         point = x.expand(*shape, self.storage_dim)
         n = self.dim
@@ -409,7 +444,7 @@ class BinaryTiling(HyperbolicManifold):
             if piece + 1 < pieces:
                 step = -chart.logmap_frame(torch.cat([xh + dx, height], -1), torch.cat([xh, xn], -1))
             xh, xn, j, k = self._renormalize(xh + dx, height, j, k)
-        return self.pack(xh, xn, j, k)
+        return xh, xn, j, k
 
     def retr(self, x, v):
         return self.expmap(x, v)
@@ -550,3 +585,39 @@ class BinaryTiling(HyperbolicManifold):
     def _describe_row(self, x, row):
         n = self.dim
         return f"x = {x[row][:n - 1].tolist()}, x_n = {x[row][n - 1].item()}, j = {x[row][n].item()}"
+
+
+class _RowsInUse(BinaryTiling):
+    """The tiling of :meth:`BinaryTiling.take_rows`: the storage of ``parent`` cut to its lowest ``limbs`` limbs,
+    with the capacity (and curvature) of ``parent``; :meth:`expmap` returns as many limbs as the results need."""
+
+    def __init__(self, parent: BinaryTiling, limbs: int):
+        super().__init__(parent.dim, max_radius=parent.max_radius)
+        del self.log_c
+        self.log_c = parent.log_c
+        self.learnable = parent.learnable
+        self.limbs = limbs
+        self.capacity_limbs = parent.capacity_limbs
+
+    def expmap(self, x, v):
+        xh, xn, j, k = self._expmap_parts(x, v)
+        return self._pack(xh, xn, j, k, max(self.limbs, k.shape[-1]))
+
+    def retr(self, x, v):
+        return self.expmap(x, v)
+
+    def put_rows(self, table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> None:
+        """Write ``rows`` (from :meth:`expmap`, any number of limbs up to the capacity) into rows ``ids`` of the
+        full ``table`` they were taken from, in place. Their limbs above those of ``rows`` stay as they are: zero,
+        since ``rows`` holds at least the limbs that were in use there."""
+        n = self.dim
+        limbs = (rows.shape[-1] - n - 1) // (n - 1)
+        table[:, :n + 1].index_copy_(0, ids, rows[:, :n + 1])
+        _lowest_limbs(table, n, self.capacity_limbs, limbs).index_copy_(
+            0, ids, rows[:, n + 1:].reshape(ids.numel(), n - 1, limbs))
+
+
+def _lowest_limbs(x: torch.Tensor, dim: int, stored: int, kept: int) -> torch.Tensor:
+    """View ``(N, dim - 1, kept)`` of the lowest ``kept`` limbs of each :math:`k_i` of rows ``x`` (``(N, storage)``
+    of ``stored`` limbs)."""
+    return x[:, dim + 1:].view(x.shape[0], dim - 1, stored)[:, :, :kept]

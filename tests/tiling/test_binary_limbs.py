@@ -178,3 +178,60 @@ def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
         fast, reference = model._separation(a, b), full._separation(a, b)
         _identical(fast["delta"], reference["delta"])
         _identical(fast["sigma"], reference["sigma"])
+
+
+def test_take_rows_computes_on_the_limbs_in_use_with_the_full_results():
+    """The narrow rows of take_rows: distances, Riemannian gradients, norms and steps written back with put_rows
+    are those of the full rows, also where a step needs more limbs than were taken or overflows."""
+    model = BinaryTiling(3, max_radius=200)  # 12 limbs
+    table = _points(model, torch.linspace(0, 40, 120).tolist(), seed=8)
+    ids = torch.tensor([3, 5, 17, 40, 41, 60, 99, 100, 101, 119])
+    space, rows = model.take_rows(table, ids)
+    full_rows = table[ids]
+    assert space.limbs == model.limbs_in_use(full_rows) == 3 < model.limbs
+    assert rows.shape == (len(ids), model.dim + 1 + (model.dim - 1) * space.limbs)
+    a, b = torch.tensor([0, 1, 2, 9, 4]), torch.tensor([9, 8, 0, 2, 6])
+    _identical(space.dist(rows[a], rows[b]), model.dist(full_rows[a], full_rows[b]))
+    narrow_leaf, full_leaf = rows.clone().requires_grad_(), full_rows.clone().requires_grad_()
+    space.dist(narrow_leaf[a], narrow_leaf[b]).sum().backward()
+    model.dist(full_leaf[a], full_leaf[b]).sum().backward()
+    grad = narrow_leaf.grad
+    _identical(grad[:, :model.dim], full_leaf.grad[:, :model.dim])
+    _identical(space.norm(rows, space.egrad2rgrad(rows, grad)),
+               model.norm(full_rows, model.egrad2rgrad(full_rows, full_leaf.grad)))
+    for length in (0.05, 3.0, 30.0):  # the longest step takes the points past three limbs
+        v = _tangent(model, full_rows, length, seed=9)
+        narrow_v = torch.cat([v[:, :model.dim], torch.zeros(len(ids), rows.shape[-1] - model.dim,
+                                                             dtype=v.dtype)], -1)
+        written = table.clone()
+        space.put_rows(written, ids, space.expmap(rows, narrow_v))
+        expected = table.clone().index_copy_(0, ids, model.expmap(full_rows, v))
+        _identical(written, expected)
+    assert model.limbs_in_use(written) > 3
+    edge = BinaryTiling(2, max_radius=40)  # a step past the capacity raises the same error
+    x = _points(edge, torch.linspace(0, 39, 50).tolist(), seed=6)
+    space, rows = edge.take_rows(x, torch.arange(30, 50))
+    v = _tangent(edge, x[30:], 20.0, seed=7)
+    narrow_v = torch.cat([v[:, :edge.dim], torch.zeros(20, rows.shape[-1] - edge.dim, dtype=v.dtype)], -1)
+    fast = _outcome(space.expmap, rows, narrow_v)
+    assert isinstance(fast, str) and fast == _outcome(edge.expmap, x[30:], v) and "capacity" in fast
+
+
+def test_row_sgd_training_with_take_rows_is_the_full_storage_training():
+    from embed.train import TrainConfig, Trainer
+    from embed.wordnet import load_mammals
+
+    class FullRows(BinaryTiling):
+        take_rows = None  # the trainer's generic path, on the full storage
+
+    graph = load_mammals()
+    config = TrainConfig(epochs=2, batch_size=256, lr=50.0, negatives=10, burnin_epochs=0, eval_every=0, seed=4,
+                         optimizer="row-sgd", max_step=0.5)
+    model = BinaryTiling(3, max_radius=100)
+    init = _points(model, (torch.rand(graph.num_nodes, generator=torch.Generator().manual_seed(3)) * 30).tolist(),
+                   seed=10)
+    assert model.limbs_in_use(init) == 2
+    narrow = Trainer(graph, model, config, init=init, progress=False).fit()
+    full = Trainer(graph, FullRows(3, max_radius=100), config, init=init, progress=False).fit()
+    _identical(narrow.points, full.points)
+    assert not torch.equal(narrow.points, init)
