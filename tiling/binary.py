@@ -475,7 +475,8 @@ class BinaryTiling(HyperbolicManifold):
     def transp(self, x, y, v):
         r"""Parallel transport: ``y`` is placed in the chart of ``x`` (float offset from the exact separation),
         both are mapped to the hyperboloid, the Lorentz transport is applied, and the result is pulled back and
-        rescaled by :math:`2^{j_x - j_y}` into the chart of ``y``."""
+        rescaled by :math:`2^{j_x - j_y}` into the chart of ``y``. Pairs a few hundred units apart overflow that
+        chart: :class:`~hyperbolic.manifold.PrecisionError` names the first such row and its distance."""
         n = self.dim
         sep = self._separation(x, y)
         delta, swapped = sep["delta"], sep["swapped"].unsqueeze(-1)
@@ -493,7 +494,16 @@ class BinaryTiling(HyperbolicManifold):
         moved = jvp(chart.from_lorentz, (Y,), (W,))[1]
         _, _, jx, _ = self.split(x)
         _, _, jy, _ = self.split(y)
-        return self._float_only(moved * torch.exp2((jx - jy).to(dtype)).unsqueeze(-1), y)
+        moved = moved * torch.exp2((jx - jy).to(dtype)).unsqueeze(-1)
+        finite = torch.isfinite(moved).all(-1)
+        if not bool(finite.all()):
+            check_finite(v[..., :n], "tangent vector")
+            row = tuple(int(i) for i in torch.nonzero(~finite)[0])
+            shape = (*moved.shape[:-1], self.storage_dim)
+            distance = float(self.dist(x.expand(shape)[row], y.expand(shape)[row]))
+            raise PrecisionError(f"parallel transport of row {row} over a distance of {distance:.6g} overflows the "
+                                 "float chart of its start point")
+        return self._float_only(moved, y)
 
     # ------------------------------------------------------------------ charts
     def _halfspace(self, x):

@@ -124,3 +124,20 @@ def test_optimiser_and_errors():
     with pytest.raises(ValueError, match="dimension >= 2"):
         BinaryTiling(1)
     assert math.isfinite(model.contract().max_radius)
+
+
+def test_transport_too_far_for_the_chart_is_an_error_not_nan():
+    """Transport runs in the float chart of its start point; across a few hundred units that chart overflows,
+    which must raise, while nearby rows of the same batch still work."""
+    model = BinaryTiling(3, max_radius=300)
+    rng = random.Random(0)
+    with mpmath.workprec(2000):
+        near = reference.near_pair(40, 3.0, 3, rng)
+        far = (reference.point_at(40, reference.random_direction(3, rng)),
+               reference.point_at(260, reference.random_direction(3, rng)))
+        x = model.from_reference([near[0], far[0]])
+        y = model.from_reference([near[1], far[1]])
+    v = model.proju(x, torch.randn(x.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    assert torch.isfinite(model.transp(x[:1], y[:1], v[:1])).all()
+    with pytest.raises(PrecisionError, match=r"transport of row \(1,\) over a distance of 2\d\d"):
+        model.transp(x, y, v)
