@@ -106,4 +106,7 @@ def chart_nearest(manifold, points: torch.Tensor, *, slack: int = 32) -> ChartNe
         squares = unit.square().sum(-1)
     if not bool(torch.isfinite(squares).all()) or bool((squares >= 1).any()):
         return None
+    take = getattr(manifold, "take_rows", None)
+    if take is not None:  # a narrower storage with the same distances (a tiling's limbs in use)
+        manifold, points = take(points, torch.arange(points.shape[0], device=points.device))
     return ChartNearest(manifold, points, unit, slack)

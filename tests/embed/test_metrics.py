@@ -12,6 +12,7 @@ from embed import metrics as metrics_module
 from embed.graphs import Graph, is_transitively_closed, transitive_reduction
 from embed.metrics import evaluate, graph_distances, neighbourhoods
 from hyperbolic import HalfSpace, Lorentz
+from tiling import BinaryTiling
 
 
 def _random_graph(n=40, extra=15, seed=0, weighted=False):
@@ -72,6 +73,23 @@ def test_matches_brute_force(weighted, monkeypatch):
         assert m.d_wc == pytest.approx(d_wc, rel=1e-12)
         assert (m.rows, m.sampled, m.nonfinite, m.zero) == (40, False, 0, 0)
         assert m.pairs == 40 * 39
+
+
+def test_tiling_points_are_evaluated_in_their_limbs_in_use():
+    """A tiling sized for radius 300 stores 18 limbs per coordinate; the evaluation reads only those in use and
+    gives the full-width distances' metrics."""
+    graph = _random_graph()
+    manifold = BinaryTiling(2, max_radius=300)
+    points = manifold.random(graph.num_nodes, std=2.0, generator=torch.Generator().manual_seed(1))
+    pairs = metrics_module._pair_distances(points, manifold)
+    assert pairs.points.shape[-1] < manifold.storage_dim
+    D = manifold.dist(points[:, None], points[None]).numpy()
+    indptr, indices = neighbourhoods(graph)
+    sets = [set(indices[indptr[a]:indptr[a + 1]].tolist()) for a in range(graph.num_nodes)]
+    edge_map, mean_rank, d_avg, d_wc = _brute(D, graph, sets)
+    m = evaluate(points, manifold, graph)
+    assert (m.edge_map, m.mean_rank) == (pytest.approx(edge_map, rel=1e-12), pytest.approx(mean_rank, rel=1e-12))
+    assert (m.d_avg, m.d_wc) == (pytest.approx(d_avg, rel=1e-12), pytest.approx(d_wc, rel=1e-12))
 
 
 def test_ties_count_as_ranked_before():
