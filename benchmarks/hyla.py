@@ -69,6 +69,23 @@ NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "Hy
          "hyla-mean-feature": "HyLa-SGC-centred+mean-feature", "hyla-kernel": "HyLa-SGC-kernel-convention", "rff": "RFF-SGC"}
 
 
+def config_value(name: str, text: str):
+    """The value of the :class:`HyLaConfig` field ``name`` from ``text`` (``int``, ``float`` or ``bool`` as the
+    field is typed)."""
+    field = HyLaConfig.__dataclass_fields__.get(name)
+    if field is None:
+        raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(HyLaConfig.__dataclass_fields__)}")
+    if field.type in (bool, "bool"):
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{name} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    kind = int if field.type in (int, "int") else float
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"{name} takes {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+
+
 def run(dataset, split, method, seeds, rff_scale, log):
     options = {"split": split} if split else {}
     data = load_node_dataset(dataset, args.data, **options)
@@ -168,13 +185,10 @@ def main() -> None:
     args.preset = {}
     for item in args.overrides:
         name, _, value = item.partition("=")
-        kind = HyLaConfig.__dataclass_fields__.get(name)
-        if kind is None or not value:
-            parser.error(f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(HyLaConfig.__dataclass_fields__)}")
-        if kind.type in (bool, "bool"):
-            args.preset[name] = {"true": True, "false": False}[value.lower()]
-        else:
-            args.preset[name] = int(value) if kind.type in (int, "int") else float(value)
+        try:
+            args.preset[name] = config_value(name, value)
+        except ValueError as error:
+            parser.error(f"--set {item}: {error}")
 
     def log(message):
         print(message, file=sys.stderr, flush=True)

@@ -22,12 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout, not an installed copy
 
 import torch  # noqa: E402
+from hyla import DEFAULT_DATA, config_value  # noqa: E402  (benchmarks/hyla.py, beside this script)
 
 from embed.hyla_data import load_node_dataset  # noqa: E402
 from hyperbolic import PoincareBall  # noqa: E402
 from hyperbolic.nn.hyla import RandomLaplacianFeatures  # noqa: E402
 from hyperbolic.nn.hyla_model import (  # noqa: E402
-    HyLaConfig,
     HyLaSGC,
     normalized_adjacency,
     preset,
@@ -35,18 +35,7 @@ from hyperbolic.nn.hyla_model import (  # noqa: E402
     train_node_classifier,
 )
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "HyLa" / "nc" / "datasets"
 METHODS = ("hyla", "hyla-centred", "hyla-mean-feature")
-
-
-def parse_value(name: str, text: str):
-    """A HyLaConfig field's value from text (``int``, ``float`` or ``bool`` as the field is typed)."""
-    field = HyLaConfig.__dataclass_fields__.get(name)
-    if field is None:
-        raise ValueError(f"unknown field {name!r}; one of {', '.join(HyLaConfig.__dataclass_fields__)}")
-    if field.type in (bool, "bool"):
-        return {"true": True, "false": False}[text.lower()]
-    return int(text) if field.type in (int, "int") else float(text)
 
 
 def held_out_accuracy(data, propagated, config, method, seed, rng, warmup, folds):
@@ -85,10 +74,10 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:
-        base = {name: parse_value(name, value) for name, _, value in (item.partition("=") for item in args.overrides)}
+        base = {name: config_value(name, value) for name, _, value in (item.partition("=") for item in args.overrides)}
         field, _, values = args.grid.partition("=")
-        grid = [parse_value(field, value) for value in values.split(",")]
-    except (ValueError, KeyError) as error:
+        grid = [config_value(field, value) for value in values.split(",")]
+    except ValueError as error:
         parser.error(str(error))
     if args.folds < 2:
         parser.error(f"--folds must be at least 2, got {args.folds}")
