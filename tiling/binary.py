@@ -135,18 +135,32 @@ class BinaryTiling(HyperbolicManifold):
         stored limbs (the largest magnitude at each limb position); on CPU in blocks of rows, because a temporary
         as large as the storage costs more than the pass itself.
         """
-        n, columns = self.dim, self.storage_dim - self.dim - 1
+        def blocks():
+            for x in points:
+                self._check_storage(x)
+                digits = x.detach().reshape(-1, self.storage_dim)[:, self.dim + 1:]
+                for start, block in self._row_blocks(digits):
+                    yield digits[start:start + block]
+
+        return self._limbs_needed(blocks())
+
+    def _row_blocks(self, rows: torch.Tensor, count: int | None = None):
+        """``(start, size)`` of the row blocks one pass over the limbs of ``count`` rows (default: all of
+        ``rows``) takes: on CPU about 2^18 limbs a block, elsewhere one block."""
+        count = rows.shape[0] if count is None else count
+        columns = self.storage_dim - self.dim - 1
+        block = max(1, (1 << 18) // columns) if rows.device.type == "cpu" else max(1, count)
+        return [(start, block) for start in range(0, count, block)]
+
+    def _limbs_needed(self, digit_blocks) -> int:
+        """Fewest limbs (at least 1) that hold the integers of the ``(rows, (n - 1) * limbs)`` limb blocks."""
         largest = None
-        for x in points:
-            self._check_storage(x)
-            rows = x.detach().reshape(-1, self.storage_dim)
-            block = max(1, (1 << 18) // columns) if rows.device.type == "cpu" else max(1, rows.shape[0])
-            for start in range(0, rows.shape[0], block):
-                top = rows[start:start + block, n + 1:].abs().amax(0)
-                largest = top if largest is None else torch.maximum(largest, top)
+        for digits in digit_blocks:
+            top = digits.abs().amax(0)
+            largest = top if largest is None else torch.maximum(largest, top)
         if largest is None:
             return 1
-        in_use = torch.nonzero(largest.reshape(n - 1, self.limbs).amax(0))
+        in_use = torch.nonzero(largest.reshape(self.dim - 1, self.limbs).amax(0))
         return int(in_use[-1]) + 1 if len(in_use) else 1
 
     def take_rows(self, table: torch.Tensor, ids: torch.Tensor) -> tuple[BinaryTiling, torch.Tensor]:
@@ -161,14 +175,10 @@ class BinaryTiling(HyperbolicManifold):
         One pass over the taken rows' limbs, in blocks of rows on CPU.
         """
         self._check_storage(table)
-        n, columns = self.dim, self.storage_dim - self.dim - 1
+        n = self.dim
         digits = table.detach()[:, n + 1:]
-        block = max(1, (1 << 18) // columns) if table.device.type == "cpu" else max(1, ids.numel())
-        largest = torch.zeros(columns, dtype=table.dtype, device=table.device)
-        for start in range(0, ids.numel(), block):
-            largest = torch.maximum(largest, digits.index_select(0, ids[start:start + block]).abs().amax(0))
-        in_use = torch.nonzero(largest.reshape(n - 1, self.limbs).amax(0))
-        limbs = int(in_use[-1]) + 1 if len(in_use) else 1
+        limbs = self._limbs_needed(digits.index_select(0, ids[start:start + block])
+                                   for start, block in self._row_blocks(digits, ids.numel()))
         space = _RowsInUse(self, limbs)
         rows = torch.cat([table.detach()[:, :n + 1].index_select(0, ids),
                           _lowest_limbs(table, n, self.limbs, limbs).index_select(0, ids).reshape(ids.numel(), -1)], -1)

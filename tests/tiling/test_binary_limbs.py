@@ -86,6 +86,7 @@ def test_few_limbs_in_use_of_many_stored(monkeypatch):
     _compare_operations(model, full, x, seed=1)
     y = _points(model, [18.0 + r for r in radii], seed=2)  # two limbs in use
     assert model.limbs_in_use(y) == 2
+    assert model.limbs_in_use(y, x) == model.limbs_in_use(x, y) == 2  # every argument counts, in any order
     _compare_operations(model, full, y, seed=3)
 
 
