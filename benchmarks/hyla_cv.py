@@ -84,6 +84,8 @@ def main():
 
     options = {"split": args.airport_split} if args.dataset == "airport" else {}
     data = load_node_dataset(args.dataset, args.data, **options)
+    if args.folds > len(data.train_idx):
+        parser.error(f"--folds {args.folds}: {args.dataset} has only {len(data.train_idx)} training nodes")
     shuffled = data.train_idx[torch.randperm(len(data.train_idx), generator=torch.Generator().manual_seed(args.seed))]
     folds = list(torch.tensor_split(shuffled, args.folds))
     print(f"Command: `python benchmarks/hyla_cv.py {' '.join(sys.argv[1:])}`\n")

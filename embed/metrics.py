@@ -55,6 +55,7 @@ import numpy as np
 import torch
 
 from .graphs import Graph, GraphError, connected_components
+from .nearest import narrow_storage
 
 __all__ = [
     "Metrics",
@@ -692,9 +693,7 @@ class _MCFDistances(_PairDistances):
 def _pair_distances(points: torch.Tensor, manifold) -> _PairDistances:
     if getattr(manifold, "name", None) == "halfspace-mcf":
         return _MCFDistances(points, manifold)
-    take = getattr(manifold, "take_rows", None)
-    if take is not None:  # a narrower storage with the same distances (a tiling's limbs in use)
-        manifold, points = take(points, torch.arange(points.shape[0], device=points.device))
+    manifold, points = narrow_storage(manifold, points)
     return _PairDistances(points, manifold)
 
 

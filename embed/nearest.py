@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["poincare_gram_nearest", "ChartNearest", "chart_nearest"]
+__all__ = ["poincare_gram_nearest", "ChartNearest", "chart_nearest", "narrow_storage"]
 
 # About 4 MB of float64 keys per block, so on a CPU each block is ranked while it is still in cache.
 _BLOCK_ELEMENTS = 1 << 19
@@ -106,7 +106,13 @@ def chart_nearest(manifold, points: torch.Tensor, *, slack: int = 32) -> ChartNe
         squares = unit.square().sum(-1)
     if not bool(torch.isfinite(squares).all()) or bool((squares >= 1).any()):
         return None
+    return ChartNearest(*narrow_storage(manifold, points), unit, slack)
+
+
+def narrow_storage(manifold, points: torch.Tensor):
+    """``(manifold, points)`` in the narrowest storage with the same distances: a tiling's points in their limbs
+    in use (:meth:`tiling.BinaryTiling.take_rows`), others unchanged. For code that reads all points many times."""
     take = getattr(manifold, "take_rows", None)
-    if take is not None:  # a narrower storage with the same distances (a tiling's limbs in use)
-        manifold, points = take(points, torch.arange(points.shape[0], device=points.device))
-    return ChartNearest(manifold, points, unit, slack)
+    if take is None:
+        return manifold, points
+    return take(points, torch.arange(points.shape[0], device=points.device))
