@@ -729,6 +729,9 @@ class Trainer:
             if hasattr(manifold, "assert_points"):
                 manifold.assert_points(points, what="initial points")
         self.weight = geoopt.ManifoldParameter(points, manifold=manifold)
+        # one plain tensor object over the weight's storage (sharing its version counter), written in place by
+        # row-sgd and relocation: what a manifold's take_rows may remember between steps
+        self._table = self.weight.as_subclass(torch.Tensor).detach()
         # the fused Poincaré distance and row update (embed.kernels) in place of the generic autograd path
         self._fused = is_plain_poincare(manifold)
         self.optimizer = self._make_optimizer()
@@ -899,7 +902,7 @@ class Trainer:
         if self.optimizer is None:  # row-sgd: the batch's rows are the leaf; the step writes them back
             take = None if self._fused else getattr(self.manifold, "take_rows", None)
             if take is not None:  # rows in a narrower storage, and the manifold of that storage
-                space, rows = take(table.detach(), ids)
+                space, rows = take(self._table, ids)
             else:
                 rows = table.detach().index_select(0, ids)
             rows.requires_grad_()
@@ -1009,7 +1012,7 @@ class Trainer:
         zeta = random_tangent(q)
         zeta = unit(q, zeta - manifold.inner(q, zeta, radial, keepdim=True) * radial)
         new = manifold.expmap(q, self.config.relocate_spread * zeta)
-        self.weight.data[rows.to(self.device)] = new
+        self._table[rows.to(self.device)] = new
         for state in self.optimizer.state.values() if self.optimizer is not None else ():
             for value in state.values():
                 if torch.is_tensor(value) and value.dim() and value.shape[0] == self.graph.num_nodes:
@@ -1050,7 +1053,7 @@ class Trainer:
                 if space is self.manifold:
                     self.weight.index_copy_(0, ids, new)
                 else:
-                    space.put_rows(self.weight.as_subclass(torch.Tensor).detach(), ids, new)
+                    space.put_rows(self._table, ids, new)
             return value
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -140,12 +140,9 @@ def to_ints(digits: torch.Tensor):
 def from_int64(x: torch.Tensor, limbs: int = 3) -> torch.Tensor:
     """Canonical limbs of an ``int64`` (or integer-valued float) tensor; 3 limbs hold every int64."""
     x = x.to(torch.int64)
-    magnitude = x.abs()
-    if bool((magnitude < 0).any()):  # -2^63 has no int64 magnitude
-        raise IntegerOverflowError(f"int64 value {x[magnitude < 0][0].item()} has no magnitude in int64")
-    digits = [(magnitude >> (LIMB_BITS * k)) & _MASK for k in range(max(limbs, 3))]
-    out = torch.stack(digits, dim=-1) * torch.where(x < 0, -1, 1).unsqueeze(-1)
-    return trim(out, limbs, what="int64 value")
+    if bool((x == torch.iinfo(torch.int64).min).any()):  # -2^63 has no int64 magnitude
+        raise IntegerOverflowError(f"int64 value {torch.iinfo(torch.int64).min} has no magnitude in int64")
+    return _split_int64(x, limbs, "int64 value")
 
 
 def to_int64(a: torch.Tensor) -> torch.Tensor:
@@ -273,6 +270,8 @@ def _split_int64(value: torch.Tensor, limbs: int, what: str) -> torch.Tensor:
             f"{what} at index {index} needs {int(magnitude[index]).bit_length()} bits, more than the "
             f"{limbs} limbs ({limbs * LIMB_BITS} bits) available"
         )
+    if limbs == 1:  # |value| < B: the value is its own limb
+        return value.unsqueeze(-1).clone()
     sign = torch.where(value < 0, -1, 1)
     digits = [((magnitude >> (LIMB_BITS * k)) & _MASK) * sign if LIMB_BITS * k < 63 else torch.zeros_like(value)
               for k in range(limbs)]

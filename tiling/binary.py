@@ -31,6 +31,7 @@ the bit length of :math:`K`) before it is squared, so nothing overflows, and for
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Sequence
 
 import mpmath
@@ -83,6 +84,8 @@ class BinaryTiling(HyperbolicManifold):
         self.limbs = bigint.limbs_for_bits(int(math.ceil(max_radius * _LOG2E + 4)))
         #: limbs an integer may need before PrecisionError: ``limbs``, except in :meth:`take_rows`'s narrow rows
         self.capacity_limbs = self.limbs
+        #: :meth:`take_rows`'s record of the last table it read: (weak reference, version counter, limbs in use)
+        self._table_limbs: tuple | None = None
 
     @classmethod
     def from_spec(cls, spec: dict) -> BinaryTiling:
@@ -135,29 +138,14 @@ class BinaryTiling(HyperbolicManifold):
         stored limbs (the largest magnitude at each limb position); on CPU in blocks of rows, because a temporary
         as large as the storage costs more than the pass itself.
         """
-        def blocks():
-            for x in points:
-                self._check_storage(x)
-                digits = x.detach().reshape(-1, self.storage_dim)[:, self.dim + 1:]
-                for start, block in self._row_blocks(digits):
-                    yield digits[start:start + block]
-
-        return self._limbs_needed(blocks())
-
-    def _row_blocks(self, rows: torch.Tensor, count: int | None = None):
-        """``(start, size)`` of the row blocks one pass over the limbs of ``count`` rows (default: all of
-        ``rows``) takes: on CPU about 2^18 limbs a block, elsewhere one block."""
-        count = rows.shape[0] if count is None else count
-        columns = self.storage_dim - self.dim - 1
-        block = max(1, (1 << 18) // columns) if rows.device.type == "cpu" else max(1, count)
-        return [(start, block) for start in range(0, count, block)]
-
-    def _limbs_needed(self, digit_blocks) -> int:
-        """Fewest limbs (at least 1) that hold the integers of the ``(rows, (n - 1) * limbs)`` limb blocks."""
         largest = None
-        for digits in digit_blocks:
-            top = digits.abs().amax(0)
-            largest = top if largest is None else torch.maximum(largest, top)
+        for x in points:
+            self._check_storage(x)
+            digits = x.detach().reshape(-1, self.storage_dim)[:, self.dim + 1:]
+            block = max(1, (1 << 18) // digits.shape[1]) if digits.device.type == "cpu" else max(1, digits.shape[0])
+            for start in range(0, digits.shape[0], block):
+                top = digits[start:start + block].abs().amax(0)
+                largest = top if largest is None else torch.maximum(largest, top)
         if largest is None:
             return 1
         in_use = torch.nonzero(largest.reshape(self.dim - 1, self.limbs).amax(0))
@@ -167,22 +155,32 @@ class BinaryTiling(HyperbolicManifold):
         """``(space, rows)``: the rows ``ids`` of ``table`` (points ``(N, storage_dim)``) with only their limbs in use.
 
         For a training step that reads and updates a few rows of a large table (``embed.train.Trainer``,
-        ``row-sgd``): ``rows`` keeps the lowest :meth:`limbs_in_use` limbs of each :math:`k_i` among the rows
-        taken (the ones above are zero), and ``space`` is a tiling with that storage and this one's capacity.
-        Its ``dist``, ``inner``, ``norm``, ``egrad2rgrad`` and ``expmap`` / ``retr`` give bit for bit what this
-        tiling gives on the full rows, without reading or writing the zero limbs; ``expmap`` may return rows
-        with more limbs (as many as the integers need), which ``space.put_rows(table, ids, new)`` writes back.
-        One pass over the taken rows' limbs, in blocks of rows on CPU.
+        ``row-sgd``): ``rows`` keeps the lowest :meth:`limbs_in_use` limbs of each :math:`k_i` of the table (the
+        ones above are zero), and ``space`` is a tiling with that storage and this one's capacity. Its ``dist``,
+        ``inner``, ``norm``, ``egrad2rgrad`` and ``expmap`` / ``retr`` give bit for bit what this tiling gives on
+        the full rows, without reading or writing the zero limbs; ``expmap`` may return rows with more limbs (as
+        many as the integers need), which ``space.put_rows(table, ids, new)`` writes back.
+
+        The limbs in use are counted over the whole table (one pass, in blocks of rows on CPU) and remembered
+        for this table object and its version counter, which every in-place write bumps: a training loop that
+        takes and puts rows of the same table object reads only the limbs in use, with ``put_rows`` keeping
+        the count up to date. Writes through ``table.data`` bypass the version counter and must not be mixed
+        with this (the same rule as for tensors saved by autograd).
         """
         self._check_storage(table)
-        n = self.dim
-        digits = table.detach()[:, n + 1:]
-        limbs = self._limbs_needed(digits.index_select(0, ids[start:start + block])
-                                   for start, block in self._row_blocks(digits, ids.numel()))
+        limbs = self._table_limbs_in_use(table)
         space = _RowsInUse(self, limbs)
-        rows = torch.cat([table.detach()[:, :n + 1].index_select(0, ids),
-                          _lowest_limbs(table, n, self.limbs, limbs).index_select(0, ids).reshape(ids.numel(), -1)], -1)
-        return space, rows
+        return space, table.detach().reshape(-1).index_select(0, _narrow_entries(table, ids, self.dim, limbs)).view(
+            ids.numel(), space.storage_dim)
+
+    def _table_limbs_in_use(self, table: torch.Tensor) -> int:
+        """:meth:`limbs_in_use` of ``table``, counted again only when ``table`` is another object or was written."""
+        record = self._table_limbs
+        if record is not None and record[0]() is table and record[1] == table._version:
+            return record[2]
+        limbs = self.limbs_in_use(table)
+        self._table_limbs = (weakref.ref(table), table._version, limbs)
+        return limbs
 
     def pack(self, xh, xn, j, k) -> torch.Tensor:
         """Storage of ``(x_h, x_n, j, k)``; ``k`` may have fewer limbs than ``self.limbs`` (zero limbs are added
@@ -248,19 +246,25 @@ class BinaryTiling(HyperbolicManifold):
         scaled = torch.ldexp(xh, up.to(xh.dtype))
         floor_scaled = torch.floor(scaled)
         x_up = scaled - floor_scaled
+        in_int64 = bits <= 62 and down_bits <= 53
+        use_up = exponent <= 0  # (..., 1), like x_n
         try:
-            if bits <= 62 and down_bits <= 53:
-                k_up, k_down, fraction = self._shifted_in_int64(k, whole, floor_scaled, up, down, width)
+            if in_int64:
+                k_up, k_down, fraction = self._shifted_in_int64(k, whole, floor_scaled, up, down)
             else:
                 k_up, k_down, fraction = self._shifted_in_limbs(k, whole, floor_scaled, up, down, width)
             x_down = fraction.to(xh.dtype) + torch.ldexp(xh, (-down).to(xh.dtype))
             carry = x_down >= 1
             x_down = torch.where(carry, torch.zeros_like(x_down), x_down)
-            k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=width, what="k")
-            use_up = (exponent <= 0).unsqueeze(-1)
-            k = torch.where(use_up, k_up, k_down)
-            xh = torch.where(use_up.squeeze(-1), x_up, x_down)
-            k = bigint.trim(k, min(width, self.capacity_limbs), "k")  # the full width has one limb more
+            xh = torch.where(use_up, x_up, x_down)
+            limbs = min(width, self.capacity_limbs)  # the full width has one limb more
+            if in_int64:  # k_down + 1 stays below 2^62
+                k = torch.where(use_up, k_up, k_down + carry.to(torch.int64))
+                largest = int(k.abs().max()) if k.numel() else 0
+                return xh, xn, j, bigint.from_int64(k, min(bigint.limbs_for_bits(largest.bit_length()), limbs))
+            else:
+                k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=width, what="k")
+                k = bigint.trim(torch.where(use_up.unsqueeze(-1), k_up, k_down), limbs, "k")
         except bigint.IntegerOverflowError as error:
             raise PrecisionError(
                 f"binary tiling: {error}; the point left the capacity of BinaryTiling(max_radius={self.max_radius:g})"
@@ -279,14 +283,15 @@ class BinaryTiling(HyperbolicManifold):
         return k_up, k_down, fraction
 
     @staticmethod
-    def _shifted_in_int64(k, whole, floor_scaled, up, down, width):
-        """:meth:`_shifted_in_limbs` in plain ``int64``, for integers below :math:`2^{62}` and shifts down of at most
-        53 bits: the same integers, and the same remainder fraction (exact in float64 in both)."""
+    def _shifted_in_int64(k, whole, floor_scaled, up, down):
+        """:meth:`_shifted_in_limbs` in plain ``int64`` (the integers as ``int64``, not limbs), for integers below
+        :math:`2^{62}` and shifts down of at most 53 bits: the same integers, and the same remainder fraction (exact
+        in float64 in both)."""
         k = bigint.to_int64(k) + whole.to(torch.int64)
         k_up = (k << up) + floor_scaled.to(torch.int64)
         k_down = k >> down  # floor division by 2^down
         fraction = torch.ldexp((k - (k_down << down)).to(torch.float64), (-down).to(torch.float64))
-        return bigint.from_int64(k_up, width), bigint.from_int64(k_down, width), fraction
+        return k_up, k_down, fraction
 
     def projx(self, x):
         return self.renormalize(x)
@@ -618,6 +623,7 @@ class _RowsInUse(BinaryTiling):
         self.learnable = parent.learnable
         self.limbs = limbs
         self.capacity_limbs = parent.capacity_limbs
+        self._parent = parent
 
     def expmap(self, x, v):
         xh, xn, j, k = self._expmap_parts(x, v)
@@ -629,15 +635,27 @@ class _RowsInUse(BinaryTiling):
     def put_rows(self, table: torch.Tensor, ids: torch.Tensor, rows: torch.Tensor) -> None:
         """Write ``rows`` (from :meth:`expmap`, any number of limbs up to the capacity) into rows ``ids`` of the
         full ``table`` they were taken from, in place. Their limbs above those of ``rows`` stay as they are: zero,
-        since ``rows`` holds at least the limbs that were in use there."""
+        since ``rows`` holds at least the limbs in use in the table. When the parent's count of the table's limbs
+        in use is current, it becomes that of the table written."""
         n = self.dim
         limbs = (rows.shape[-1] - n - 1) // (n - 1)
-        table[:, :n + 1].index_copy_(0, ids, rows[:, :n + 1])
-        _lowest_limbs(table, n, self.capacity_limbs, limbs).index_copy_(
-            0, ids, rows[:, n + 1:].reshape(ids.numel(), n - 1, limbs))
+        record = self._parent._table_limbs
+        current = record is not None and record[0]() is table and record[1] == table._version
+        target = table.detach()
+        if target.is_contiguous():
+            target.view(-1).index_copy_(0, _narrow_entries(target, ids, n, limbs), rows.reshape(-1))
+        else:
+            target[:, :n + 1].index_copy_(0, ids, rows[:, :n + 1])
+            target[:, n + 1:].view(-1, n - 1, self.capacity_limbs)[:, :, :limbs].index_copy_(
+                0, ids, rows[:, n + 1:].reshape(ids.numel(), n - 1, limbs))
+        if current:
+            self._parent._table_limbs = (record[0], table._version, max(record[2], limbs))
 
 
-def _lowest_limbs(x: torch.Tensor, dim: int, stored: int, kept: int) -> torch.Tensor:
-    """View ``(N, dim - 1, kept)`` of the lowest ``kept`` limbs of each :math:`k_i` of rows ``x`` (``(N, storage)``
-    of ``stored`` limbs)."""
-    return x[:, dim + 1:].view(x.shape[0], dim - 1, stored)[:, :, :kept]
+def _narrow_entries(table: torch.Tensor, ids: torch.Tensor, dim: int, kept: int) -> torch.Tensor:
+    """Positions in ``table.reshape(-1)`` (points ``(N, storage)``, row-major) of rows ``ids`` cut to the lowest
+    ``kept`` limbs of each :math:`k_i`, in the order of that narrow storage: one gather instead of a strided one."""
+    stored = (table.shape[-1] - dim - 1) // (dim - 1)
+    limbs = torch.arange(kept, device=ids.device) + (dim + 1) + stored * torch.arange(dim - 1, device=ids.device)[:, None]
+    columns = torch.cat([torch.arange(dim + 1, device=ids.device), limbs.reshape(-1)])
+    return (ids[:, None] * table.shape[-1] + columns).reshape(-1)

@@ -218,6 +218,32 @@ def test_take_rows_computes_on_the_limbs_in_use_with_the_full_results():
     assert isinstance(fast, str) and fast == _outcome(edge.expmap, x[30:], v) and "capacity" in fast
 
 
+def test_take_rows_counts_the_limbs_of_a_table_again_only_after_another_write(monkeypatch):
+    """take_rows remembers a table's limbs in use while the table object is unchanged; put_rows keeps the count
+    current (here past the limbs taken), any other in-place write or another table object is counted again."""
+    model, reference = BinaryTiling(3, max_radius=200), BinaryTiling(3, max_radius=200)
+    table = _points(model, torch.linspace(0, 20, 60).tolist(), seed=12)
+    counted = []
+    count = reference.limbs_in_use
+    monkeypatch.setattr(model, "limbs_in_use", lambda *points: counted.append(1) or count(*points))
+    ids = torch.tensor([2, 30, 59])
+    space, rows = model.take_rows(table, ids)
+    assert space.limbs == count(table) == 2 and len(counted) == 1
+    v = _tangent(reference, table[ids], 40.0, seed=13)
+    narrow_v = torch.cat([v[:, :model.dim], torch.zeros(len(ids), rows.shape[-1] - model.dim, dtype=v.dtype)], -1)
+    expected = table.clone().index_copy_(0, ids, reference.expmap(table[ids], v))
+    space.put_rows(table, ids, space.expmap(rows, narrow_v))
+    _identical(table, expected)
+    space, rows = model.take_rows(table, ids)
+    assert len(counted) == 1 and space.limbs == count(table) > 2
+    _identical(space.dist(rows[:1], rows[1:]), reference.dist(table[ids[:1]], table[ids[1:]]))
+    table[5] = _points(reference, [120.0], seed=14)[0]  # a write of its own: counted again
+    space, _ = model.take_rows(table, ids)
+    assert len(counted) == 2 and space.limbs == count(table) == count(table[5])
+    space, _ = model.take_rows(table[:5].clone(), torch.tensor([0, 4]))  # another table
+    assert len(counted) == 3 and space.limbs == count(table[:5])
+
+
 def test_row_sgd_training_with_take_rows_is_the_full_storage_training():
     from embed.train import TrainConfig, Trainer
     from embed.wordnet import load_mammals
