@@ -87,6 +87,9 @@ class BinaryTiling(HyperbolicManifold):
         #: :meth:`take_rows`'s record of the last table it read: (weak reference, version counter, limbs in use)
         self._table_limbs: tuple | None = None
 
+    def __getstate__(self) -> dict:
+        return {**super().__getstate__(), "_table_limbs": None}  # the record names a table of this process
+
     @classmethod
     def from_spec(cls, spec: dict) -> BinaryTiling:
         return cls(spec["dim"], max_radius=spec.get("max_radius", 100.0), curvature=spec["curvature"],
@@ -261,15 +264,16 @@ class BinaryTiling(HyperbolicManifold):
             if in_int64:  # k_down + 1 stays below 2^62
                 k = torch.where(use_up, k_up, k_down + carry.to(torch.int64))
                 largest = int(k.abs().max()) if k.numel() else 0
-                return xh, xn, j, bigint.from_int64(k, min(bigint.limbs_for_bits(largest.bit_length()), limbs))
+                k = bigint.from_int64(k, min(bigint.limbs_for_bits(largest.bit_length()), limbs))
             else:
                 k_down = bigint.add(k_down, carry.to(torch.int64).unsqueeze(-1), limbs=width, what="k")
                 k = bigint.trim(torch.where(use_up.unsqueeze(-1), k_up, k_down), limbs, "k")
+                k = k[..., :bigint.used_limbs(k)]
         except bigint.IntegerOverflowError as error:
             raise PrecisionError(
                 f"binary tiling: {error}; the point left the capacity of BinaryTiling(max_radius={self.max_radius:g})"
             ) from None
-        return xh, xn, j, k[..., :bigint.used_limbs(k)]
+        return xh, xn, j, k
 
     @staticmethod
     def _shifted_in_limbs(k, whole, floor_scaled, up, down, width):

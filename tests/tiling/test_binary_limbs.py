@@ -244,6 +244,17 @@ def test_take_rows_counts_the_limbs_of_a_table_again_only_after_another_write(mo
     assert len(counted) == 3 and space.limbs == count(table[:5])
 
 
+def test_a_tiling_that_took_rows_pickles_without_its_record_of_the_table():
+    import pickle
+
+    model = BinaryTiling(3, max_radius=50)
+    table = _points(model, [1.0, 5.0], seed=15)
+    model.take_rows(table, torch.tensor([1]))
+    copy = pickle.loads(pickle.dumps(model))
+    space, rows = copy.take_rows(table, torch.tensor([1]))
+    assert space.limbs == model.limbs_in_use(table) and rows.shape == (1, space.storage_dim)
+
+
 def test_row_sgd_training_with_take_rows_is_the_full_storage_training():
     from embed.train import TrainConfig, Trainer
     from embed.wordnet import load_mammals
