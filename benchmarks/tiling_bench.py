@@ -14,6 +14,11 @@ Re-normalisation, two cases, ``--points`` points with radii uniform in ``[0, --r
 Distances: ``--points`` pairs one unit apart with the first point at radius uniform in ``[0, --radius]``, L-tiling
 (exact integer Q) and binary tiling against ``hyperbolic.Lorentz`` on the same points in float64.
 
+Limbs in use (``--limb-points`` points, 0: skip): a 10-D ``BinaryTiling(10, max_radius=1100)`` (67 limbs per
+integer, the registry's) at radii uniform in ``[0, 12]`` (one limb in use), ``expmap`` of a step of length U[0, 1]
+and ``dist`` of pairs one unit apart, against the same model reading every stored limb (``limbs_in_use``
+answering ``limbs``: the arithmetic before limbs in use were tracked); both give the same results bit for bit.
+
 Compression (``../shared/data/HyperbolicTiling_Compression/dataset``): bits per node against the BigFloat
 Poincaré size (2 P bits per node), for the float part as two float64 and as fixed point with a 1e-13
 distance tolerance, and the largest hyperbolic distance between a decoded point and the original (mpmath).
@@ -112,6 +117,38 @@ def distances(n: int, radius: float, repeats: int) -> list[tuple[str, float, flo
     return rows
 
 
+class _FullWidth(BinaryTiling):
+    """The binary tiling computing on every stored limb."""
+
+    def limbs_in_use(self, *points):
+        return self.limbs
+
+
+def limbs_in_use_rows(n: int, repeats: int) -> list[tuple[str, float, float]]:
+    generator = torch.Generator().manual_seed(2)
+    dim, radius = 10, 12.0
+    rows = []
+    with torch.no_grad():
+        v = torch.randn(n, dim, dtype=torch.float64, generator=generator)
+        v = v * (radius * torch.rand(n, 1, dtype=torch.float64, generator=generator) / v.norm(dim=-1, keepdim=True))
+        r = v.norm(dim=-1, keepdim=True)
+        X = torch.cat([torch.cosh(r), torch.sinh(r) * v / r], -1)
+        timed = {}
+        for label, model in (("limbs in use", BinaryTiling(dim, max_radius=1100)),
+                             ("full width", _FullWidth(dim, max_radius=1100))):
+            x = model.from_lorentz(X)
+            step = _unit_steps(model, x, torch.rand(n, dtype=torch.float64, generator=torch.Generator().manual_seed(3)),
+                               torch.Generator().manual_seed(4))
+            y = model.expmap(x, _unit_steps(model, x, torch.ones(n, dtype=torch.float64), torch.Generator().manual_seed(5)))
+            expmap = _median_seconds(lambda x=x, step=step, model=model: model.expmap(x, step), repeats)
+            expmap_cpu = CPU_SECONDS[-1]
+            dist = _median_seconds(lambda x=x, y=y, model=model: model.dist(x, y), repeats)
+            timed[label] = (model.expmap(x, step), model.dist(x, y))
+            rows.append((label, model.limbs_in_use(x), expmap, expmap_cpu, dist, CPU_SECONDS[-1]))
+        same = all(torch.equal(a, b) for a, b in zip(timed["limbs in use"], timed["full width"]))
+    return rows, same
+
+
 def compression_rows(nodes: int) -> list[tuple]:
     if not DATA.is_dir():
         print(f"compression data not found at {DATA}; skipping", file=sys.stderr)
@@ -143,6 +180,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compression-nodes", type=int, default=0)
     parser.add_argument("--skip-compression", action="store_true")
+    parser.add_argument("--limb-points", type=int, default=3000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global STARTING_LOAD
@@ -152,6 +190,7 @@ def main() -> None:
     multiply = _median_seconds(lambda: reference_vectors[0] * reference_vectors[1], args.repeats)
     renorm = renormalisation(args.points, args.radius, args.repeats)
     dist_rows = distances(args.points, args.radius, args.repeats)
+    limb_rows, same = limbs_in_use_rows(args.limb_points, args.repeats) if args.limb_points else ([], True)
     comp = [] if args.skip_compression else compression_rows(args.compression_nodes)
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -172,6 +211,14 @@ def main() -> None:
     print("| model | seconds | Lorentz seconds | time ratio (model / Lorentz) | CPU-time ratio |\n|---|---|---|---|---|")
     for label, seconds, base, cpu, cpu_base in dist_rows:
         print(f"| {label} | {seconds:.3f} | {base:.3f} | {seconds / base:.1f} | {cpu / cpu_base:.1f} |")
+    if limb_rows:
+        print(f"\nLimbs in use: 10-D binary tiling, `max_radius` 1,100 (67 limbs stored per integer), "
+              f"{args.limb_points:,} points at radius U[0, 12]; `expmap` of a step of length U[0, 1], `dist` to a "
+              f"point one unit away; results of the two rows {'identical bit for bit' if same else 'DIFFERENT'}:\n")
+        print("| arithmetic | limbs read | expmap ms (CPU ms) | dist ms (CPU ms) |\n|---|---|---|---|")
+        for label, limbs, expmap, expmap_cpu, dist, dist_cpu in limb_rows:
+            print(f"| {label} | {limbs} | {1e3 * expmap:.1f} ({1e3 * expmap_cpu:.1f}) | {1e3 * dist:.1f} "
+                  f"({1e3 * dist_cpu:.1f}) |")
     if comp:
         print("\nCompression (VBW word incl. 3-bit terminator + float part) against the BigFloat Poincaré file "
               "(2 P bits per node); decode error = max hyperbolic distance to the original (mpmath):\n")

@@ -423,7 +423,7 @@ def to_float(a: torch.Tensor, dtype=torch.float64) -> torch.Tensor:
     top = torch.where(magnitude != 0, positions, 0).amax(-1)
     mantissa = leading(a, top)
     exponent = (top * LIMB_BITS).clamp_max(4096)
-    return torch.ldexp(mantissa, exponent.to(torch.float64)).to(dtype)
+    return (mantissa * torch.exp2(exponent.to(torch.float64))).to(dtype)
 
 
 # ----------------------------------------------------------------------------- shifts
@@ -520,7 +520,7 @@ def from_float(x: torch.Tensor, limbs: int, what: str = "integer-valued float") 
     if not bool(torch.isfinite(x).all()) or bool((x != torch.floor(x)).any()):
         raise ValueError(f"{what}: expected finite integer-valued floats")
     mantissa, exponent = torch.frexp(x)
-    M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
+    M = (mantissa * 2.0**53).to(torch.int64)
     E = exponent.to(torch.int64) - 53
     down = (-E).clamp(0, 62)
     small = from_int64(M >> down, 3)  # exact: x is an integer, so the dropped bits are zero

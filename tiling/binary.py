@@ -244,9 +244,9 @@ class BinaryTiling(HyperbolicManifold):
         bits = max(bigint.LIMB_BITS * k.shape[-1], whole_bits) + up_bits + 2
         width = min(bigint.limbs_for_bits(bits), self.capacity_limbs + 1)
         xh = xh - whole
-        xn = torch.ldexp(xn, (-exponent).to(xn.dtype))
+        xn = xn * torch.exp2((-exponent).to(xn.dtype))
         j = j + exponent.squeeze(-1)
-        scaled = torch.ldexp(xh, up.to(xh.dtype))
+        scaled = xh * torch.exp2(up.to(xh.dtype))
         floor_scaled = torch.floor(scaled)
         x_up = scaled - floor_scaled
         in_int64 = bits <= 62 and down_bits <= 53
@@ -256,7 +256,7 @@ class BinaryTiling(HyperbolicManifold):
                 k_up, k_down, fraction = self._shifted_in_int64(k, whole, floor_scaled, up, down)
             else:
                 k_up, k_down, fraction = self._shifted_in_limbs(k, whole, floor_scaled, up, down, width)
-            x_down = fraction.to(xh.dtype) + torch.ldexp(xh, (-down).to(xh.dtype))
+            x_down = fraction.to(xh.dtype) + xh * torch.exp2((-down).to(xh.dtype))
             carry = x_down >= 1
             x_down = torch.where(carry, torch.zeros_like(x_down), x_down)
             xh = torch.where(use_up, x_up, x_down)
@@ -294,7 +294,7 @@ class BinaryTiling(HyperbolicManifold):
         k = bigint.to_int64(k) + whole.to(torch.int64)
         k_up = (k << up) + floor_scaled.to(torch.int64)
         k_down = k >> down  # floor division by 2^down
-        fraction = torch.ldexp((k - (k_down << down)).to(torch.float64), (-down).to(torch.float64))
+        fraction = (k - (k_down << down)).to(torch.float64) * torch.exp2((-down).to(torch.float64))
         return k_up, k_down, fraction
 
     def projx(self, x):
@@ -324,7 +324,7 @@ class BinaryTiling(HyperbolicManifold):
         k2 = torch.where(s1.unsqueeze(-1), ka, kb)
         with torch.no_grad():
             t_max = int(t.max()) if t.numel() else 0
-            if t_max <= 3 and used <= 2:
+            if bigint.LIMB_BITS * used + t_max + 2 <= 53:  # K is below 2^53
                 value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
             else:
                 value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t)
@@ -344,13 +344,13 @@ class BinaryTiling(HyperbolicManifold):
         t_c = t.unsqueeze(-1)
         x2d = x2.detach().to(torch.float64)
         mantissa, exponent = torch.frexp(x2d)
-        M = torch.ldexp(mantissa, torch.full_like(exponent, 53)).to(torch.int64)
+        M = (mantissa * 2.0**53).to(torch.int64)
         shift = t_c + exponent.to(torch.int64) - 53  # 2^t x2 = M 2^shift
         right = (-shift).clamp(0, 62)
         integer_small = torch.where(shift < 0, M >> right, 0)
         fractional = torch.where(
             shift < 0,
-            torch.ldexp((M - (integer_small << right)).to(torch.float64), shift.to(torch.float64)),
+            (M - (integer_small << right)).to(torch.float64) * torch.exp2(shift.to(torch.float64)),
             torch.zeros_like(x2d),
         )
         t_max = int(t.max()) if t.numel() else 0
@@ -380,17 +380,18 @@ class BinaryTiling(HyperbolicManifold):
             K_float = bigint.to_float(torch.where((bits <= 53)[..., None, None], K, 0))
         sigma = torch.maximum(bits, t + 2)
         exact = (bits <= 53).unsqueeze(-1)
+        down = torch.exp2(-sigma.unsqueeze(-1).to(torch.float64))
         value = torch.where(
             exact,
-            torch.ldexp(K_float + rest, -sigma.unsqueeze(-1).to(torch.float64)),
-            torch.ldexp(K_leading, (top_bits - sigma.unsqueeze(-1)).to(torch.float64))
-            + torch.ldexp(rest, -sigma.unsqueeze(-1).to(torch.float64)),
+            (K_float + rest) * down,
+            K_leading * torch.exp2((top_bits - sigma.unsqueeze(-1)).to(torch.float64)) + rest * down,
         )
         return value, sigma
 
     def _separation_in_floats(self, x1, x2, k1, k2, t):
-        r"""Fast path of :meth:`_separation_in_limbs` for :math:`|k| < 2^{48}` and :math:`t \le 3`: every term of
-        :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` is an integer below :math:`2^{51}`, exact in float64."""
+        r"""Fast path of :meth:`_separation_in_limbs` for :math:`|k| < 2^{b}`, :math:`b + t + 2 \le 53` (``b`` the bits
+        of the limbs in use, at most two): :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and every partial sum are
+        integers below :math:`2^{53}`, exact in float64, so ``K``, ``sigma`` and the result are those of the limbs."""
         weights = torch.exp2(torch.arange(2, dtype=torch.float64, device=k1.device) * bigint.LIMB_BITS)
         k1f = (k1[..., :2].to(torch.float64) * weights[: k1[..., :2].shape[-1]]).sum(-1)
         k2f = (k2[..., :2].to(torch.float64) * weights[: k2[..., :2].shape[-1]]).sum(-1)
@@ -401,7 +402,7 @@ class BinaryTiling(HyperbolicManifold):
         rest = x1.detach().to(torch.float64) - (shifted - whole)
         bits = torch.where(K != 0, torch.frexp(K)[1].to(torch.int64), 0).amax(-1)
         sigma = torch.maximum(bits, t + 2)
-        return torch.ldexp(K + rest, -sigma.unsqueeze(-1).to(torch.float64)), sigma
+        return (K + rest) * torch.exp2(-sigma.unsqueeze(-1).to(torch.float64)), sigma
 
     def dist(self, x, y, *, keepdim=False):
         r"""Distance from the exact separation (module docstring); gradients reach the float parts only."""
@@ -542,8 +543,8 @@ class BinaryTiling(HyperbolicManifold):
         check_finite(p, "half-space coordinates of the Lorentz input")
         horizontal, height = p[..., :-1], p[..., -1:]
         j = torch.frexp(height)[1].to(torch.int64).squeeze(-1) - 1
-        xn = torch.ldexp(height, -j.unsqueeze(-1).to(height.dtype))
-        scaled = torch.ldexp(horizontal, -j.unsqueeze(-1).to(height.dtype))
+        xn = height * torch.exp2(-j.unsqueeze(-1).to(height.dtype))
+        scaled = horizontal * torch.exp2(-j.unsqueeze(-1).to(height.dtype))
         check_finite(scaled, "horizontal coordinates in units of the height")
         whole = torch.floor(scaled)
         try:

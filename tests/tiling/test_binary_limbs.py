@@ -2,9 +2,10 @@
 
 The reference is the same model with :meth:`BinaryTiling.limbs_in_use` answering ``self.limbs`` ("every stored
 limb is in use"): ``k`` is then read at full width, re-normalisation runs on ``self.limbs + 1`` limbs and the
-distance forms :math:`K` in multi-limb arithmetic, as before limbs in use were tracked. The distance takes its
-float shortcut (``t <= 3``, small ``k``) only when the reference cannot; every distance batch here therefore
-holds a pair with ``t > 3``, where both take the exact-integer route.
+distance forms :math:`K` in multi-limb arithmetic, as before limbs in use were tracked. The reference never takes
+the distance's float route (its bits of ``k`` plus ``t + 2`` exceed 53); every distance batch here holds a pair
+with ``t > 3``, so the model takes the float route only with one limb in use, and the exact-integer route
+otherwise: both are checked against the reference's.
 """
 
 import math
@@ -68,7 +69,7 @@ def _compare_operations(model, full, x, seed):
         _same_outcome(_outcome(model.expmap, x, v), _outcome(full.expmap, x, v))
     y = x.flip(0)
     _, _, jx, _ = model.split(x)
-    assert int((jx - jx.flip(0)).abs().max()) > 3  # the exact-integer route in both (module docstring)
+    assert int((jx - jx.flip(0)).abs().max()) > 3  # the float route only with one limb (module docstring)
     _identical(model.dist(x, y), full.dist(x, y))
     _identical(model.logmap(x, y), full.logmap(x, y))
     xh, xn, j, k = model.split(x)
@@ -83,6 +84,8 @@ def test_few_limbs_in_use_of_many_stored(monkeypatch):
     radii = torch.linspace(0, 12, 300).tolist()
     x = _points(model, radii, seed=0)
     assert model.limbs == 67 and model.limbs_in_use(x) == 1
+    _, _, jx, _ = model.split(x)
+    assert bigint.LIMB_BITS + int((jx - jx.flip(0)).abs().max()) + 2 <= 53  # the float route against the limbs
     _compare_operations(model, full, x, seed=1)
     y = _points(model, [18.0 + r for r in radii], seed=2)  # two limbs in use
     assert model.limbs_in_use(y) == 2
@@ -179,6 +182,41 @@ def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
         fast, reference = model._separation(a, b), full._separation(a, b)
         _identical(fast["delta"], reference["delta"])
         _identical(fast["sigma"], reference["sigma"])
+
+
+@pytest.mark.parametrize("t", [0, 4, 20, 27])
+def test_distance_float_route_up_to_its_bound(monkeypatch, t):
+    """One limb in use and t <= 27: K = k1 - 2^t k2 - floor(2^t x2) below 2^53, formed in float64, with k at the
+    top of the limb and of either sign; the same separation and distance as the multi-limb route."""
+    model = BinaryTiling(2, max_radius=1100)
+    full = _full_width(model, monkeypatch)
+    B = bigint.LIMB_BASE
+    g = torch.Generator().manual_seed(100 + t)
+    count = 64
+    k1 = [(B - 1 - int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 1000, (count,), generator=g))]
+    k2 = [(B - 1 - int(i)) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 1000, (count,), generator=g))]
+    x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    x2 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
+    zero = torch.zeros(count, dtype=torch.int64)
+    p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
+    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[v] for v in k2], model.limbs))
+    assert model.limbs_in_use(p, q) == 1 and bigint.LIMB_BITS + t + 2 <= 53
+    for a, b in ((p, q), (q, p)):
+        _identical(model.dist(a, b), full.dist(a, b))
+        fast, reference = model._separation(a, b), full._separation(a, b)
+        _identical(fast["delta"], reference["delta"])
+        _identical(fast["sigma"], reference["sigma"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_exp2_of_an_integer_is_the_power_of_two_ldexp_multiplies_by(dtype):
+    """The tiling scales by 2^e as ``x * torch.exp2(e)``: the same numbers as ``torch.ldexp`` (``x * 2.0 ** e``),
+    at every integer e from below the smallest subnormal to above the largest finite float."""
+    e = torch.arange(-1200, 1200, dtype=dtype)
+    x = torch.randn(e.shape, dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(torch.exp2(e), torch.pow(2.0, e))
+    _identical(x * torch.exp2(e), torch.ldexp(x, e))
 
 
 def test_take_rows_computes_on_the_limbs_in_use_with_the_full_results():
