@@ -2,7 +2,8 @@ r"""Exact graph-embedding metrics: edge-MAP, closure-MAP, mean rank, distortion.
 
 Every metric compares embedded distances :math:`d_E(a, v) = d(x_a, x_v) / \text{scale}` (``scale`` = tau
 for the combinatorial construction) with the graph. Distances come from the manifold's own ``dist`` (any
-representation of the protocol; a certified faster formula for the MCF half-space), in tiles of ``B`` rows by
+representation of the protocol; a certified faster formula for half-space points held as float expansions: the MCF
+half-space, and the binary tiling while its integers fit float64), in tiles of ``B`` rows by
 ``C`` columns, so memory stays at a few ``B x C`` tensors whatever the graph size. On all rows only the tiles
 on and above the diagonal are computed: every unordered pair once, counted for both of its rows. The
 ranking needs, per row, only how many points fall inside each neighbour's ball, so a tile contributes just
@@ -514,7 +515,7 @@ class _PairDistances:
         self.points, self.manifold = points, manifold
 
     def order(self) -> torch.Tensor | None:
-        """A node order that makes tiles cheaper (see :class:`_MCFDistances`), or None."""
+        """A node order that makes tiles cheaper (see :class:`_ComponentDistances`), or None."""
         return None
 
     def permuted(self, order: torch.Tensor) -> _PairDistances:
@@ -536,9 +537,12 @@ class _PairDistances:
         return torch.cat(out).reshape(shape)
 
 
-class _MCFDistances(_PairDistances):
-    r"""Certified fast distances in the MCF half-space.
+class _ComponentDistances(_PairDistances):
+    r"""Certified fast distances between half-space points whose coordinates are float expansions.
 
+    The MCF half-space stores its points so (:meth:`hyperbolic.HalfSpaceMCF.halfspace_components`), and the
+    binary tiling's :math:`2^j(x + k)` is the two-float expansion :math:`(2^j k, 2^j x)` wherever :math:`k` and
+    the scaled floats are exact in float64 (:meth:`tiling.BinaryTiling.halfspace_components`).
     With :math:`\rho = |(x_u - x_v,\, y_u - y_v)|` and :math:`f = 1/\sqrt{2y}` per point,
     :math:`d = 2\,\mathrm{asinh}(\rho f_u f_v)`. For a pair whose horizontal expansions agree in their
     first :math:`q` components (their differences are exactly zero), the difference is taken at level
@@ -559,15 +563,17 @@ class _MCFDistances(_PairDistances):
     Deep points of a tree share long prefixes (a whole subtree far out has one leading component), so
     :meth:`order` sorts the points lexicographically by their components: points with a common prefix are
     then contiguous, and :meth:`shared` gives the prefix of a whole index range, the level of a tile.
+
+    ``horizontal``: expansions ``(N, n - 1, m)`` whose sums are the coordinates exactly; ``height``: ``(N,)``, exact.
     """
 
-    def __init__(self, points: torch.Tensor, manifold, rtol: float = 1e-15):
+    def __init__(self, points: torch.Tensor, manifold, horizontal: torch.Tensor, height: torch.Tensor,
+                 rtol: float = 1e-15):
         super().__init__(points, manifold)
         self.rtol = rtol
-        horizontal = manifold.horizontal(points)  # (N, h, m)
         self.m, self.h = horizontal.shape[-1], horizontal.shape[-2]
         self.component = horizontal.permute(2, 0, 1).contiguous()  # (m, N, h)
-        self.unit = unit = torch.finfo(points.dtype).eps / 2
+        self.unit = unit = torch.finfo(horizontal.dtype).eps / 2
         # tail[q] = sum of the components below q, smallest first; slack[q] its pair-formula error terms
         self.tail = torch.zeros_like(self.component)
         below = torch.zeros_like(self.component)  # sum of |x^(p)| over p > q
@@ -575,13 +581,20 @@ class _MCFDistances(_PairDistances):
             self.tail[q] = self.tail[q + 1] + self.component[q + 1]
             below[q] = below[q + 1] + self.component[q + 1].abs()
         self.slack = 2 * unit * self.tail.abs() + (self.m + 1) * unit * below
-        self.height = points[:, -1]
+        self.height = height
         self.factor = 1.0 / torch.sqrt(2.0 * self.height)
-        self.curvature = manifold.scale(points)
+        self.curvature = manifold.scale(horizontal)
         equal = (self.component[:, 1:] == self.component[:, :-1]).all(-1)  # (m, N - 1)
         # common prefix length of consecutive points
         self.prefix = torch.cumprod(equal.to(torch.int64), 0).sum(0)
         self._sparse_table = None
+
+    @classmethod
+    def of(cls, points: torch.Tensor, manifold, rtol: float = 1e-15) -> _ComponentDistances | None:
+        """For a manifold whose ``halfspace_components(points)`` gives exact expansions; None otherwise."""
+        components = getattr(manifold, "halfspace_components", None)
+        parts = components(points) if components is not None else None
+        return None if parts is None else cls(points, manifold, *parts, rtol)
 
     def order(self) -> torch.Tensor:
         order = torch.arange(self.points.shape[0], device=self.points.device)
@@ -591,8 +604,9 @@ class _MCFDistances(_PairDistances):
                 order = order[torch.argsort(self.component[q, order, k], stable=True)]
         return order
 
-    def permuted(self, order: torch.Tensor) -> _MCFDistances:
-        return _MCFDistances(self.points[order], self.manifold, self.rtol)
+    def permuted(self, order: torch.Tensor) -> _ComponentDistances:
+        return _ComponentDistances(self.points[order], self.manifold, self.component[:, order].permute(1, 2, 0),
+                                   self.height[order], self.rtol)
 
     def shared(self, first: int, last: int) -> int:
         if last <= first:
@@ -691,18 +705,17 @@ class _MCFDistances(_PairDistances):
 
 
 def _pair_distances(points: torch.Tensor, manifold) -> _PairDistances:
-    if getattr(manifold, "name", None) == "halfspace-mcf":
-        return _MCFDistances(points, manifold)
     manifold, points = narrow_storage(manifold, points)
-    return _PairDistances(points, manifold)
+    return _ComponentDistances.of(points, manifold) or _PairDistances(points, manifold)
 
 
 def fast_distance(points: torch.Tensor, manifold, rtol: float = 1e-15) -> Distance | None:
-    """Row distances ``distance(ids) -> (B, N)`` by the certified MCF formula (see :class:`_MCFDistances`),
-    or None for other manifolds."""
-    if getattr(manifold, "name", None) != "halfspace-mcf":
+    """Row distances ``distance(ids) -> (B, N)`` by the certified formula for float expansions (see
+    :class:`_ComponentDistances`: the MCF half-space, the binary tiling where exact), or None otherwise."""
+    manifold, points = narrow_storage(manifold, points)
+    pairs = _ComponentDistances.of(points, manifold, rtol)
+    if pairs is None:
         return None
-    pairs = _MCFDistances(points, manifold, rtol)
     everything = torch.arange(points.shape[0], device=points.device)
     return lambda ids: pairs(ids.unsqueeze(1), everything.unsqueeze(0))
 
@@ -829,7 +842,8 @@ def evaluate(
     On all rows each unordered pair's distance is computed once: the ``(row block, column block)`` tiles on
     and above the diagonal are evaluated, and every off-diagonal tile also counts for its columns (ranking,
     distortion, per-row extremes). Nodes may be visited in an order that makes the distances cheaper (for
-    the MCF half-space: sorted by coordinate, see :class:`_MCFDistances`), which changes no result. Without
+    points held as float expansions: sorted by coordinate, see :class:`_ComponentDistances`), which changes no
+    result. Without
     the distortion, Poincaré-ball rows go through the screen instead (see ``distortion``).
 
     Parameters
@@ -838,7 +852,8 @@ def evaluate(
         ``(N, storage_dim)`` points of ``manifold``; row ``i`` is node ``i`` of ``graph``.
     manifold
         Any manifold of the protocol: only ``manifold.dist`` is called (on a row block against a column
-        block, and on lists of pairs). The MCF half-space uses a certified faster formula.
+        block, and on lists of pairs). Points held as float expansions (the MCF half-space; the binary tiling
+        while its integers fit float64) use a certified faster formula.
     graph : Graph
         The original graph (not the BFS tree): neighbours for edge-MAP and :math:`d_G` for distortion.
     scale : float

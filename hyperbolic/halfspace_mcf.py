@@ -123,6 +123,11 @@ class HalfSpaceMCF(HyperbolicManifold):
         """The height ``y``: ``(..., 1)``."""
         return x[..., -1:]
 
+    def halfspace_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(horizontal, height)``: the exact half-space coordinates as expansions ``(..., n - 1, m)`` and floats
+        ``(...)`` (for the certified distances of ``embed.metrics``)."""
+        return self.horizontal(x), x[..., -1]
+
     def pack(self, horizontal: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
         """Storage from expansions ``(..., n - 1, m)`` and heights ``(..., 1)``."""
         return torch.cat([horizontal.transpose(-1, -2).flatten(-2), height], dim=-1)

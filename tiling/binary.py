@@ -185,6 +185,27 @@ class BinaryTiling(HyperbolicManifold):
         self._table_limbs = (weakref.ref(table), table._version, limbs)
         return limbs
 
+    def halfspace_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        r"""``(horizontal, height)``: the exact half-space coordinates :math:`2^j(x + k)` as two-float expansions
+        :math:`(2^j k, 2^j x)` ``(..., n - 1, 2)`` and heights :math:`2^j x_n` ``(...)``, or None where float64
+        cannot hold every part exactly (``k`` beyond two limbs, :math:`2^j` scalings that under- or overflow, a
+        float32 storage). For the certified distances of ``embed.metrics``."""
+        if x.dtype != torch.float64:
+            return None
+        limbs = self.limbs_in_use(x)
+        if limbs > 2:
+            return None
+        xh, xn, j, k = self.split(x, limbs)
+        xh, xn = xh.detach(), xn.detach()
+        if j.numel() and int(j.abs().max()) > 900:
+            return None
+        scale = torch.exp2(j.to(torch.float64)).unsqueeze(-1)
+        whole = bigint.to_int64(k).to(torch.float64)  # |k| < 2^48: exact
+        horizontal = torch.stack([whole * scale, xh * scale], -1)
+        if not torch.equal(horizontal[..., 1] / scale, xh):  # 2^j x underflowed
+            return None
+        return horizontal, (xn * scale)[..., 0]
+
     def pack(self, xh, xn, j, k) -> torch.Tensor:
         """Storage of ``(x_h, x_n, j, k)``; ``k`` may have fewer limbs than ``self.limbs`` (zero limbs are added
         above them) or more (they must be zero: :class:`~tiling.bigint.IntegerOverflowError` otherwise)."""

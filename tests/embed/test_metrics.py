@@ -335,3 +335,39 @@ def test_segment_count_matches_a_plain_count(grouped, right):
     expected = [sum(bool(v <= q) if right else bool(v < q) for v in values[starts[o]:starts[o] + sizes[o]])
                 for o, q in zip(owner.tolist(), query.tolist())]
     assert got.tolist() == expected
+
+
+def _tiling_points(model, radii, seed):
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(len(radii), model.dim, dtype=torch.float64, generator=g)
+    r = torch.as_tensor(radii, dtype=torch.float64).unsqueeze(-1)
+    v = v / v.norm(dim=-1, keepdim=True)
+    return model.from_lorentz(torch.cat([torch.cosh(r), torch.sinh(r) * v], -1))
+
+
+def test_binary_tiling_points_take_the_certified_component_distances():
+    """While the tiling's integers fit float64, its points are exact two-float expansions (2^j k, 2^j x): the
+    evaluation takes the certified formula, with the distances and metrics of the tiling's own dist; near
+    duplicates (unsure at the first level) included. Beyond two limbs it keeps the tiling's dist."""
+    from embed.metrics import fast_distance
+
+    model = BinaryTiling(3, max_radius=1100)
+    x = _tiling_points(model, (torch.rand(150, generator=torch.Generator().manual_seed(4)) * 25).tolist(), seed=5)
+    v = model.proju(x[:20], torch.randn(x[:20].shape, dtype=torch.float64, generator=torch.Generator().manual_seed(6)))
+    x = torch.cat([x, model.expmap(x[:20], v * (1e-9 / model.norm(x[:20], v, keepdim=True)))])
+    assert model.limbs_in_use(x) == 2 and model.halfspace_components(x) is not None
+    exact = model.dist(x[:, None], x[None])
+    fast = fast_distance(x, model)(torch.arange(len(x)))
+    gap = (fast - exact).abs() / exact.clamp_min(1e-300)
+    gap.fill_diagonal_(0)
+    assert float(gap.max()) < 1e-15
+    graph = _random_graph(len(x), extra=60, seed=7)
+    reference = evaluate(x, model, graph, distance=lambda ids: exact[ids])
+    for chunk in (None, 32):
+        result = evaluate(x, model, graph, chunk_size=chunk)
+        assert result.edge_map == pytest.approx(reference.edge_map, rel=1e-14)
+        assert result.mean_rank == pytest.approx(reference.mean_rank, rel=1e-14)
+        assert result.d_avg == pytest.approx(reference.d_avg, rel=1e-12)
+    far = _tiling_points(model, [5.0, 40.0], seed=8)
+    assert model.limbs_in_use(far) == 3 and model.halfspace_components(far) is None
+    assert fast_distance(far, model) is None
