@@ -311,3 +311,29 @@ def test_row_sgd_training_with_take_rows_is_the_full_storage_training():
     full = Trainer(graph, FullRows(3, max_radius=100), config, init=init, progress=False).fit()
     _identical(narrow.points, full.points)
     assert not torch.equal(narrow.points, init)
+
+
+def test_row_sgd_training_with_relocated_leaves_is_the_full_storage_training():
+    """Leaf relocation writes far points (more limbs) into the table between two epochs of steps, and training
+    goes on as on the full storage."""
+    from embed.train import TrainConfig, Trainer
+    from embed.wordnet import load_mammals
+
+    class FullRows(BinaryTiling):
+        take_rows = None
+
+    graph = load_mammals()
+    config = TrainConfig(epochs=2, batch_size=512, lr=50.0, negatives=10, burnin_epochs=0, eval_every=0, seed=4,
+                         optimizer="row-sgd", max_step=0.5, hard_negatives=5, hard_refresh=1, relocate_leaves=True,
+                         relocate_from=1)
+    model = BinaryTiling(3, max_radius=100)
+    init = _points(model, (torch.rand(graph.num_nodes, generator=torch.Generator().manual_seed(5)) * 8).tolist(),
+                   seed=11)
+    narrow = Trainer(graph, model, config, init=init, progress=False)
+    narrow.fit(max_steps=13)  # epoch 0 (13 steps): one limb
+    assert narrow.epoch == 1 and model.limbs_in_use(narrow.points) == 1
+    narrow.fit()  # epoch 1 starts with relocation past radius 16.6: two limbs
+    full = Trainer(graph, FullRows(3, max_radius=100), config, init=init, progress=False)
+    full.fit()
+    assert model.limbs_in_use(narrow.points) == 2
+    _identical(narrow.points, full.points)
