@@ -124,7 +124,7 @@ class _FullWidth(BinaryTiling):
         return self.limbs
 
 
-def limbs_in_use_rows(n: int, repeats: int) -> list[tuple[str, float, float]]:
+def limbs_in_use_rows(n: int, repeats: int) -> tuple[list[tuple], bool]:
     generator = torch.Generator().manual_seed(2)
     dim, radius = 10, 12.0
     rows = []
