@@ -344,11 +344,11 @@ class BinaryTiling(HyperbolicManifold):
         k1 = torch.where(s1.unsqueeze(-1), kb, ka)
         k2 = torch.where(s1.unsqueeze(-1), ka, kb)
         with torch.no_grad():
-            t_max = int(t.max()) if t.numel() else 0
-            if bigint.LIMB_BITS * used + t_max + 2 <= 53:  # K is below 2^53
+            bits = self._integer_bits(k1, k2, t) if used <= 2 else None
+            if bits is not None and bits <= 53:
                 value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
             else:
-                value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t)
+                value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t, bits is not None and bits <= 62)
         dtype = x1.dtype
         down = torch.exp2(-sigma.to(dtype)).unsqueeze(-1)
         down_t = torch.exp2((t - sigma).to(dtype)).unsqueeze(-1)
@@ -357,11 +357,24 @@ class BinaryTiling(HyperbolicManifold):
         return {"delta": torch.cat([horizontal, height], -1), "sigma": sigma, "t": t, "swapped": swapped,
                 "h1": h1, "h2": h2}
 
-    def _separation_in_limbs(self, x1, x2, k1, k2, t):
+    @staticmethod
+    def _integer_bits(k1, k2, t) -> int:
+        r"""Bits that hold :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and its partial sums for every pair,
+        for ``k`` of at most two limbs (exact in float64, whose exponent is then the bit length): with :math:`b_1,
+        b_2` the bit lengths of :math:`|k^1|, |k^2|` (largest coordinate), the three terms are below :math:`2^{b_1}`,
+        :math:`2^{b_2 + t}` and :math:`2^{t}`, so every sum is below :math:`2^{\max(b_1, b_2 + t, t + 1) + 2}`."""
+        if not t.numel():
+            return 2
+        b1 = torch.frexp(bigint.to_int64(k1).to(torch.float64))[1].amax(-1).to(torch.int64)
+        b2 = torch.frexp(bigint.to_int64(k2).to(torch.float64))[1].amax(-1).to(torch.int64)
+        return int(torch.maximum(torch.maximum(b1, b2 + t), t + 1).max()) + 2
+
+    def _separation_in_limbs(self, x1, x2, k1, k2, t, in_int64: bool):
         """:math:`\\Delta 2^{-\\sigma}` (float64, no gradient) and :math:`\\sigma`, with exact multi-limb integers.
 
         ``k1``, ``k2`` may hold only the limbs in use: the integer :math:`K` then takes as many limbs as it needs
-        (three, formed in ``int64``, when it fits), the same integer as from the full width."""
+        (three, formed in ``int64`` when ``in_int64``: :meth:`_integer_bits` at most 62), the same integer as from
+        the full width."""
         t_c = t.unsqueeze(-1)
         x2d = x2.detach().to(torch.float64)
         mantissa, exponent = torch.frexp(x2d)
@@ -377,8 +390,7 @@ class BinaryTiling(HyperbolicManifold):
         t_max = int(t.max()) if t.numel() else 0
         limbs = max(k1.shape[-1], k2.shape[-1])
         rest = x1.detach().to(torch.float64) - fractional
-        if bigint.LIMB_BITS * limbs + t_max + 2 <= 62:
-            # |k| < 2^(24 limbs) and 2^t x2 < 2^t, so |K| < 2^(24 limbs + t + 2): K is formed exactly in int64.
+        if in_int64:  # K and its partial sums below 2^62 (_integer_bits): formed exactly in int64
             integer = torch.where(shift < 0, integer_small, M << shift.clamp(0, 62))
             K = bigint.to_int64(k1) - (bigint.to_int64(k2) << t_c) - integer
             bits = bigint.int64_bit_length(K).amax(-1)
@@ -410,9 +422,9 @@ class BinaryTiling(HyperbolicManifold):
         return value, sigma
 
     def _separation_in_floats(self, x1, x2, k1, k2, t):
-        r"""Fast path of :meth:`_separation_in_limbs` for :math:`|k| < 2^{b}`, :math:`b + t + 2 \le 53` (``b`` the bits
-        of the limbs in use, at most two): :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and every partial sum are
-        integers below :math:`2^{53}`, exact in float64, so ``K``, ``sigma`` and the result are those of the limbs."""
+        r"""Fast path of :meth:`_separation_in_limbs` for ``k`` of at most two limbs and :meth:`_integer_bits` at most
+        53: :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and every partial sum are integers below :math:`2^{53}`,
+        exact in float64, so ``K``, ``sigma`` and the result are those of the limbs."""
         weights = torch.exp2(torch.arange(2, dtype=torch.float64, device=k1.device) * bigint.LIMB_BITS)
         k1f = (k1[..., :2].to(torch.float64) * weights[: k1[..., :2].shape[-1]]).sum(-1)
         k2f = (k2[..., :2].to(torch.float64) * weights[: k2[..., :2].shape[-1]]).sum(-1)

@@ -209,6 +209,32 @@ def test_distance_float_route_up_to_its_bound(monkeypatch, t):
         _identical(fast["sigma"], reference["sigma"])
 
 
+@pytest.mark.parametrize("b1, b2, t", [(40, 8, 30), (47, 4, 45), (30, 20, 30), (47, 20, 38), (46, 0, 57)])
+def test_distance_routes_from_the_bits_of_k(monkeypatch, b1, b2, t):
+    """A far point (large |k|, two limbs) against a high one (small |k|) at a large height ratio 2^t: K needs about
+    max(b1, b2 + t) bits, not 48 + t, so K is formed in float64 (up to 53 bits) or int64 (up to 62) where the
+    limb count alone would take the multi-limb route; the same separation and distance as that route."""
+    model = BinaryTiling(2, max_radius=1100)
+    full = _full_width(model, monkeypatch)
+    g = torch.Generator().manual_seed(b1 + b2 + t)
+    count = 64
+    k1 = [(2**(b1 - 1) + int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 2**20, (count,), generator=g))]
+    k2 = [int(i) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 2**b2 if b2 else 1, (count,), generator=g))]
+    x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    x2 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
+    zero = torch.zeros(count, dtype=torch.int64)
+    p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
+    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[v] for v in k2], model.limbs))
+    assert model.limbs_in_use(p, q) == 2 and bigint.LIMB_BITS * 2 + t + 2 > 62  # the limb count alone: limbs
+    for a, b in ((p, q), (q, p)):
+        _identical(model.dist(a, b), full.dist(a, b))
+        _identical(model.logmap(a, b), full.logmap(a, b))
+        fast, reference = model._separation(a, b), full._separation(a, b)
+        _identical(fast["delta"], reference["delta"])
+        _identical(fast["sigma"], reference["sigma"])
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_exp2_of_an_integer_is_the_power_of_two_ldexp_multiplies_by(dtype):
     """The tiling scales by 2^e as ``x * torch.exp2(e)``: the same numbers as ``torch.ldexp`` (``x * 2.0 ** e``),
