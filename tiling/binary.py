@@ -341,13 +341,17 @@ class BinaryTiling(HyperbolicManifold):
         h2 = torch.where(s1, na, nb)
         j1 = torch.where(swapped, jb, ja)
         t = (torch.where(swapped, ja, jb) - j1)
-        k1 = torch.where(s1.unsqueeze(-1), kb, ka)
-        k2 = torch.where(s1.unsqueeze(-1), ka, kb)
         with torch.no_grad():
-            bits = self._integer_bits(k1, k2, t) if used <= 2 else None
+            bits = None
+            if used <= 2:  # every k exact in float64
+                fa, fb = _small_to_float(ka), _small_to_float(kb)
+                k1f, k2f = torch.where(s1, fb, fa), torch.where(s1, fa, fb)
+                bits = self._integer_bits(k1f, k2f, t)
             if bits is not None and bits <= 53:
-                value, sigma = self._separation_in_floats(x1, x2, k1, k2, t)
+                value, sigma = self._separation_in_floats(x1, x2, k1f, k2f, t)
             else:
+                k1 = torch.where(s1.unsqueeze(-1), kb, ka)
+                k2 = torch.where(s1.unsqueeze(-1), ka, kb)
                 value, sigma = self._separation_in_limbs(x1, x2, k1, k2, t, bits is not None and bits <= 62)
         dtype = x1.dtype
         down = torch.exp2(-sigma.to(dtype)).unsqueeze(-1)
@@ -360,13 +364,14 @@ class BinaryTiling(HyperbolicManifold):
     @staticmethod
     def _integer_bits(k1, k2, t) -> int:
         r"""Bits that hold :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and its partial sums for every pair,
-        for ``k`` of at most two limbs (exact in float64, whose exponent is then the bit length): with :math:`b_1,
-        b_2` the bit lengths of :math:`|k^1|, |k^2|` (largest coordinate), the three terms are below :math:`2^{b_1}`,
-        :math:`2^{b_2 + t}` and :math:`2^{t}`, so every sum is below :math:`2^{\max(b_1, b_2 + t, t + 1) + 2}`."""
+        from ``k1``, ``k2`` as exact floats (at most two limbs; a float's exponent is then the bit length): with
+        :math:`b_1, b_2` the bit lengths of :math:`|k^1|, |k^2|` (largest coordinate), the three terms are below
+        :math:`2^{b_1}`, :math:`2^{b_2 + t}` and :math:`2^{t}`, so every sum is below
+        :math:`2^{\max(b_1, b_2 + t, t + 1) + 2}`."""
         if not t.numel():
             return 2
-        b1 = torch.frexp(bigint.to_int64(k1).to(torch.float64))[1].amax(-1).to(torch.int64)
-        b2 = torch.frexp(bigint.to_int64(k2).to(torch.float64))[1].amax(-1).to(torch.int64)
+        b1 = torch.frexp(k1)[1].amax(-1).to(torch.int64)
+        b2 = torch.frexp(k2)[1].amax(-1).to(torch.int64)
         return int(torch.maximum(torch.maximum(b1, b2 + t), t + 1).max()) + 2
 
     def _separation_in_limbs(self, x1, x2, k1, k2, t, in_int64: bool):
@@ -421,13 +426,10 @@ class BinaryTiling(HyperbolicManifold):
         )
         return value, sigma
 
-    def _separation_in_floats(self, x1, x2, k1, k2, t):
-        r"""Fast path of :meth:`_separation_in_limbs` for ``k`` of at most two limbs and :meth:`_integer_bits` at most
-        53: :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and every partial sum are integers below :math:`2^{53}`,
-        exact in float64, so ``K``, ``sigma`` and the result are those of the limbs."""
-        weights = torch.exp2(torch.arange(2, dtype=torch.float64, device=k1.device) * bigint.LIMB_BITS)
-        k1f = (k1[..., :2].to(torch.float64) * weights[: k1[..., :2].shape[-1]]).sum(-1)
-        k2f = (k2[..., :2].to(torch.float64) * weights[: k2[..., :2].shape[-1]]).sum(-1)
+    def _separation_in_floats(self, x1, x2, k1f, k2f, t):
+        r"""Fast path of :meth:`_separation_in_limbs` for ``k`` as exact floats (at most two limbs) and
+        :meth:`_integer_bits` at most 53: :math:`K = k^1 - 2^t k^2 - \lfloor 2^t x^2\rfloor` and every partial sum are
+        integers below :math:`2^{53}`, exact in float64, so ``K``, ``sigma`` and the result are those of the limbs."""
         scale = torch.exp2(t.to(torch.float64)).unsqueeze(-1)
         shifted = x2.detach().to(torch.float64) * scale
         whole = torch.floor(shifted)
@@ -688,6 +690,12 @@ class _RowsInUse(BinaryTiling):
                 0, ids, rows[:, n + 1:].reshape(ids.numel(), n - 1, limbs))
         if current:
             self._parent._table_limbs = (record[0], table._version, max(record[2], limbs))
+
+
+def _small_to_float(k: torch.Tensor) -> torch.Tensor:
+    """The integers of limbs ``k`` ``(..., limbs)``, at most two limbs (below 2^48), as exact float64."""
+    value = k[..., 0].to(torch.float64)
+    return value + k[..., 1].to(torch.float64) * float(bigint.LIMB_BASE) if k.shape[-1] == 2 else value
 
 
 def _narrow_entries(table: torch.Tensor, ids: torch.Tensor, dim: int, kept: int) -> torch.Tensor:
