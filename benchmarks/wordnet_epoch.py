@@ -1,13 +1,16 @@
 """Cost of one WordNet noun epoch and of one sampled reconstruction evaluation, in process CPU seconds.
 
 Trains ``--steps`` optimizer steps of the nouns recipe (after-burn-in settings: uniform negatives) from a
-seeded start, times them with ``time.process_time`` and extrapolates to a full epoch of
+seeded start (or from the points of ``--start``, a training checkpoint of the same representation; with
+``--relocate``, after relocating the trapped leaves and with ``--hard-negatives`` as the recipe's epoch-60 stage
+does), times them with ``time.process_time`` and extrapolates to a full epoch of
 ceil(743,241 / batch) steps; the negative sampler is also timed alone on the same batches. Then evaluates
 ``--eval-rows`` sampled rows (mean rank and MAP) on the points of ``--points`` (a training checkpoint) or
 on the trained points.
 
     python benchmarks/wordnet_epoch.py --threads 1
     python benchmarks/wordnet_epoch.py --threads 1 --points runs/nouns-poincare-10.ckpt --dtype float32
+    python benchmarks/wordnet_epoch.py --manifold binary-tiling --start CKPT --relocate --steps 20 --eval-rows 0
 """
 
 import argparse
@@ -33,6 +36,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--eval-rows", type=int, default=1000, help="sampled evaluation rows (0: skip)")
     parser.add_argument("--points", default=None, help="checkpoint whose points are evaluated")
+    parser.add_argument("--start", default=None, help="checkpoint whose points training starts from")
+    parser.add_argument("--relocate", action="store_true",
+                        help="relocate the trapped leaves first; hard negatives and max_step 1 (the epoch-60 stage)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -43,11 +49,18 @@ def main(argv=None) -> int:
 
     load_representations()
     graph = load("nouns")
+    stage = {"hard_negatives": 10, "max_step": 1.0, "relocate_leaves": True} if args.relocate else {}
     config = recipe("nouns", burnin_epochs=0, eval_every=0, checkpoint_every=0, checkpoint_seconds=None,
                     batch_size=args.batch_size, negatives=args.negatives, optimizer=args.optimizer,
-                    dtype=args.dtype, device=args.device)
+                    dtype=args.dtype, device=args.device, **stage)
     manifold = make_manifold(args.manifold, args.dim)
-    trainer = Trainer(graph, manifold, config, progress=False)
+    init = None
+    if args.start:
+        from embed.checkpoint import load_checkpoint
+
+        init = load_checkpoint(args.start)["points"]
+    trainer = Trainer(graph, manifold, config, init=init, progress=False)
+    relocated = trainer.relocate_leaves() if args.relocate else None
     trainer.fit(max_steps=args.warmup)
     synchronize = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
     started, wall = time.process_time(), time.perf_counter()
@@ -70,7 +83,7 @@ def main(argv=None) -> int:
            "threads": torch.get_num_threads(), "steps": args.steps, "step_cpu_ms": 1000 * step_cpu,
            "step_wall_ms": 1000 * step_wall, "sampler_cpu_ms": 1000 * sample_cpu,
            "epoch_cpu_s": step_cpu * steps_per_epoch, "epoch_wall_s": step_wall * steps_per_epoch,
-           "load": os.getloadavg()[0]}
+           "start": args.start, "relocated": relocated, "load": os.getloadavg()[0]}
     if args.eval_rows:
         points = trainer.points
         if args.points:
