@@ -2,10 +2,9 @@
 
 The reference is the same model with :meth:`BinaryTiling.limbs_in_use` answering ``self.limbs`` ("every stored
 limb is in use"): ``k`` is then read at full width, re-normalisation runs on ``self.limbs + 1`` limbs and the
-distance forms :math:`K` in multi-limb arithmetic, as before limbs in use were tracked. The reference never takes
-the distance's float route (its bits of ``k`` plus ``t + 2`` exceed 53); every distance batch here holds a pair
-with ``t > 3``, so the model takes the float route only with one limb in use, and the exact-integer route
-otherwise: both are checked against the reference's.
+distance forms :math:`K` in multi-limb arithmetic, as before limbs in use were tracked. The model, with one or two
+limbs in use, forms :math:`K` in float64 or int64 wherever the bits of its ``k`` and the height ratio allow
+(``BinaryTiling._integer_bits``), so the distance checks compare those routes with the multi-limb one.
 """
 
 import math
@@ -69,7 +68,7 @@ def _compare_operations(model, full, x, seed):
         _same_outcome(_outcome(model.expmap, x, v), _outcome(full.expmap, x, v))
     y = x.flip(0)
     _, _, jx, _ = model.split(x)
-    assert int((jx - jx.flip(0)).abs().max()) > 3  # the float route only with one limb (module docstring)
+    assert int((jx - jx.flip(0)).abs().max()) > 3  # pairs at height ratios beyond 2^3
     _identical(model.dist(x, y), full.dist(x, y))
     _identical(model.logmap(x, y), full.logmap(x, y))
     xh, xn, j, k = model.split(x)
