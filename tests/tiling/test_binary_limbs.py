@@ -156,25 +156,21 @@ def test_overflow_at_capacity_is_unchanged(monkeypatch):
             assert fast.startswith("binary tiling: k at index") and "capacity of BinaryTiling(max_radius=32)" in fast
 
 
-@pytest.mark.parametrize("t", [4, 12, 13, 16, 40])
-def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
-    """Pairs at height ratio 2^t with two-limb k: K = k1 - 2^t k2 - floor(2^t x2) fits int64 up to t = 12, with
-    up to 62 bits, so its rounding to float64 (ties included) is checked against the multi-limb route."""
-    model = BinaryTiling(2, max_radius=1100)
-    full = _full_width(model, monkeypatch)
-    B = bigint.LIMB_BASE
-    g = torch.Generator().manual_seed(t)
-    count = 64
-    k2 = [B * B - 1 - int(i) for i in torch.randint(0, 1000, (count,), generator=g)]
-    k1 = [int(i) * 64 + 32 * (n % 2) for n, i in enumerate(torch.randint(0, 2**40, (count,), generator=g))]
+def _pairs_at_height_ratio(model, k1, k2, t, g, zero_every_third_x2=False):
+    """H^2 points ``p`` with integers ``k1`` and, 2^t higher, ``q`` with ``k2``; random floats from ``g``."""
+    count = len(k1)
     x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
-    x2 = torch.where(torch.arange(count).unsqueeze(-1) % 3 == 0, 0.0,
-                     torch.rand(count, 1, dtype=torch.float64, generator=g))
+    x2 = torch.rand(count, 1, dtype=torch.float64, generator=g)
+    if zero_every_third_x2:
+        x2 = torch.where(torch.arange(count).unsqueeze(-1) % 3 == 0, 0.0, x2)
     heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
     zero = torch.zeros(count, dtype=torch.int64)
     p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
-    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[-v] for v in k2], model.limbs))
-    assert model.limbs_in_use(p, q) == 2
+    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[v] for v in k2], model.limbs))
+    return p, q
+
+
+def _same_separations(model, full, p, q):
     for a, b in ((p, q), (q, p)):
         _identical(model.dist(a, b), full.dist(a, b))
         _identical(model.logmap(a, b), full.logmap(a, b))
@@ -183,29 +179,32 @@ def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
         _identical(fast["sigma"], reference["sigma"])
 
 
+@pytest.mark.parametrize("t", [4, 12, 13, 16, 40])
+def test_distance_where_K_fits_int64_or_not(monkeypatch, t):
+    """Pairs at height ratio 2^t with two-limb k: K = k1 - 2^t k2 - floor(2^t x2) fits int64 up to t = 12, with
+    up to 62 bits, so its rounding to float64 (ties included) is checked against the multi-limb route."""
+    model = BinaryTiling(2, max_radius=1100)
+    B = bigint.LIMB_BASE
+    g = torch.Generator().manual_seed(t)
+    k2 = [-(B * B - 1 - int(i)) for i in torch.randint(0, 1000, (64,), generator=g)]
+    k1 = [int(i) * 64 + 32 * (n % 2) for n, i in enumerate(torch.randint(0, 2**40, (64,), generator=g))]
+    p, q = _pairs_at_height_ratio(model, k1, k2, t, g, zero_every_third_x2=True)
+    assert model.limbs_in_use(p, q) == 2
+    _same_separations(model, _full_width(model, monkeypatch), p, q)
+
+
 @pytest.mark.parametrize("t", [0, 4, 20, 27])
 def test_distance_float_route_up_to_its_bound(monkeypatch, t):
     """One limb in use and t <= 27: K = k1 - 2^t k2 - floor(2^t x2) below 2^53, formed in float64, with k at the
     top of the limb and of either sign; the same separation and distance as the multi-limb route."""
     model = BinaryTiling(2, max_radius=1100)
-    full = _full_width(model, monkeypatch)
     B = bigint.LIMB_BASE
     g = torch.Generator().manual_seed(100 + t)
-    count = 64
-    k1 = [(B - 1 - int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 1000, (count,), generator=g))]
-    k2 = [(B - 1 - int(i)) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 1000, (count,), generator=g))]
-    x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
-    x2 = torch.rand(count, 1, dtype=torch.float64, generator=g)
-    heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
-    zero = torch.zeros(count, dtype=torch.int64)
-    p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
-    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[v] for v in k2], model.limbs))
+    k1 = [(B - 1 - int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 1000, (64,), generator=g))]
+    k2 = [(B - 1 - int(i)) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 1000, (64,), generator=g))]
+    p, q = _pairs_at_height_ratio(model, k1, k2, t, g)
     assert model.limbs_in_use(p, q) == 1 and bigint.LIMB_BITS + t + 2 <= 53
-    for a, b in ((p, q), (q, p)):
-        _identical(model.dist(a, b), full.dist(a, b))
-        fast, reference = model._separation(a, b), full._separation(a, b)
-        _identical(fast["delta"], reference["delta"])
-        _identical(fast["sigma"], reference["sigma"])
+    _same_separations(model, _full_width(model, monkeypatch), p, q)
 
 
 @pytest.mark.parametrize("b1, b2, t", [(40, 8, 30), (47, 4, 45), (30, 20, 30), (47, 20, 38), (46, 0, 57)])
@@ -214,24 +213,12 @@ def test_distance_routes_from_the_bits_of_k(monkeypatch, b1, b2, t):
     max(b1, b2 + t) bits, not 48 + t, so K is formed in float64 (up to 53 bits) or int64 (up to 62) where the
     limb count alone would take the multi-limb route; the same separation and distance as that route."""
     model = BinaryTiling(2, max_radius=1100)
-    full = _full_width(model, monkeypatch)
     g = torch.Generator().manual_seed(b1 + b2 + t)
-    count = 64
-    k1 = [(2**(b1 - 1) + int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 2**20, (count,), generator=g))]
-    k2 = [int(i) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 2**b2 if b2 else 1, (count,), generator=g))]
-    x1 = torch.rand(count, 1, dtype=torch.float64, generator=g)
-    x2 = torch.rand(count, 1, dtype=torch.float64, generator=g)
-    heights = 1 + torch.rand(count, 1, dtype=torch.float64, generator=g)
-    zero = torch.zeros(count, dtype=torch.int64)
-    p = model.pack(x1, heights, zero, bigint.from_ints([[v] for v in k1], model.limbs))
-    q = model.pack(x2, heights.flip(0), zero + t, bigint.from_ints([[v] for v in k2], model.limbs))
+    k1 = [(2**(b1 - 1) + int(i)) * (-1) ** n for n, i in enumerate(torch.randint(0, 2**20, (64,), generator=g))]
+    k2 = [int(i) * (-1) ** (n // 2) for n, i in enumerate(torch.randint(0, 2**b2 if b2 else 1, (64,), generator=g))]
+    p, q = _pairs_at_height_ratio(model, k1, k2, t, g)
     assert model.limbs_in_use(p, q) == 2 and bigint.LIMB_BITS * 2 + t + 2 > 62  # the limb count alone: limbs
-    for a, b in ((p, q), (q, p)):
-        _identical(model.dist(a, b), full.dist(a, b))
-        _identical(model.logmap(a, b), full.logmap(a, b))
-        fast, reference = model._separation(a, b), full._separation(a, b)
-        _identical(fast["delta"], reference["delta"])
-        _identical(fast["sigma"], reference["sigma"])
+    _same_separations(model, _full_width(model, monkeypatch), p, q)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
