@@ -294,6 +294,24 @@ def test_take_rows_counts_the_limbs_of_a_table_again_only_after_another_write(mo
     assert len(counted) == 3 and space.limbs == count(table[:5])
 
 
+def test_put_rows_into_a_strided_table_writes_the_same_rows():
+    model = BinaryTiling(3, max_radius=200)
+    table = _points(model, torch.linspace(0, 30, 40).tolist(), seed=16)
+    ids = torch.tensor([1, 7, 30])
+    space, rows = model.take_rows(table, ids)
+    v = _tangent(model, table[ids], 5.0, seed=17)
+    new = space.expmap(rows, torch.cat([v[:, :model.dim], torch.zeros(3, rows.shape[-1] - model.dim,
+                                                                       dtype=v.dtype)], -1))
+    contiguous = table.clone()
+    strided = torch.zeros(2 * len(table), table.shape[-1], dtype=table.dtype)[::2]
+    strided.copy_(table)
+    assert not strided.is_contiguous()
+    space.put_rows(contiguous, ids, new)
+    space.put_rows(strided, ids, new)
+    _identical(strided, contiguous)
+    _identical(contiguous[ids], model.expmap(table[ids], v))
+
+
 def test_a_tiling_that_took_rows_pickles_without_its_record_of_the_table():
     import pickle
 
