@@ -70,11 +70,13 @@ NAMES = {"hyla": "HyLa-SGC", "hyla-centred": "HyLa-SGC-centred", "hyla-log": "Hy
 
 
 def config_value(name: str, text: str):
-    """The value of the :class:`HyLaConfig` field ``name`` from ``text`` (``int``, ``float`` or ``bool`` as the
-    field is typed)."""
+    """The value of the :class:`HyLaConfig` field ``name`` from ``text`` (``int``, ``float``, ``bool`` or ``str``
+    as the field is typed)."""
     field = HyLaConfig.__dataclass_fields__.get(name)
     if field is None:
         raise ValueError(f"expected FIELD=VALUE with FIELD one of {', '.join(HyLaConfig.__dataclass_fields__)}")
+    if field.type in (str, "str"):
+        return text
     if field.type in (bool, "bool"):
         if text.lower() not in ("true", "false"):
             raise ValueError(f"{name} takes true or false, got {text!r}")
@@ -115,7 +117,7 @@ def run(dataset, split, method, seeds, rff_scale, log):
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx, data.val_idx, data.test_idx,
             epochs=config.epochs, lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
-            weight_decay=config.weight_decay,
+            weight_decay=config.weight_decay, classifier_optimizer=config.classifier_optimizer,
             warmup_epochs=args.warmup, warmup=args.warmup_target,
             clip_classifier=args.clip_classifier, clip_embedding=args.clip_embedding,
             callback=trace(model, log) if seed == args.trace and method.startswith("hyla") else None,

@@ -51,7 +51,7 @@ def held_out_accuracy(data, propagated, config, method, seed, rng, warmup, folds
         result = train_node_classifier(
             model, propagated, data.labels, data.train_idx[keep], fold, fold, epochs=config.epochs,
             lr_embedding=config.lr_embedding, lr_classifier=config.lr_classifier,
-            weight_decay=config.weight_decay, warmup_epochs=warmup,
+            weight_decay=config.weight_decay, classifier_optimizer=config.classifier_optimizer, warmup_epochs=warmup,
         )
         correct += round(result.test_acc * len(fold))
         unstable += bool(result.unstable_epochs)

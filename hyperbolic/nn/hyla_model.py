@@ -9,7 +9,7 @@ with :math:`S = \tilde D^{-1/2}(A + I)\tilde D^{-1/2}` (symmetric normalisation 
 embedding row per node), :math:`E` an embedding in :math:`H^n` trained jointly with the classifier, and
 :math:`\Phi` the random Laplacian features of :class:`~hyperbolic.nn.hyla.RandomLaplacianFeatures`
 (or Euclidean random Fourier features for the baseline). Training is full batch: each epoch is one step of
-Riemannian SGD on :math:`E` and one Adam step on the classifier, with cross-entropy on the training nodes;
+Riemannian SGD on :math:`E` and one Adam (or momentum SGD) step on the classifier, with cross-entropy on the training nodes;
 the published protocol reports the test accuracy after the last epoch (no early stopping).
 
 :data:`PRESETS` holds the published tuned hyperparameters (``../shared/notes/hyla.md`` §4).
@@ -66,7 +66,9 @@ class HyLaConfig:
     use_features : bool
         One embedding row per input feature (``True``) or per node (``False``).
     weight_decay : float
-        L2 penalty on the classifier (Adam's ``weight_decay``); 0 in every published preset.
+        L2 penalty on the classifier (the optimiser's ``weight_decay``); 0 in every published preset.
+    classifier_optimizer : {"adam", "sgd"}
+        The classifier's optimiser (see :func:`train_node_classifier`); ``"adam"`` in every published preset.
     """
 
     he_dim: int
@@ -78,6 +80,7 @@ class HyLaConfig:
     epochs: int = 100
     use_features: bool = True
     weight_decay: float = 0.0
+    classifier_optimizer: str = "adam"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -379,6 +382,9 @@ class TrainResult:
 
 
 UPDATES = ("auto", "projected", "riemannian")
+CLASSIFIER_OPTIMIZERS = ("adam", "sgd")
+#: Momentum of the ``"sgd"`` classifier optimiser.
+SGD_MOMENTUM = 0.9
 WARMUPS = ("classifier", "embedding", "both")
 
 
@@ -434,6 +440,7 @@ def train_node_classifier(
     lr_embedding: float,
     lr_classifier: float,
     weight_decay: float = 0.0,
+    classifier_optimizer: str = "adam",
     update: str = "auto",
     warmup_epochs: int = 0,
     warmup: str = "classifier",
@@ -459,6 +466,11 @@ def train_node_classifier(
     weight_decay : float
         Adam's L2 penalty :math:`\tfrac{w}{2}\lVert\theta\rVert^2` on the classifier's weight and bias (added
         to the gradient before Adam's moments); ``0`` (default) is the published protocol.
+    classifier_optimizer : {"adam", "sgd"}
+        ``"adam"`` (default, published): ``torch.optim.Adam``, whose first steps are about ``lr`` per
+        coordinate whatever the gradient's size. ``"sgd"``: ``torch.optim.SGD`` with heavy-ball momentum
+        :data:`SGD_MOMENTUM`, :math:`v \leftarrow 0.9\,v + g,\ \theta \leftarrow \theta - \eta v`, whose
+        steps scale with the gradient. ``weight_decay`` and the warm-up apply to either.
     update : {"auto", "projected", "riemannian"}
         ``"projected"`` (Poincaré ball only): the published code's step (:func:`_projected_step`);
         ``"riemannian"``: ``geoopt.optim.RiemannianSGD`` with the manifold's own retraction (its exact
@@ -479,6 +491,8 @@ def train_node_classifier(
     """
     if update not in UPDATES:
         raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+    if classifier_optimizer not in CLASSIFIER_OPTIMIZERS:
+        raise ValueError(f"classifier_optimizer must be one of {CLASSIFIER_OPTIMIZERS}, got {classifier_optimizer!r}")
     if warmup not in WARMUPS:
         raise ValueError(f"warmup must be one of {WARMUPS}, got {warmup!r}")
     linear_warmup(0, warmup_epochs)  # validates warmup_epochs
@@ -498,7 +512,11 @@ def train_node_classifier(
     dtype = model.embedding.dtype
     rows_train = _rows(propagated, train_idx, dtype)
     y_train = labels[train_idx]
-    optimiser_c = torch.optim.Adam(model.classifier.parameters(), lr=lr_classifier, weight_decay=weight_decay)
+    if classifier_optimizer == "adam":
+        optimiser_c = torch.optim.Adam(model.classifier.parameters(), lr=lr_classifier, weight_decay=weight_decay)
+    else:
+        optimiser_c = torch.optim.SGD(model.classifier.parameters(), lr=lr_classifier, momentum=SGD_MOMENTUM,
+                                      weight_decay=weight_decay)
     optimiser_e = None if update == "projected" else geoopt.optim.RiemannianSGD([model.embedding], lr=lr_embedding)
     result = TrainResult()
     started = time.perf_counter()

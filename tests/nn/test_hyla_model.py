@@ -201,7 +201,8 @@ def _one_epoch(**options):
     model = HyLaSGC(len(labels), 2, RandomLaplacianFeatures(PoincareBall(4), 4, 32, lambda_scale=0.5, seed=1),
                     seed=2, init_scale=0.1)
     start = (model.embedding.detach().clone(), model.classifier.weight.detach().clone())
-    train_node_classifier(model, P, labels, train, val, test, epochs=1, lr_embedding=0.5, lr_classifier=0.1, **options)
+    options = {"epochs": 1, **options}
+    train_node_classifier(model, P, labels, train, val, test, lr_embedding=0.5, lr_classifier=0.1, **options)
     return start, model
 
 
@@ -252,6 +253,23 @@ def test_weight_decay_adds_to_the_classifier_gradient():
     assert torch.equal(decayed.embedding, plain.embedding)
 
 
+def test_sgd_classifier_takes_a_plain_momentum_step():
+    """The first heavy-ball step is lr · (g + w θ) (momentum buffer = gradient); the embedding's step is the
+    same as with Adam, and a second epoch adds 0.9 of the first step's buffer."""
+    (_, w0), plain = _one_epoch()
+    _, sgd = _one_epoch(classifier_optimizer="sgd", weight_decay=0.5)
+    g = plain.classifier.weight.grad + 0.5 * w0
+    torch.testing.assert_close(sgd.classifier.weight.detach(), w0 - 0.1 * g, rtol=1e-12, atol=1e-15)
+    assert torch.equal(sgd.embedding, plain.embedding)
+    (_, w0), two = _one_epoch(classifier_optimizer="sgd", epochs=2)
+    _, one = _one_epoch(classifier_optimizer="sgd")
+    g0 = one.classifier.weight.grad
+    g1 = two.classifier.weight.grad
+    w_after_one = w0 - 0.1 * g0
+    torch.testing.assert_close(two.classifier.weight.detach(), w_after_one - 0.1 * (0.9 * g0 + g1),
+                               rtol=1e-12, atol=1e-15)
+
+
 def test_warmup_and_clipping_options_are_checked():
     edges, labels, train, val, test = two_communities(seed=1)
     P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
@@ -266,6 +284,8 @@ def test_warmup_and_clipping_options_are_checked():
             train_node_classifier(model, P, labels, train, val, test, clip_embedding=bad, **common)
         with pytest.raises(ValueError, match="clip_classifier"):
             train_node_classifier(model, P, labels, train, val, test, clip_classifier=bad, **common)
+    with pytest.raises(ValueError, match="classifier_optimizer"):
+        train_node_classifier(model, P, labels, train, val, test, classifier_optimizer="adamw", **common)
     for bad in (-1e-3, math.inf, math.nan):
         with pytest.raises(ValueError, match="weight_decay"):
             train_node_classifier(model, P, labels, train, val, test, weight_decay=bad, **common)
