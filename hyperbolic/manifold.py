@@ -83,6 +83,18 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         Sectional curvature, negative. Default -1.
     learnable : bool
         Make :math:`c = -\text{curvature}` a parameter (stored as its logarithm so it stays positive).
+
+    Notes
+    -----
+    Two optional methods, beyond the protocol of ``DESIGN.md``, are looked up with ``getattr`` by ``embed``;
+    a model without them takes the general path:
+
+    * ``take_rows(table, ids) -> (space, rows)`` and ``space.put_rows(table, ids, rows)``: rows of a large
+      point table in a narrower storage that ``space`` computes on bit for bit as this model does on the full
+      rows (:meth:`tiling.BinaryTiling.take_rows`; used by ``embed.train`` and ``embed.nearest``).
+    * ``halfspace_components(points) -> (horizontal, height) | None``: the exact upper half-space
+      coordinates as float expansions and heights, or None where they cannot be given exactly
+      (:meth:`HalfSpaceMCF.halfspace_components`; used by the certified distances of ``embed.metrics``).
     """
 
     ndim = 1
