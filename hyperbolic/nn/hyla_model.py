@@ -9,8 +9,8 @@ with :math:`S = \tilde D^{-1/2}(A + I)\tilde D^{-1/2}` (symmetric normalisation 
 embedding row per node), :math:`E` an embedding in :math:`H^n` trained jointly with the classifier, and
 :math:`\Phi` the random Laplacian features of :class:`~hyperbolic.nn.hyla.RandomLaplacianFeatures`
 (or Euclidean random Fourier features for the baseline). Training is full batch: each epoch is one step of
-Riemannian SGD on :math:`E` and one Adam (or momentum SGD) step on the classifier, with cross-entropy on the training nodes;
-the published protocol reports the test accuracy after the last epoch (no early stopping).
+Riemannian SGD on :math:`E` and one Adam (or momentum SGD) step on the classifier, with cross-entropy on the
+training nodes; the published protocol reports the test accuracy after the last epoch (no early stopping).
 
 :data:`PRESETS` holds the published tuned hyperparameters (``../shared/notes/hyla.md`` §4).
 """
@@ -450,8 +450,8 @@ def train_node_classifier(
 ) -> TrainResult:
     r"""Full-batch joint training; accuracies after the last epoch.
 
-    Each epoch: cross-entropy on the training rows, backward, one step of Riemannian SGD on the
-    embedding and one Adam step on the classifier (no weight decay by default, as published). Only the training rows of
+    Each epoch: cross-entropy on the training rows, backward, one step of Riemannian SGD on the embedding and
+    one Adam (by default, as published) or momentum-SGD step on the classifier. Only the training rows of
     :math:`S^K X` enter the forward pass; validation and test rows are evaluated once, at the end.
 
     Parameters
@@ -464,8 +464,8 @@ def train_node_classifier(
     epochs : int
     lr_embedding, lr_classifier : float
     weight_decay : float
-        Adam's L2 penalty :math:`\tfrac{w}{2}\lVert\theta\rVert^2` on the classifier's weight and bias (added
-        to the gradient before Adam's moments); ``0`` (default) is the published protocol.
+        L2 penalty :math:`\tfrac{w}{2}\lVert\theta\rVert^2` on the classifier's weight and bias (added to the
+        gradient before the optimiser's moments); ``0`` (default) is the published protocol.
     classifier_optimizer : {"adam", "sgd"}
         ``"adam"`` (default, published): ``torch.optim.Adam``, whose first steps are about ``lr`` per
         coordinate whatever the gradient's size. ``"sgd"``: ``torch.optim.SGD`` with heavy-ball momentum
