@@ -55,6 +55,8 @@ from typing import Literal
 import numpy as np
 import torch
 
+from hyperbolic.halfspace_mcf import exact_difference
+
 from .graphs import Graph, GraphError, connected_components
 from .nearest import narrow_storage
 
@@ -554,11 +556,11 @@ class _ComponentDistances(_PairDistances):
 
         |\hat\delta - \delta| \le 2u\,|\hat\delta| + (2u|t_u| + e_u) + (2u|t_v| + e_v)
 
-    (three roundings; :math:`|a_u - a_v| \le |\hat\delta| + |t_u| + |t_v|`). A distance error is at most
-    twice that over :math:`\rho`. Pairs where it could exceed ``rtol`` times the distance are recomputed at
-    their own level (the length of their common prefix), and those still unsure by summing all component
-    differences from the smallest up (bound :math:`(m + 2)\,u \sum_i |d_i|`) or, last, by the manifold's
-    own ``dist``.
+    (three roundings; :math:`|a_u - a_v| \le |\hat\delta| + |t_u| + |t_v|`). An error :math:`e` of
+    :math:`\rho` moves the distance by at most :math:`2ce/\sqrt{1 + ((\rho - e)_+ c)^2}` with
+    :math:`c = f_u f_v` (:meth:`_unsure`; about :math:`2e/\rho` far apart). Pairs where it could exceed ``rtol`` times the distance are recomputed at
+    their own level (the length of their common prefix), and those still unsure from the difference of the
+    whole expansions rounded once (:meth:`_by_components`) or, last, by the manifold's own ``dist``.
 
     Deep points of a tree share long prefixes (a whole subtree far out has one leading component), so
     :meth:`order` sorts the points lexicographically by their components: points with a common prefix are
@@ -572,6 +574,7 @@ class _ComponentDistances(_PairDistances):
         super().__init__(points, manifold)
         self.rtol = rtol
         self.m, self.h = horizontal.shape[-1], horizontal.shape[-2]
+        self._root_h = math.sqrt(self.h) * (1 + 4 * torch.finfo(horizontal.dtype).eps)  # rounded up
         self.component = horizontal.permute(2, 0, 1).contiguous()  # (m, N, h)
         self.unit = unit = torch.finfo(horizontal.dtype).eps / 2
         # tail[q] = sum of the components below q, smallest first; slack[q] its pair-formula error terms
@@ -649,8 +652,8 @@ class _ComponentDistances(_PairDistances):
         total = self.component[q][i] - self.component[q][j]
         total += self.tail[q][i] - self.tail[q][j]
         bound = self._norm(total.abs().mul_(2 * self.unit).add_(self.slack[q][i]).add_(self.slack[q][j]))
-        distance, scaled = self._finish(total, i, j)
-        return distance, bound > (self.rtol / 2) * scaled
+        distance, rho, c = self._finish(total, i, j)
+        return distance, self._unsure(bound, distance, rho, c)
 
     def _own_level(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
         """Pairs ``(i, j)`` (1-D), each at the level of its own common prefix; then the component sum."""
@@ -671,12 +674,15 @@ class _ComponentDistances(_PairDistances):
         return distance
 
     def _norm(self, bound: torch.Tensor) -> torch.Tensor:
-        """A bound on the error of ``rho`` from per-coordinate bounds ``(..., h)``."""
-        return bound[..., 0] if self.h == 1 else bound.amax(-1) * self.h
+        r"""A bound on the error of ``rho`` from per-coordinate bounds ``(..., h)``:
+        :math:`|\hat\rho - \rho| \le \lVert\hat\delta - \delta\rVert_2 \le \sqrt{h}\,\max_k e_k`."""
+        return bound[..., 0] if self.h == 1 else bound.amax(-1) * self._root_h
 
-    def _finish(self, total: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distance at unit curvature from the horizontal difference ``total`` ``(..., h)``, and
-        ``rho * distance`` (an error ``e`` of rho moves the distance by at most ``2 e / rho``)."""
+    def _finish(
+        self, total: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""Distance at unit curvature from the horizontal difference ``total`` ``(..., h)``, with ``rho`` and
+        ``c = f_u f_v`` (:math:`d = 2\,\mathrm{asinh}(\rho c)`)."""
         eta = self.height[i] - self.height[j]
         if self.h == 1:
             rho = torch.hypot(total[..., 0], eta)  # no underflow of the squares far out
@@ -684,21 +690,45 @@ class _ComponentDistances(_PairDistances):
             vector = torch.cat([total, eta.unsqueeze(-1)], -1)
             big = vector.abs().amax(-1, keepdim=True)
             rho = big[..., 0] * torch.linalg.vector_norm(vector / torch.where(big > 0, big, 1.0), dim=-1)
-        distance = torch.asinh_(rho * (self.factor[i] * self.factor[j])).mul_(2)
-        return distance, rho.mul_(distance)
+        c = self.factor[i] * self.factor[j]
+        distance = torch.asinh_(rho * c).mul_(2)
+        return distance, rho, c
+
+    def _unsure(self, error: torch.Tensor, distance: torch.Tensor, rho: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        r"""Pairs whose distance an error ``error`` of ``rho`` could move by more than ``rtol`` times itself.
+
+        :math:`d'(\rho) = 2c/\sqrt{1 + \rho^2 c^2}` decreases in :math:`\rho`, so for a true value within
+        ``error`` of ``rho`` the distance moves by at most :math:`2 c e / \sqrt{1 + ((\rho - e)_+ c)^2}`:
+        about :math:`2e/\rho` far apart, and :math:`2ce`, not :math:`2e/\rho`, for close pairs.
+        """
+        # The slope is also at most 2 / (rho - e): that cheaper test settles all but close pairs.
+        unsure = error * 2 > (rho - error).mul_(distance).mul_(self.rtol)
+        close = torch.nonzero(unsure, as_tuple=True)
+        if close[0].numel():
+            e, r, cc = error[close], rho[close], c[close]
+            low = (r - e).clamp_min_(0).mul_(cc)
+            slope = cc / torch.hypot(torch.ones_like(low), low)
+            unsure[close] = slope.mul_(e).mul_(2) > self.rtol * distance[close]
+        return unsure
 
     def _by_components(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """The component-by-component formula for pairs ``(i, j)`` (unit curvature)."""
-        shape = (*i.shape, self.h)
-        total = self.points.new_zeros(shape)
-        magnitude = self.points.new_zeros(shape)
-        for q in range(self.m - 1, -1, -1):
-            d = self.component[q][i] - self.component[q][j]
-            total += d
-            magnitude += d.abs_()
-        bound = self._norm(magnitude.mul_((self.m + 2) * self.unit))
-        distance, scaled = self._finish(total, i, j)
-        unsure = (bound > (self.rtol / 2) * scaled) & (scaled > 0)
+        r"""Pairs ``(i, j)`` (1-D) from the horizontal difference rounded once (unit curvature).
+
+        :func:`~hyperbolic.halfspace_mcf.exact_difference` is Ogita, Rump and Oishi's Sum2 over the
+        :math:`2m` Two-Sum terms :math:`p` of the component differences, so
+        :math:`|\hat\delta - \delta| \le u|\delta| + \gamma_{2m}^2 \sum|p|` with
+        :math:`\sum|p| \le (1 + u)\sum_q |\mathrm{fl}(x_u^{(q)} - x_v^{(q)})|`; doubling both terms covers
+        :math:`|\delta| \le |\hat\delta|(1 + 2u)`. It holds for overlapping expansions too (the tiling's
+        :math:`(2^j k, 2^j x)` near a tile edge).
+        """
+        a = self.component[:, i].movedim(0, -1)  # (P, h, m)
+        b = self.component[:, j].movedim(0, -1)
+        total = exact_difference(a, b)
+        gamma = 2 * self.m * self.unit / (1 - 2 * self.m * self.unit)
+        magnitude = (a - b).abs_().sum(-1)
+        bound = self._norm(total.abs().mul_(2 * self.unit).add_(magnitude.mul_(2 * gamma**2)))
+        distance, rho, c = self._finish(total, i, j)
+        unsure = self._unsure(bound, distance, rho, c)
         if bool(unsure.any()):
             distance[unsure] = self.manifold.dist(self.points[i[unsure]], self.points[j[unsure]]) / self.curvature
         return distance

@@ -45,6 +45,7 @@ from hyperbolic.math import halfspace as chart
 from hyperbolic.math import lorentz as lorentz_kernel
 from hyperbolic.numerics import check_finite, scaled_norm
 from hyperbolic.rounding import round_to_tensor
+from mcf.eft import two_sum
 
 from . import bigint
 
@@ -186,10 +187,11 @@ class BinaryTiling(HyperbolicManifold):
         return limbs
 
     def halfspace_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        r"""``(horizontal, height)``: the exact half-space coordinates :math:`2^j(x + k)` as two-float expansions
-        :math:`(2^j k, 2^j x)` ``(..., n - 1, 2)`` and heights :math:`2^j x_n` ``(...)``, or None where float64
-        cannot hold every part exactly (``k`` beyond two limbs, :math:`2^j` scalings that under- or overflow, a
-        float32 storage). For the certified distances of ``embed.metrics``."""
+        r"""``(horizontal, height)``: the exact half-space coordinates :math:`2^j(x + k)` as non-overlapping
+        two-float expansions (the Two-Sum of :math:`2^j k` and :math:`2^j x`) ``(..., n - 1, 2)`` and heights
+        :math:`2^j x_n` ``(...)``, or None where float64 cannot hold every part exactly (``k`` beyond two limbs,
+        :math:`2^j` scalings that under- or overflow, a float32 storage). For the certified distances of
+        ``embed.metrics``."""
         if x.dtype != torch.float64:
             return None
         limbs = self.limbs_in_use(x)
@@ -201,10 +203,12 @@ class BinaryTiling(HyperbolicManifold):
             return None
         scale = torch.exp2(j.to(torch.float64)).unsqueeze(-1)
         whole = bigint.to_int64(k).to(torch.float64)  # |k| < 2^48: exact
-        horizontal = torch.stack([whole * scale, xh * scale], -1)
-        if not torch.equal(horizontal[..., 1] / scale, xh):  # 2^j x underflowed
+        fraction = xh * scale
+        if not torch.equal(fraction / scale, xh):  # 2^j x underflowed
             return None
-        return horizontal, (xn * scale)[..., 0]
+        # Two-Sum is exact and leaves a non-overlapping expansion, as the MCF half-space stores: near a tile
+        # edge (2^j k, 2^j x) = (-0.5, 0.4999) would otherwise share no leading component with (0, 0.0001).
+        return torch.stack(two_sum(whole * scale, fraction), -1), (xn * scale)[..., 0]
 
     def pack(self, xh, xn, j, k) -> torch.Tensor:
         """Storage of ``(x_h, x_n, j, k)``; ``k`` may have fewer limbs than ``self.limbs`` (zero limbs are added

@@ -371,3 +371,33 @@ def test_binary_tiling_points_take_the_certified_component_distances():
     far = _tiling_points(model, [5.0, 40.0], seed=8)
     assert model.limbs_in_use(far) == 3 and model.halfspace_components(far) is None
     assert fast_distance(far, model) is None
+
+
+@pytest.mark.parametrize("which", ["binary-tiling", "halfspace-mcf2"])
+def test_close_pairs_are_certified_without_the_manifold_dist(which, monkeypatch):
+    """Near the origin every pair is close (rho c << 1), where an error e of rho moves the distance by about
+    2ce, not 2e/rho: the component formula certifies all of them, no pair falls back to the manifold's dist,
+    and the distances agree with the mpmath reference to 1e-15."""
+    import mpmath
+
+    from embed.metrics import fast_distance
+    from hyperbolic import HalfSpaceMCF
+    from hyperbolic import reference as ref
+
+    model = BinaryTiling(3, max_radius=1100) if which == "binary-tiling" else HalfSpaceMCF(3, components=2)
+    radii = (torch.rand(40, generator=torch.Generator().manual_seed(11)) * 1e-3).tolist()
+    x = _tiling_points(model, radii, seed=12)
+    assert model.halfspace_components(x) is not None
+
+    def no_dist(*args, **kwargs):
+        raise AssertionError("a close pair fell back to the manifold's dist")
+
+    monkeypatch.setattr(type(model), "dist", no_dist)
+    fast = fast_distance(x, model)(torch.arange(len(x)))
+    monkeypatch.undo()
+    with mpmath.workdps(60):
+        points = model.to_reference(x)
+        for a in range(0, len(x), 7):
+            for b in range(len(x)):
+                truth = ref.dist(points[a], points[b])
+                assert abs(float(fast[a, b]) - truth) <= 1e-15 * truth, (a, b)
