@@ -558,9 +558,10 @@ class _ComponentDistances(_PairDistances):
 
     (three roundings; :math:`|a_u - a_v| \le |\hat\delta| + |t_u| + |t_v|`). An error :math:`e` of
     :math:`\rho` moves the distance by at most :math:`2ce/\sqrt{1 + ((\rho - e)_+ c)^2}` with
-    :math:`c = f_u f_v` (:meth:`_unsure`; about :math:`2e/\rho` far apart). Pairs where it could exceed ``rtol`` times the distance are recomputed at
-    their own level (the length of their common prefix), and those still unsure from the difference of the
-    whole expansions rounded once (:meth:`_by_components`) or, last, by the manifold's own ``dist``.
+    :math:`c = f_u f_v` (:meth:`_unsure`; about :math:`2e/\rho` far apart). Pairs where that could exceed
+    ``rtol`` times the distance are recomputed at their own level (the length of their common prefix), and
+    those still unsure from the difference of the whole expansions rounded once (:meth:`_by_components`) or,
+    last, by the manifold's own ``dist``.
 
     Deep points of a tree share long prefixes (a whole subtree far out has one leading component), so
     :meth:`order` sorts the points lexicographically by their components: points with a common prefix are
@@ -718,8 +719,8 @@ class _ComponentDistances(_PairDistances):
         :math:`2m` Two-Sum terms :math:`p` of the component differences, so
         :math:`|\hat\delta - \delta| \le u|\delta| + \gamma_{2m}^2 \sum|p|` with
         :math:`\sum|p| \le (1 + u)\sum_q |\mathrm{fl}(x_u^{(q)} - x_v^{(q)})|`; doubling both terms covers
-        :math:`|\delta| \le |\hat\delta|(1 + 2u)`. It holds for overlapping expansions too (the tiling's
-        :math:`(2^j k, 2^j x)` near a tile edge).
+        :math:`|\delta| \le |\hat\delta|(1 + 2u)`. It needs no ordering of the components (overlapping
+        expansions too).
         """
         a = self.component[:, i].movedim(0, -1)  # (P, h, m)
         b = self.component[:, j].movedim(0, -1)
