@@ -543,8 +543,8 @@ class _ComponentDistances(_PairDistances):
     r"""Certified fast distances between half-space points whose coordinates are float expansions.
 
     The MCF half-space stores its points so (:meth:`hyperbolic.HalfSpaceMCF.halfspace_components`), and the
-    binary tiling's :math:`2^j(x + k)` is the two-float expansion :math:`(2^j k, 2^j x)` wherever :math:`k` and
-    the scaled floats are exact in float64 (:meth:`tiling.BinaryTiling.halfspace_components`).
+    binary tiling's :math:`2^j(x + k)` is the exact Two-Sum of :math:`2^j k` and :math:`2^j x` wherever :math:`k`
+    and the scaled floats are exact in float64 (:meth:`tiling.BinaryTiling.halfspace_components`).
     With :math:`\rho = |(x_u - x_v,\, y_u - y_v)|` and :math:`f = 1/\sqrt{2y}` per point,
     :math:`d = 2\,\mathrm{asinh}(\rho f_u f_v)`. For a pair whose horizontal expansions agree in their
     first :math:`q` components (their differences are exactly zero), the difference is taken at level

@@ -202,7 +202,7 @@ class BinaryTiling(HyperbolicManifold):
         if j.numel() and int(j.abs().max()) > 900:
             return None
         scale = torch.exp2(j.to(torch.float64)).unsqueeze(-1)
-        whole = bigint.to_int64(k).to(torch.float64)  # |k| < 2^48: exact
+        whole = _small_to_float(k)
         fraction = xh * scale
         if not torch.equal(fraction / scale, xh):  # 2^j x underflowed
             return None

@@ -346,9 +346,9 @@ def _tiling_points(model, radii, seed):
 
 
 def test_binary_tiling_points_take_the_certified_component_distances():
-    """While the tiling's integers fit float64, its points are exact two-float expansions (2^j k, 2^j x): the
-    evaluation takes the certified formula, with the distances and metrics of the tiling's own dist; near
-    duplicates (unsure at the first level) included. Beyond two limbs it keeps the tiling's dist."""
+    """While the tiling's integers fit float64, its points are exact two-float expansions (Two-Sum of 2^j k and
+    2^j x): the evaluation takes the certified formula, with the distances and metrics of the tiling's own dist;
+    near duplicates (unsure at the first level) included. Beyond two limbs it keeps the tiling's dist."""
     from embed.metrics import fast_distance
 
     model = BinaryTiling(3, max_radius=1100)
