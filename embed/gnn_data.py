@@ -371,10 +371,11 @@ def airport_degree_features(features: torch.Tensor, train_edges: torch.Tensor, n
 
     Degrees are counted in the graph given by ``train_edges [M, 2]`` (the training graph for LP).
     """
-    degree = torch.zeros(num_nodes, dtype=torch.long)
-    degree.index_add_(0, train_edges.reshape(-1), torch.ones(train_edges.numel(), dtype=torch.long))
+    ends = train_edges.reshape(-1).to(features.device)
+    degree = torch.zeros(num_nodes, dtype=torch.long, device=features.device)
+    degree.index_add_(0, ends, torch.ones_like(ends))
     onehot = torch.nn.functional.one_hot(degree.clamp_max(5), 6).to(features.dtype)
-    return torch.cat([features, onehot, torch.ones(num_nodes, 1, dtype=features.dtype)], dim=1)
+    return torch.cat([features, onehot, features.new_ones(num_nodes, 1)], dim=1)
 
 
 def row_normalize(features: torch.Tensor) -> torch.Tensor:

@@ -276,9 +276,10 @@ class _DistanceBlock:
 
 
 def graph_distances(graph: Graph, sources) -> torch.Tensor:
-    """Shortest-path distances ``(len(sources), n)`` from the given source nodes (float64, ``inf`` when
-    unreachable; edge directions ignored; weights used when the graph has them)."""
-    sources = np.asarray(torch.as_tensor(sources, dtype=torch.int64).reshape(-1))
+    """Shortest-path distances ``(len(sources), n)`` from the given source nodes (float64 on the CPU, where
+    the graph is, whatever the device of ``sources``; ``inf`` when unreachable; edge directions ignored;
+    weights used when the graph has them)."""
+    sources = np.asarray(torch.as_tensor(sources, dtype=torch.int64).reshape(-1).cpu())
     return torch.from_numpy(_GraphDistances(graph)(sources)).to(torch.float64)
 
 

@@ -119,10 +119,10 @@ def plot_embedding(
     fig, ax = plt.subplots(figsize=(size, size))
     ax.add_patch(plt.Circle((0, 0), 1.0, fill=False, color="0.3", linewidth=0.8))
     if edges is not None and len(edges):
-        e = edges.numpy() if isinstance(edges, torch.Tensor) else np.asarray(edges)
+        e = edges.cpu().numpy() if isinstance(edges, torch.Tensor) else np.asarray(edges)
         arcs = geodesic_arcs(P[e[:, 0]], P[e[:, 1]])
         ax.add_collection(LineCollection(arcs, colors="0.55", linewidths=0.35, alpha=0.7, zorder=1))
-    colours = depth.numpy() if isinstance(depth, torch.Tensor) else depth
+    colours = depth.cpu().numpy() if isinstance(depth, torch.Tensor) else depth
     scatter = ax.scatter(P[:, 0], P[:, 1], c=colours, cmap="viridis", s=6, zorder=2, linewidths=0)
     if colours is not None:
         fig.colorbar(scatter, ax=ax, shrink=0.6, label="depth")

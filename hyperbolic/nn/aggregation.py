@@ -108,7 +108,7 @@ def segment_frechet_mean(
         if weight.shape != (E,):
             raise ValueError(f"weight must have shape ({E},), got {tuple(weight.shape)}")
         check_weights(weight, "edge weights")
-        w = weight.to(torch.float64)
+        w = weight.to(device=x.device, dtype=torch.float64)
 
     xm = x.movedim(d, 0)
     rest, storage = xm.shape[1:-1], xm.shape[-1]

@@ -113,9 +113,10 @@ class HyperbolicBatchNorm(torch.nn.Module):
     def reset_running_stats(self) -> None:
         """Running mean to the origin, running variance to 1, counter to 0."""
         with torch.no_grad():
-            R = self.chart.radius(self.running_mean)
-            zero = torch.zeros(self.running_mean.shape[0], self.dim, dtype=torch.float64)
-            self.running_mean.copy_(self.chart.from_ball(zero, R, self.running_mean.dtype))
+            rm = self.running_mean
+            R = self.chart.radius(rm)
+            zero = torch.zeros(rm.shape[0], self.dim, dtype=torch.float64, device=rm.device)
+            rm.copy_(self.chart.from_ball(zero, R, rm.dtype))
             self.running_var.fill_(1)
             self.num_batches_tracked.zero_()
 

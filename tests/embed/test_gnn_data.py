@@ -97,6 +97,17 @@ def test_airport_degree_features(hgcn):
     assert torch.equal(feats[:, 5:11].sum(1), torch.ones(3188)) and torch.equal(feats[:, -1], torch.ones(3188))
 
 
+def test_airport_degree_features_follow_the_features():
+    edges = torch.tensor([[0, 1], [1, 2], [1, 3]])
+    feats = airport_degree_features(torch.zeros(5, 2, dtype=torch.float64), edges, 5)
+    assert feats.dtype == torch.float64
+    assert feats[:, 2:8].argmax(1).tolist() == [1, 3, 1, 1, 0]
+    assert torch.equal(feats[:, -1], torch.ones(5, dtype=torch.float64))
+    # On the meta device (standing in for a GPU) the degree count and the constant column are made there too.
+    out = airport_degree_features(torch.zeros(5, 2, device="meta"), edges.to("meta"), 5)
+    assert out.device.type == "meta" and out.shape == (5, 9) and out.dtype == torch.float32
+
+
 def test_row_normalize_is_hgcn_normalize():
     x = torch.tensor([[1.0, 3.0, 0.0], [2.0, -4.0, 1.0], [1.0, -1.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
     expected = torch.tensor([[0.25, 0.75, 0.0], [-2.0, 4.0, -1.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],

@@ -120,3 +120,12 @@ def test_gradients_flow_and_float32_and_errors():
     with pytest.raises(ValueError, match="expects input"):
         bn32(torch.zeros(4, 5))
     assert "HyperbolicBatchNorm(3" in repr(bn32) and "momentum=0.1" in repr(bn32)
+
+
+@pytest.mark.parametrize("manifold", [None, hyperbolic.PoincareBall(3), hyperbolic.Lorentz(3, curvature=-2.0)])
+def test_reset_running_stats_stays_on_the_buffers_device(manifold):
+    # The origin is built where the buffers live: on the meta device (standing in for a GPU), a tensor
+    # made on the CPU meets the radius on the buffers' device and fails.
+    bn = HyperbolicBatchNorm(3, manifold).to("meta")
+    bn.reset_running_stats()
+    assert bn.running_mean.device.type == "meta" and bn.running_mean.dtype == torch.float32
