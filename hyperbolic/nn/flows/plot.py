@@ -18,16 +18,19 @@ from ...math import lorentz as lorentz_kernel
 __all__ = ["poincare_density", "sphere_density", "save_density_panels"]
 
 
-def _chunked(log_prob: Callable, x: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+def _chunked(log_prob: Callable, x: torch.Tensor, device, dtype, chunk: int = 8192) -> torch.Tensor:
+    x = x.to(device=device, dtype=dtype)
     with torch.no_grad():
-        return torch.cat([log_prob(x[i : i + chunk]) for i in range(0, x.shape[0], chunk)])
+        values = [log_prob(x[i : i + chunk]).cpu() for i in range(0, x.shape[0], chunk)]
+    return torch.cat(values).to(torch.float64)
 
 
 def poincare_density(
-    log_prob: Callable, resolution: int = 200, max_norm: float = 0.99, manifold=None
+    log_prob: Callable, resolution: int = 200, max_norm: float = 0.99, manifold=None, device=None, dtype=None
 ) -> torch.Tensor:
     r"""Density ``(resolution, resolution)`` on a square grid of the unit Poincaré disk (``nan`` outside
-    the disk of radius ``max_norm``); ``log_prob`` takes points of ``manifold`` (default ``Lorentz(2)``)."""
+    the disk of radius ``max_norm``); ``log_prob`` takes points of ``manifold`` (default ``Lorentz(2)``)
+    on ``device`` in ``dtype`` (default: the CPU, float64), the image is float64 on the CPU."""
     manifold = Lorentz(2) if manifold is None else manifold
     axis = torch.linspace(-1, 1, resolution, dtype=torch.float64)
     grid = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), dim=-1).reshape(-1, 2)
@@ -35,17 +38,21 @@ def poincare_density(
     R = manifold.scale(grid)
     points = manifold.from_lorentz(R * lorentz_kernel.from_poincare(grid[inside]))
     density = torch.full((grid.shape[0],), math.nan, dtype=torch.float64)
-    density[inside] = _chunked(log_prob, points).exp().to(torch.float64)
+    density[inside] = _chunked(log_prob, points, device, dtype).exp()
     return density.reshape(resolution, resolution)
 
 
-def sphere_density(log_prob: Callable, n_phi: int = 240, n_theta: int = 120) -> torch.Tensor:
-    r"""Density ``(n_theta, n_phi)`` on a :math:`(\theta, \varphi)` grid of :math:`S^2` (rows: inclination)."""
+def sphere_density(
+    log_prob: Callable, n_phi: int = 240, n_theta: int = 120, device=None, dtype=None
+) -> torch.Tensor:
+    r"""Density ``(n_theta, n_phi)`` on a :math:`(\theta, \varphi)` grid of :math:`S^2` (rows: inclination);
+    ``log_prob`` takes points on ``device`` in ``dtype`` (default: the CPU, float64), the image is float64
+    on the CPU."""
     phi = (torch.arange(n_phi, dtype=torch.float64) + 0.5) * 2 * math.pi / n_phi
     theta = (torch.arange(n_theta, dtype=torch.float64) + 0.5) * math.pi / n_theta
     T, P = torch.meshgrid(theta, phi, indexing="ij")
     x = torch.stack([T.sin() * P.cos(), T.sin() * P.sin(), T.cos()], dim=-1).reshape(-1, 3)
-    return _chunked(log_prob, x).exp().to(torch.float64).reshape(n_theta, n_phi)
+    return _chunked(log_prob, x, device, dtype).exp().reshape(n_theta, n_phi)
 
 
 def save_density_panels(
