@@ -517,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`: stop quietly
         sys.stdout = open(os.devnull, "w")
         return 0
-    except (CliError, GraphError, PrecisionError, EmbeddingFileError, FileNotFoundError, ImportError,
+    except (CliError, GraphError, PrecisionError, EmbeddingFileError, OSError, ImportError,
             ValueError) as error:
         print(f"hyperbolic {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -459,14 +459,19 @@ def read_edgelist(
     Raises
     ------
     GraphFormatError
-        Malformed line (wrong number of columns, bad weight), empty file, no edges, or a
-        refused duplicate/self loop. The message names the file, the line and the value.
+        Malformed line (wrong number of columns, bad weight, a NUL character in a name), empty
+        file, no edges, or a refused duplicate/self loop. The message names the file, the line
+        and the value.
+    FileNotFoundError, IsADirectoryError
+        ``path`` does not exist or is a directory; the message names it.
     """
     path = Path(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"edge list {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"edge list {str(path)!r} is a directory, not a file") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -570,6 +575,10 @@ def parse_edgelist(
         u_name, v_name = fields[0], fields[1]
         if not u_name or not v_name:
             raise GraphFormatError(f"{location(line_number)}: empty node name in {fields!r}")
+        if "\x00" in u_name or "\x00" in v_name:
+            raise GraphFormatError(
+                f"{location(line_number)}: NUL character in node name in {fields!r} (binary data?)"
+            )
         weight = 1.0
         if weighted:
             value = fields[2]

@@ -1431,7 +1431,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.method == "hmds":
             return _run_hmds(args, graph)
         return _run_train(args, graph)
-    except (ValueError, FileNotFoundError, CheckpointError, NonFiniteTrainingError) as error:
+    except (ValueError, OSError, CheckpointError, NonFiniteTrainingError) as error:
         print(f"hyperbolic embed: {error}", file=sys.stderr)
         return 1
 

@@ -42,8 +42,16 @@ class EmbeddingFileError(ValueError):
 
 def atomic_write(path: str | os.PathLike, write) -> None:
     """Call ``write(temporary_path)`` on a new file beside ``path``, flush it to disk, then rename it over
-    ``path``: readers never see a partial file. The file gets the usual umask permissions."""
+    ``path``: readers never see a partial file. The file gets the usual umask permissions.
+
+    Raises
+    ------
+    IsADirectoryError
+        ``path`` is a directory; nothing is written.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a directory; give a file name to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
     try:

@@ -102,6 +102,21 @@ def test_bad_input_is_refused_without_output(tmp_path, capsys, shared_data):
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no temporary leftovers
 
 
+def test_directories_are_refused_with_a_message(tmp_path, capsys, shared_data):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    graph = shared_data / "hyperbolics" / "smalltree.edges"
+    out = tmp_path / "small.pt"
+    _fails(capsys, ["embed", str(folder), "--out", str(out)], "folder' is a directory, not a file")
+    _fails(capsys, ["embed", str(graph), "--closure", str(folder), "--out", str(out)], "is a directory")
+    _fails(capsys, ["embed", str(graph), "--root", "0", "--no-eval", "--out", str(folder)], "is a directory")
+    assert main(["embed", str(folder), "--method", "hmds"]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert main(["embed", str(graph), "--root", "0", "--no-eval", "--out", str(out)]) == 0
+    _fails(capsys, ["export", str(out), str(folder), "--format", "tsv"], "is a directory")
+    assert list(folder.iterdir()) == []
+
+
 def test_self_loops_and_duplicates_are_dropped_with_a_warning(tmp_path, capsys):
     graph = tmp_path / "loops.edges"
     graph.write_text("a b\nb b\na b\nb c\n")

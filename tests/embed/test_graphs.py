@@ -180,6 +180,18 @@ def test_missing_file(tmp_path):
         read_edgelist(tmp_path / "nope.edges")
 
 
+def test_directory_is_refused_by_name(tmp_path):
+    (tmp_path / "folder.edges").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"'.*folder\.edges' is a directory, not a file"):
+        read_edgelist(tmp_path / "folder.edges")
+
+
+def test_nul_character_in_a_name_is_refused(tmp_path):
+    # "b\0" would otherwise be a node distinct from "b", silently splitting the graph
+    with pytest.raises(GraphFormatError, match=r"nul\.edges:2: NUL character"):
+        read_edgelist(write(tmp_path, "nul.edges", b"a b\nb\x00 c\n"))
+
+
 def test_duplicates_dropped_with_warning_counting_them_and_naming_the_first(tmp_path):
     path = write(tmp_path, "d.edges", "a b\nb c\na b\nb a\nb c\n")
     with pytest.warns(UserWarning) as record:

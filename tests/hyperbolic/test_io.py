@@ -1,5 +1,6 @@
 """Embedding files and exports."""
 
+import pytest
 import torch
 
 from hyperbolic import HalfSpace, Lorentz, io
@@ -38,3 +39,11 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
     except RuntimeError:
         pass
     assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_atomic_write_refuses_a_directory(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError, match="folder' is a directory; give a file name"):
+        io.atomic_write(folder, lambda temporary: open(temporary, "w").close())
+    assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["folder"]
