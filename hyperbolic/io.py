@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .manifold import FORMAT_VERSION, HyperbolicManifold
-from .registry import manifold_from_spec
+from .registry import manifold_from_spec, model_class
 
 __all__ = [
     "EmbeddingFileError",
@@ -96,15 +96,8 @@ def save_embedding(
     atomic_write(path, lambda temporary: torch.save(payload, temporary))
 
 
-def load_embedding(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
-    """Load an embedding file: ``(names, points, manifold)``.
-
-    Uses ``torch.load(weights_only=True)``. Raises :class:`EmbeddingFileError` naming the problem when
-    the file is not an embedding file, was written by a newer format, or holds points that are not
-    finite points of its manifold.
-    """
+def _read_payload(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """The dictionary of an embedding file, loaded with ``weights_only=True``, format checked."""
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
@@ -116,11 +109,56 @@ def load_embedding(
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise EmbeddingFileError(f"{path}: format version {version!r}; this library reads up to {FORMAT_VERSION}")
-    manifold = manifold_from_spec(payload["spec"])
-    points = payload["points"]
-    names = list(payload["names"])
+    return payload
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {tuple(value.shape)} {value.dtype} tensor"
+    return f"a {type(value).__name__}"
+
+
+def load_embedding(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
+    """Load an embedding file: ``(names, points, manifold)``.
+
+    Uses ``torch.load(weights_only=True)``. Raises :class:`EmbeddingFileError` naming the problem when
+    the file is not an embedding file, was written by a newer format, has a missing or unknown manifold
+    spec, points that are not a 2-D float tensor, names that are not unique strings (one per point), or
+    holds points that are not finite points of its manifold.
+    """
+    payload = _read_payload(path, map_location)
+    spec = payload.get("spec")
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        found = f"name {spec.get('name')!r}" if isinstance(spec, dict) else _describe(spec)
+        raise EmbeddingFileError(f"{path}: no manifold spec (a dictionary with a string 'name'), found {found}")
+    try:
+        model = model_class(spec["name"])
+    except KeyError as error:
+        raise EmbeddingFileError(f"{path}: {error.args[0]}") from None
+    try:
+        manifold = model.from_spec(spec)
+    except KeyError as error:
+        raise EmbeddingFileError(f"{path}: manifold spec {spec!r} lacks {error}") from None
+    except (TypeError, ValueError) as error:
+        raise EmbeddingFileError(f"{path}: invalid manifold spec {spec!r} ({error})") from None
+    points = payload.get("points")
+    if not isinstance(points, torch.Tensor) or points.dim() != 2 or not points.is_floating_point():
+        raise EmbeddingFileError(f"{path}: points must be a 2-D floating-point tensor, found {_describe(points)}")
+    names = payload.get("names")
+    if not isinstance(names, (list, tuple)):
+        raise EmbeddingFileError(f"{path}: names must be a list of strings, found {_describe(names)}")
+    names = list(names)
     if len(names) != points.shape[0]:
         raise EmbeddingFileError(f"{path}: {len(names)} names for {points.shape[0]} points")
+    row = next((i for i, name in enumerate(names) if not isinstance(name, str)), None)
+    if row is not None:
+        raise EmbeddingFileError(f"{path}: name at row {row} is {names[row]!r}, not a string")
+    if len(set(names)) != len(names):
+        first: dict[str, int] = {}
+        row = next(i for i, name in enumerate(names) if first.setdefault(name, i) != i)
+        raise EmbeddingFileError(f"{path}: name {names[row]!r} repeats (rows {first[names[row]]} and {row})")
     try:
         manifold.assert_points(points, what=str(path))
     except ValueError as error:
@@ -129,9 +167,16 @@ def load_embedding(
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    """The run configuration stored in an embedding file."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    return json.loads(payload.get("config", "{}"))
+    """The run configuration stored in an embedding file (:class:`EmbeddingFileError` when it is not a
+    JSON object)."""
+    config = _read_payload(path).get("config", "{}")
+    try:
+        config = json.loads(config)
+    except (TypeError, ValueError) as error:
+        raise EmbeddingFileError(f"{path}: the stored config is not JSON text ({error})") from None
+    if not isinstance(config, dict):
+        raise EmbeddingFileError(f"{path}: the stored config is {_describe(config)}, not a JSON object")
+    return config
 
 
 def export_npz(

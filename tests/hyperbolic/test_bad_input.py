@@ -110,6 +110,57 @@ def test_loading_a_file_with_bad_points_names_the_row(tmp_path):
         io.load_embedding(path)
 
 
+_DELETE = object()
+
+
+def _corrupt(payload, key, value):
+    if value is _DELETE:
+        del payload[key]
+    else:
+        payload[key] = value(payload) if callable(value) else value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("spec", _DELETE, "no manifold spec"),
+        ("spec", "poincare", "no manifold spec .* found a str"),
+        ("spec", {"name": "nonsense"}, "unknown manifold 'nonsense'"),
+        ("spec", {"name": "poincare", "dim": 2}, "lacks 'curvature'"),
+        ("spec", {"name": "poincare", "dim": "two", "curvature": -1.0}, "invalid manifold spec .*dimension"),
+        ("points", _DELETE, "points must be a 2-D floating-point tensor, found a NoneType"),
+        ("points", lambda p: p["points"].tolist(), "points must be .* found a list"),
+        ("points", lambda p: p["points"].to(torch.int64), r"found a \(4, 2\) torch.int64 tensor"),
+        ("points", lambda p: p["points"].reshape(-1), r"found a \(8,\)"),
+        ("names", _DELETE, "names must be a list of strings"),
+        ("names", [0, 1, 2, 3], "name at row 0 is 0, not a string"),
+        ("names", ["a", "b", "a", "c"], r"name 'a' repeats \(rows 0 and 2\)"),
+    ],
+)
+def test_loading_a_malformed_embedding_file_names_the_problem(tmp_path, key, value, message):
+    manifold = PoincareBall(2)
+    path = tmp_path / "e.pt"
+    io.save_embedding(path, manifold.random(4, generator=torch.Generator().manual_seed(0)), manifold)
+    payload = torch.load(path, weights_only=True)
+    _corrupt(payload, key, value)
+    torch.save(payload, path)
+    with pytest.raises(io.EmbeddingFileError, match="e.pt: .*" + message):
+        io.load_embedding(path)
+
+
+@pytest.mark.parametrize(("config", "message"), [("{not json", "not JSON text"), ({"a": 1}, "not JSON text"),
+                                                 ("[1, 2]", "is a list, not a JSON object")])
+def test_loading_a_malformed_config_names_the_file(tmp_path, config, message):
+    manifold = PoincareBall(2)
+    path = tmp_path / "e.pt"
+    io.save_embedding(path, manifold.origin(2), manifold)
+    payload = torch.load(path, weights_only=True)
+    payload["config"] = config
+    torch.save(payload, path)
+    with pytest.raises(io.EmbeddingFileError, match="e.pt: the stored config .*" + message):
+        io.load_config(path)
+
+
 def test_saving_checks_shapes_and_names(tmp_path):
     manifold = Lorentz(2)
     with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
