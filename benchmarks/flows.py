@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
     log, start, init_norm = TrainingLog(), 0, None
     if args.checkpoint and args.checkpoint.exists():
-        state = torch.load(args.checkpoint, weights_only=False)
+        state = torch.load(args.checkpoint, weights_only=True)
         cnf.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scheduler is not None:
