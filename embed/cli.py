@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -286,8 +287,22 @@ def _load(path: str):
 
     if not os.path.exists(path):
         raise CliError(f"embedding file {path!r} does not exist")
+    load_representations()  # a file may hold a model of a package not imported yet (tiling)
     names, points, manifold = load_embedding(path)
     return names, points, manifold, load_config(path)
+
+
+def _stored_scale(config: dict, path: str) -> float:
+    """The distance scale in an embedding file's config (1 when absent); a clear error unless positive and
+    finite."""
+    scale = config.get("scale", 1.0)
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise CliError(f"{path}: stored scale {scale!r} is not a positive finite number")
+    return value
 
 
 def _command_eval(args: argparse.Namespace) -> int:
@@ -302,7 +317,7 @@ def _command_eval(args: argparse.Namespace) -> int:
     if missing:
         raise CliError(f"graph node {missing[0]!r} has no point in {args.embedding} ({len(missing)} missing)")
     rows = torch.tensor([index[name] for name in base.names])
-    scale = args.scale if args.scale is not None else float(config.get("scale", 1.0))
+    scale = args.scale if args.scale is not None else _stored_scale(config, args.embedding)
     metrics = evaluate(points[rows], manifold, base, scale=scale, closure=closure, rows=args.rows,
                        seed=args.seed, progress=_progress_rows("evaluating"))
     record = {"embedding": args.embedding, "graph": graph.source, **metrics.as_json()}
@@ -378,7 +393,7 @@ def _command_plot(args: argparse.Namespace) -> int:
         with torch.no_grad():
             origin = manifold.origin(1, dtype=points.dtype)
             radius = manifold.dist(points, origin.expand_as(points))
-        depth = (radius / float(config.get("scale", 1.0))).round()
+        depth = (radius / _stored_scale(config, args.embedding)).round()
     stem = os.path.splitext(os.path.basename(args.embedding))[0]
     plot_embedding(args.out, points, manifold, edges=edges, depth=depth, title=_title(stem, record),
                    labels={index[r]: r for r in roots if r in index})

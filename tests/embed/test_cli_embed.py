@@ -117,6 +117,30 @@ def test_directories_are_refused_with_a_message(tmp_path, capsys, shared_data):
     assert list(folder.iterdir()) == []
 
 
+def test_a_tiled_embedding_file_reads_back_in_a_fresh_process(tmp_path, capsys, shared_data):
+    graph = shared_data / "hyperbolics" / "smalltree.edges"
+    out = tmp_path / "tiled.pt"
+    assert main(["embed", str(graph), "--root", "0", "--precision", "tiling", "--no-eval", "--out", str(out)]) == 0
+    result = subprocess.run([sys.executable, "-m", "embed.cli", "export", str(out), str(tmp_path / "tiled.npz")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert "(npz, 40 points)" in result.stdout
+
+
+def test_a_stored_scale_that_is_not_positive_is_refused(tmp_path, capsys, shared_data):
+    graph = shared_data / "hyperbolics" / "smalltree.edges"
+    out = tmp_path / "small.pt"
+    assert main(["embed", str(graph), "--root", "0", "--no-eval", "--out", str(out)]) == 0
+    for scale in (float("nan"), 0.0, "big"):
+        payload = torch.load(out, weights_only=True)
+        payload["config"] = json.dumps({**json.loads(payload["config"]), "scale": scale})
+        torch.save(payload, out)
+        _fails(capsys, ["eval", str(out), str(graph)], "small.pt: stored scale", "not a positive finite number")
+        if pytest.importorskip("matplotlib"):
+            _fails(capsys, ["plot", str(out), "--out", str(tmp_path / "small.png")], "small.pt: stored scale")
+            assert not (tmp_path / "small.png").exists()
+
+
 def test_self_loops_and_duplicates_are_dropped_with_a_warning(tmp_path, capsys):
     graph = tmp_path / "loops.edges"
     graph.write_text("a b\nb b\na b\nb c\n")
