@@ -250,7 +250,8 @@ def _command_embed(args: argparse.Namespace) -> int:
     record = {"graph": graph.source, "nodes": base.num_nodes, "edges": base.num_edges, "tau": embedding.tau,
               **{k: v for k, v in embedding.info.items() if k in (
                   "tau_rule", "eps", "dim", "precision", "components", "roots", "bfs_order", "depth", "max_degree",
-                  "dropped_edges", "radius_bound", "bits_bound", "build_seconds")}}
+                  "dropped_edges", "components_of_graph", "virtual_root", "radius_bound", "bits_bound",
+                  "build_seconds")}}
     if not args.no_eval:
         metrics = evaluate(embedding.points, embedding.manifold, base, scale=embedding.tau, closure=closure,
                            rows=args.rows, seed=args.seed, progress=_progress_rows("evaluating"))
@@ -265,8 +266,10 @@ def _command_embed(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record, default=str))
     else:
+        joined = (f", {len(embedding.info['roots'])} trees ({embedding.info['components_of_graph']} connected "
+                  "component(s)) joined under a virtual root" if embedding.info["virtual_root"] else "")
         print(f"embedded {graph.source}: {base.num_nodes} nodes, {base.num_edges} edges"
-              f" ({embedding.info['dropped_edges']} non-tree edges dropped), tau {embedding.tau:.6g} "
+              f" ({embedding.info['dropped_edges']} non-tree edges dropped{joined}), tau {embedding.tau:.6g} "
               f"({embedding.info['tau_rule']}), {_representation(embedding)}, "
               f"build {embedding.info.get('build_seconds', 0):.2f} s")
         if not args.no_eval:

@@ -40,7 +40,7 @@ from .construction import fast, tiled
 from .construction.plan import TreePlan, plan_tree
 from .construction.reference import poincare_to_lorentz, reference_2d, reference_rd
 from .construction.tau import LOG2_E, tau_for_radius, tau_from_eps
-from .graphs import BFSTree, Graph, GraphError, bfs_tree, connected_components
+from .graphs import BFSTree, Graph, GraphError, NotATreeError, bfs_tree, connected_components
 
 __all__ = [
     "CombinatorialEmbedding",
@@ -140,6 +140,13 @@ def _make_tree(graph: Graph, root, require_tree: bool, order: str = "sorted") ->
         # Let bfs_tree name the offending edge.
         bfs_tree(graph, root if root is not None else int(tree.roots[0]), forest="roots", require_tree=True,
                  neighbour_order=order)
+    if require_tree and tree.num_trees > 1:
+        first, other = (graph.names[int(r)] for r in tree.roots[:2])
+        raise NotATreeError(
+            f"graph {graph._label()} is not a tree: {count} connected components ({other!r} is not reached "
+            f"from {first!r}); embed each component separately, or do not require a tree to join them under a "
+            "virtual root"
+        )
     return tree
 
 
@@ -220,7 +227,8 @@ def embed_graph(
     method : {"codes", "spread"}
         Directions in r-D.
     require_tree : bool
-        Refuse graphs that are not trees (:class:`embed.graphs.NotATreeError`).
+        Refuse graphs that are not trees (:class:`embed.graphs.NotATreeError`): cycles, repeated edges,
+        several connected components.
     bfs_order : {"sorted", "input"}
         Neighbour order of the BFS: increasing node index (default), or the edge list's order (what a
         networkx BFS of the same file does). For a graph that is not a tree this picks which edges are

@@ -141,6 +141,20 @@ def test_a_stored_scale_that_is_not_positive_is_refused(tmp_path, capsys, shared
             assert not (tmp_path / "small.png").exists()
 
 
+def test_a_disconnected_graph_is_reported_or_refused(tmp_path, capsys):
+    graph = tmp_path / "two.edges"
+    graph.write_text("a b\nb c\nx y\n")
+    out = tmp_path / "two.pt"
+    assert main(["embed", str(graph), "--out", str(out)]) == 0
+    assert "2 trees (2 connected component(s)) joined under a virtual root" in capsys.readouterr().out
+    assert main(["embed", str(graph), "--out", str(out), "--json"]) == 0
+    record = _json(capsys)
+    assert record["components_of_graph"] == 2 and record["virtual_root"] is True
+    out.unlink()
+    _fails(capsys, ["embed", str(graph), "--require-tree", "--out", str(out)], "not a tree: 2 connected components")
+    assert not out.exists()
+
+
 def test_self_loops_and_duplicates_are_dropped_with_a_warning(tmp_path, capsys):
     graph = tmp_path / "loops.edges"
     graph.write_text("a b\nb b\na b\nb c\n")

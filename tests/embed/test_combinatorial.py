@@ -145,6 +145,17 @@ def test_forest_is_joined_under_a_virtual_root():
     assert m.edge_map == 1.0 and m.pairs == 2 * (3 + 6)
 
 
+def test_require_tree_refuses_a_forest():
+    graph = Graph(tuple("abcdefg"), torch.tensor([(0, 1), (0, 2), (3, 4), (4, 5), (4, 6)]), source="forest")
+    with pytest.raises(NotATreeError, match="'forest' is not a tree: 2 connected components .*'a'"):
+        embed_graph(graph, eps=1.0, require_tree=True)
+    with pytest.raises(NotATreeError, match="2 connected components"):
+        embed_graph(graph, eps=1.0, root="b", require_tree=True)
+    directed = Graph(tuple("abcd"), torch.tensor([(1, 0), (3, 2)]), directed=True)
+    with pytest.raises(NotATreeError, match="2 connected components"):
+        embed_graph(directed, eps=1.0, require_tree=True)
+
+
 def test_dropped_edges_are_counted():
     graph = Graph(tuple("abcd"), torch.tensor([(0, 1), (1, 2), (2, 0), (2, 3)]))
     embedding = embed_graph(graph, eps=1.0, root="a")
