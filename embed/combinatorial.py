@@ -26,6 +26,7 @@ no float64 direction or position is ever rounded before the end; the horizontal 
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 import warnings
@@ -291,6 +292,9 @@ def embed_graph(
             tau_value = tau_from_eps(eps, plan.max_degree, plan.min_weight, theta=min_angle)
             rule = "eps (realised minimum angle)"
     radius = tau_value * plan.max_path_weight
+    if not math.isfinite(radius):
+        raise PrecisionError(f"the radius bound tau {tau_value:.6g} x depth {plan.max_path_weight:g} overflows "
+                             "float64; lower tau (--eps larger, or --tau)")
     needed = components_for_radius(radius)
 
     names = graph.names
@@ -366,11 +370,31 @@ def embed_graph(
                                   plan=plan)
 
 
+def _memory_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2**63 - 1
+
+
+def _storage(plan, manifold, radius: float) -> torch.Tensor:
+    """Zeroed float64 storage ``(n, storage_dim)``; :class:`PrecisionError` when it exceeds the memory."""
+    size = plan.n * manifold.storage_dim * 8
+    memory = _memory_bytes()
+    if size > memory:
+        raise PrecisionError(
+            f"radius bound {radius:.6g} needs {manifold.storage_dim:.6g} floats per point in the {manifold.name} "
+            f"model: {size / 2**30:.3g} GiB for {plan.n} points, more than the {memory / 2**30:.3g} GiB of "
+            "memory; lower tau (--eps larger, or --tau) or the precision"
+        )
+    return torch.zeros(plan.n, manifold.storage_dim, dtype=torch.float64)
+
+
 def _build_fast(plan, tau, dim, m, needed, radius, names, method):
     """The fast construction in the MCF half-space with ``m`` components, validated level by level:
     ``(points, manifold, facts for the info)``."""
     manifold = _mcf(dim, m)
-    storage = torch.zeros(plan.n, manifold.storage_dim, dtype=torch.float64)
+    storage = _storage(plan, manifold, radius)
     validate = _Validator(plan, manifold, tau, storage, needed, radius, names)
     bits = fast.matrix_bits(radius, plan.max_depth, lorentz=dim > 2)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -388,7 +412,7 @@ def _build_tiling(plan, tau, needed, radius, names):
     """The 2-D construction in the L-tiling model (:mod:`embed.construction.tiled`), validated level by
     level: ``(points, manifold, facts for the info)``."""
     manifold = tiled.manifold_for_radius(radius)
-    storage = torch.zeros(plan.n, manifold.storage_dim, dtype=torch.float64)
+    storage = _storage(plan, manifold, radius)
     validate = _Validator(plan, manifold, tau, storage, needed, radius, names, heights=False)
     t0, c0 = time.perf_counter(), time.process_time()
     points = tiled.build_ltiling(plan, tau, manifold, validate=validate)

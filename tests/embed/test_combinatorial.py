@@ -196,6 +196,16 @@ def test_bad_requests_raise_clear_errors(shared_data):
         embed_graph(graph, eps=1.0, tau=3.0)
 
 
+def test_requests_beyond_memory_or_float64_raise_precision_errors():
+    graph = Graph(tuple("abc"), torch.tensor([(0, 1), (1, 2)]))
+    with pytest.raises(PrecisionError, match=r"radius bound 2e\+300 .* ltiling model: .* GiB of memory"):
+        embed_graph(graph, tau=1e300, root="a")
+    with pytest.raises(PrecisionError, match="1e\\+20 floats per point in the halfspace-mcf model"):
+        embed_graph(graph, root="a", precision="mcf" + "1" + "0" * 20)
+    with pytest.raises(PrecisionError, match="tau 1e\\+308 x depth 2 overflows float64"):
+        embed_graph(graph, tau=1e308, root="a")
+
+
 def test_mpmath_path_and_tau_max(shared_data):
     graph = read_edgelist(shared_data / "hyperbolics" / "smalltree.edges")
     fast = embed_graph(graph, eps=1.0, root="0")
