@@ -33,6 +33,7 @@ from . import bench_wordnet, train
 __all__ = ["main", "build_parser"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_MAX_RADIUS = 10_000.0
 
 
 def load_representations() -> None:
@@ -418,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure dist against mpmath for near pairs (one unit apart) and far pairs at each radius.",
     )
     p.add_argument("--radii", type=float, nargs="+", default=None, metavar="R",
-                   help="radii from the origin (default: 1 5 10 20 30 40 50 75 100 200 500 1000)")
+                   help="radii from the origin, 0 < R <= 10000 (beyond every representation's ceiling; the mpmath "
+                        "reference needs about 2.9 R bits) (default: 1 5 10 20 30 40 50 75 100 200 500 1000)")
     p.add_argument("--pairs", type=int, default=20, metavar="N", help="pairs per radius and kind (default 20)")
     p.add_argument("--manifold", action="append", metavar="NAME",
                    help="a registered manifold to measure (repeatable; default: all)")
@@ -521,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
         from hyperbolic.precision import RADII
 
         args.radii = list(RADII)
+    bad = next((r for r in getattr(args, "radii", None) or () if not 0 < r <= _MAX_RADIUS), None)
+    if bad is not None:
+        parser.error(f"--radii: {bad:g} is not a radius in (0, {_MAX_RADIUS:g}]")
     if getattr(args, "pairs", 1) < 1:
         parser.error("--pairs must be at least 1")
     if getattr(args, "rows", None) is not None and args.rows < 1:

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from embed.cli import main
 from hyperbolic import registry
 
@@ -39,3 +41,12 @@ def test_console_script_runs():
                              "--json", "--no-peers"], capture_output=True, text=True, check=True)
     configurations = sum(len(entry.dtypes) for entry in registry.entries())
     assert len(result.stdout.splitlines()) == 2 * configurations  # near and far for each
+
+
+def test_radii_outside_the_measurable_range_are_refused(capsys):
+    for radius in ("nan", "-1", "0", "inf", "1e300"):
+        with pytest.raises(SystemExit) as caught:
+            main(["precision", "--radii", "1", radius, "--pairs", "1", "--no-peers"])
+        assert caught.value.code == 2
+        err = capsys.readouterr().err
+        assert "--radii:" in err and "is not a radius in (0, 10000]" in err, err
