@@ -217,6 +217,7 @@ def _draw(picture, graph, points, manifold, roots, title, dim, root, edges=None,
 
 def _command_embed(args: argparse.Namespace) -> int:
     if args.method in ("train", "hmds"):
+        load_representations()  # --manifold and --warm-start files may name tiling models
         return train.run_from_args(args)
     if args.dim is None:
         args.dim = 2

@@ -125,6 +125,11 @@ def test_a_tiled_embedding_file_reads_back_in_a_fresh_process(tmp_path, capsys, 
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     assert "(npz, 40 points)" in result.stdout
+    result = subprocess.run([sys.executable, "-m", "embed.cli", "embed", str(graph), "--method", "train", "--dim",
+                             "2", "--epochs", "1", "--manifold", "ltiling", "--warm-start", str(out), "--json"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["manifold"] == "ltiling"
 
 
 def test_a_stored_scale_that_is_not_positive_is_refused(tmp_path, capsys, shared_data):
