@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from .train import TrainConfig, Trainer, add_stage_argument, make_manifold
+from .train import NonFiniteTrainingError, TrainConfig, Trainer, add_stage_argument, make_manifold
 
 __all__ = ["PUBLISHED", "RECIPES", "DATASETS", "recipe", "load", "run_one", "run", "format_table",
            "add_arguments", "run_from_args"]
@@ -274,13 +274,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run ``hyperbolic bench wordnet`` from parsed arguments; returns the exit status."""
+    """Run ``hyperbolic bench wordnet`` from parsed arguments; returns the exit status: 2 for bad input (one
+    ``hyperbolic bench wordnet: error: ...`` line), 1 when a run stopped on a non-finite value."""
     if args.threads < 1:
-        print("hyperbolic bench wordnet: --threads must be at least 1", file=sys.stderr)
+        print("hyperbolic bench wordnet: error: --threads must be at least 1", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     if args.resume and not args.checkpoint_dir:
-        print("hyperbolic bench wordnet: --resume needs --checkpoint-dir", file=sys.stderr)
+        print("hyperbolic bench wordnet: error: --resume needs --checkpoint-dir", file=sys.stderr)
         return 2
     overrides = dict(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_step=args.max_step,
                      burnin_epochs=args.burnin_epochs, dtype=args.dtype, device=args.device, sparse=args.sparse,
@@ -307,8 +308,11 @@ def run_from_args(args: argparse.Namespace) -> int:
             rows.append(row)
             if args.json:
                 print(json.dumps(row), flush=True)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"hyperbolic bench wordnet: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        print(f"hyperbolic bench wordnet: error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteTrainingError as error:
+        print(f"hyperbolic bench wordnet: stopped: {error}", file=sys.stderr)
         return 1
     if not args.json:
         print(format_table(rows))

@@ -1417,13 +1417,15 @@ def _print_summary(args, summary: dict) -> None:
 
 
 def run_from_args(args: argparse.Namespace) -> int:
-    """Run ``hyperbolic embed`` from parsed arguments; returns the exit status (130 when interrupted)."""
+    """Run ``hyperbolic embed`` from parsed arguments; returns the exit status: 2 for bad input (one
+    ``hyperbolic embed: error: ...`` line), 1 when training stopped on a non-finite value, 130 when
+    interrupted."""
     args.output = getattr(args, "output", None) or getattr(args, "out", None)
     if args.method not in ("train", "hmds"):
         raise ValueError(f"run_from_args handles --method train and hmds, not {args.method!r}")
     if args.threads is not None:
         if args.threads < 1:
-            print("hyperbolic embed: --threads must be at least 1", file=sys.stderr)
+            print("hyperbolic embed: error: --threads must be at least 1", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
     try:
@@ -1431,8 +1433,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         if args.method == "hmds":
             return _run_hmds(args, graph)
         return _run_train(args, graph)
-    except (ValueError, OSError, CheckpointError, NonFiniteTrainingError) as error:
-        print(f"hyperbolic embed: {error}", file=sys.stderr)
+    except (ValueError, OSError, CheckpointError) as error:
+        print(f"hyperbolic embed: error: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteTrainingError as error:
+        print(f"hyperbolic embed: stopped: {error}", file=sys.stderr)
         return 1
 
 

@@ -71,10 +71,11 @@ def test_cli_table_and_resume(capsys, tmp_path):
 def test_cli_errors(capsys):
     assert run_from_args(parse(["--resume"])) == 2
     assert "--checkpoint-dir" in capsys.readouterr().err
-    assert run_from_args(parse(["--epochs", "0"])) == 1
+    assert run_from_args(parse(["--epochs", "0"])) == 2
     assert "epochs" in capsys.readouterr().err
-    assert run_from_args(parse(["--manifold", "nowhere", "--epochs", "1"])) == 1
-    assert "nowhere" in capsys.readouterr().err
+    assert run_from_args(parse(["--manifold", "nowhere", "--epochs", "1"])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hyperbolic bench wordnet: error: ") and "nowhere" in err
 
 
 @pytest.mark.slow

@@ -110,7 +110,7 @@ def test_directories_are_refused_with_a_message(tmp_path, capsys, shared_data):
     _fails(capsys, ["embed", str(folder), "--out", str(out)], "folder' is a directory, not a file")
     _fails(capsys, ["embed", str(graph), "--closure", str(folder), "--out", str(out)], "is a directory")
     _fails(capsys, ["embed", str(graph), "--root", "0", "--no-eval", "--out", str(folder)], "is a directory")
-    assert main(["embed", str(folder), "--method", "hmds"]) == 1
+    assert main(["embed", str(folder), "--method", "hmds"]) == 2
     assert "is a directory" in capsys.readouterr().err
     assert main(["embed", str(graph), "--root", "0", "--no-eval", "--out", str(out)]) == 0
     _fails(capsys, ["export", str(out), str(folder), "--format", "tsv"], "is a directory")

@@ -10,6 +10,7 @@ import signal
 import pytest
 import torch
 
+from embed import train as train_module
 from embed.checkpoint import CheckpointError, load_checkpoint
 from embed.graphs import Graph
 from embed.losses import distortion_loss, ranking_loss
@@ -794,13 +795,23 @@ def test_cli_hmds(tmp_path, capsys):
 
 
 def test_cli_errors_are_messages(tmp_path, capsys):
-    assert run_from_args(parse([str(tmp_path / "missing.csv")])) == 1
+    assert run_from_args(parse([str(tmp_path / "missing.csv")])) == 2
     assert "neither an edge-list file" in capsys.readouterr().err
     source = write_closure(tmp_path)
-    assert run_from_args(parse([source, "--resume"])) == 1
+    assert run_from_args(parse([source, "--resume"])) == 2
     assert "--checkpoint" in capsys.readouterr().err
-    assert run_from_args(parse([source, "--manifold", "nowhere"])) == 1
-    assert "nowhere" in capsys.readouterr().err
+    assert run_from_args(parse([source, "--manifold", "nowhere"])) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hyperbolic embed: error: ") and "nowhere" in err
+
+
+def test_cli_reports_a_non_finite_stop_with_status_1(tmp_path, capsys, monkeypatch):
+    def diverge(args, graph):
+        raise NonFiniteTrainingError("non-finite loss at epoch 3; the last good checkpoint is epoch 2")
+
+    monkeypatch.setattr(train_module, "_run_train", diverge)
+    assert run_from_args(parse([write_closure(tmp_path)])) == 1
+    assert capsys.readouterr().err.startswith("hyperbolic embed: stopped: non-finite loss")
 
 
 def test_cli_options_join_a_host_subcommand(tmp_path, capsys):
