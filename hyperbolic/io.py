@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from .manifold import FORMAT_VERSION, HyperbolicManifold
-from .registry import manifold_from_spec, model_class
+from .registry import model_class
 
 __all__ = [
     "EmbeddingFileError",
@@ -118,6 +118,23 @@ def _describe(value) -> str:
     return f"a {type(value).__name__}"
 
 
+def _manifold(spec, path) -> HyperbolicManifold:
+    """The manifold of a stored spec; :class:`EmbeddingFileError` naming ``path`` when it is not one."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        found = f"name {spec.get('name')!r}" if isinstance(spec, dict) else _describe(spec)
+        raise EmbeddingFileError(f"{path}: no manifold spec (a dictionary with a string 'name'), found {found}")
+    try:
+        model = model_class(spec["name"])
+    except KeyError as error:
+        raise EmbeddingFileError(f"{path}: {error.args[0]}") from None
+    try:
+        return model.from_spec(spec)
+    except KeyError as error:
+        raise EmbeddingFileError(f"{path}: manifold spec {spec!r} lacks {error}") from None
+    except (TypeError, ValueError) as error:
+        raise EmbeddingFileError(f"{path}: invalid manifold spec {spec!r} ({error})") from None
+
+
 def load_embedding(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
@@ -129,20 +146,7 @@ def load_embedding(
     holds points that are not finite points of its manifold.
     """
     payload = _read_payload(path, map_location)
-    spec = payload.get("spec")
-    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
-        found = f"name {spec.get('name')!r}" if isinstance(spec, dict) else _describe(spec)
-        raise EmbeddingFileError(f"{path}: no manifold spec (a dictionary with a string 'name'), found {found}")
-    try:
-        model = model_class(spec["name"])
-    except KeyError as error:
-        raise EmbeddingFileError(f"{path}: {error.args[0]}") from None
-    try:
-        manifold = model.from_spec(spec)
-    except KeyError as error:
-        raise EmbeddingFileError(f"{path}: manifold spec {spec!r} lacks {error}") from None
-    except (TypeError, ValueError) as error:
-        raise EmbeddingFileError(f"{path}: invalid manifold spec {spec!r} ({error})") from None
+    manifold = _manifold(payload.get("spec"), path)
     points = payload.get("points")
     if not isinstance(points, torch.Tensor) or points.dim() != 2 or not points.is_floating_point():
         raise EmbeddingFileError(f"{path}: points must be a 2-D floating-point tensor, found {_describe(points)}")
@@ -195,12 +199,34 @@ def export_npz(
 
 
 def load_npz(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
-    """Read an ``.npz`` written by :func:`export_npz` (no pickles are loaded)."""
-    with np.load(path, allow_pickle=False) as data:
-        manifold = manifold_from_spec(json.loads(str(data["spec"])))
-        points = torch.from_numpy(data["points"].copy())
-        names = [str(n) for n in data["names"]]
-    manifold.assert_points(points, what=str(path))
+    """Read an ``.npz`` written by :func:`export_npz` (no pickles are loaded); :class:`EmbeddingFileError`
+    naming the file and the problem when it is not one."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            stored = {key: data[key] for key in ("spec", "points", "names") if key in data.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"embedding file {str(path)!r} does not exist") from None
+    except (OSError, ValueError) as error:
+        raise EmbeddingFileError(f"{path}: not a readable .npz file ({error})") from None
+    missing = [key for key in ("spec", "points", "names") if key not in stored]
+    if missing:
+        raise EmbeddingFileError(f"{path}: not an exported embedding, no {' or '.join(missing)}")
+    points, names = stored["points"], [str(n) for n in stored["names"].reshape(-1)]
+    try:
+        spec = json.loads(str(stored["spec"]))
+    except ValueError as error:
+        raise EmbeddingFileError(f"{path}: the stored spec is not JSON text ({error})") from None
+    manifold = _manifold(spec, path)
+    if points.ndim != 2 or points.dtype.kind != "f":
+        raise EmbeddingFileError(f"{path}: points must be a 2-D floating-point array, found {points.dtype} "
+                                 f"{points.shape}")
+    if len(names) != points.shape[0]:
+        raise EmbeddingFileError(f"{path}: {len(names)} names for {points.shape[0]} points")
+    points = torch.from_numpy(points.copy())
+    try:
+        manifold.assert_points(points, what=str(path))
+    except ValueError as error:
+        raise EmbeddingFileError(str(error)) from None
     return names, points, manifold
 
 

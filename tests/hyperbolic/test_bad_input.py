@@ -4,6 +4,7 @@ import argparse
 import math
 
 import mpmath
+import numpy as np
 import pytest
 import torch
 
@@ -159,6 +160,31 @@ def test_loading_a_malformed_config_names_the_file(tmp_path, config, message):
     torch.save(payload, path)
     with pytest.raises(io.EmbeddingFileError, match="e.pt: the stored config .*" + message):
         io.load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("spec", _DELETE, "not an exported embedding, no spec"),
+        ("spec", np.array("{not json"), "the stored spec is not JSON text"),
+        ("spec", np.array('{"name": "nowhere"}'), "nowhere"),
+        ("points", np.zeros(3), r"points must be a 2-D floating-point array"),
+        ("points", np.full((4, 2), np.nan), "non-finite value nan at row"),
+        ("names", np.array(["a", "b"]), "2 names for 4 points"),
+        ("names", np.array([object()], dtype=object), "not a readable .npz file"),
+    ],
+)
+def test_loading_a_malformed_npz_names_the_problem(tmp_path, key, value, message):
+    manifold = PoincareBall(2)
+    path = tmp_path / "e.npz"
+    io.export_npz(path, manifold.random(4, generator=torch.Generator().manual_seed(0)), manifold,
+                  ["a", "b", "c", "d"])
+    with np.load(path) as data:
+        arrays = dict(data)
+    _corrupt(arrays, key, value)
+    np.savez(path, **arrays)
+    with pytest.raises(io.EmbeddingFileError, match="e.npz:? .*" + message):
+        io.load_npz(path)
 
 
 def test_saving_checks_shapes_and_names(tmp_path):
