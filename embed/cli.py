@@ -325,11 +325,16 @@ def _command_eval(args: argparse.Namespace) -> int:
     scale = args.scale if args.scale is not None else _stored_scale(config, args.embedding)
     metrics = evaluate(points[rows], manifold, base, scale=scale, closure=closure, rows=args.rows,
                        seed=args.seed, progress=_progress_rows("evaluating"))
-    record = {"embedding": args.embedding, "graph": graph.source, **metrics.as_json()}
+    unused = len(names) - len(base.names)
+    record = {"embedding": args.embedding, "graph": graph.source, "embedding_rows_not_in_graph": unused,
+              **metrics.as_json()}
     if args.json:
         print(json.dumps(record, default=str))
     else:
         print(metrics.summary())
+        if unused:
+            print(f"{unused} of the {len(names)} embedding rows are not nodes of {graph.source} and were not "
+                  "evaluated")
     return 0
 
 

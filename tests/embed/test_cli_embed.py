@@ -51,9 +51,14 @@ def test_embed_eval_export_plot_roundtrip(tmp_path, capsys, shared_data):
     assert main(["eval", str(out), str(graph), "--json"]) == 0
     evaluated = _json(capsys)
     assert evaluated["edge_map"] == built["edge_map"] and evaluated["d_avg"] == pytest.approx(built["d_avg"])
+    assert evaluated["embedding_rows_not_in_graph"] == 0
     assert main(["eval", str(out), str(graph), "--rows", "10", "--json"]) == 0
     sampled = _json(capsys)
     assert sampled["rows"] == 10 and sampled["sampled"] is True
+    part = tmp_path / "part.edges"
+    part.write_text("\n".join(graph.read_text().splitlines()[:3]) + "\n")
+    assert main(["eval", str(out), str(part)]) == 0
+    assert f"of the {built['nodes']} embedding rows are not nodes of" in capsys.readouterr().out
 
     names, points, manifold = load_embedding(out)
     assert main(["export", str(out), str(tmp_path / "small.npz")]) == 0
