@@ -36,6 +36,42 @@ def _index_from_ptr(ptr: torch.Tensor, count: int) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(ptr.numel() - 1, device=ptr.device), sizes)
 
 
+def _targets(x: torch.Tensor, index, ptr, dim_size, dim: int) -> tuple[torch.Tensor, int, int]:
+    """Resolve ``(index, ptr, dim_size, dim)`` to ``(index [E] long on x's device, N, message axis)``.
+
+    ``ptr`` is turned into an index; when ``index`` is given too the two must describe the same targets.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"messages need at least 2 axes (messages, coordinates), got shape {tuple(x.shape)}")
+    d = dim + x.dim() if dim < 0 else dim
+    if not 0 <= d < x.dim() - 1:
+        raise ValueError(f"dim={dim} must name the message axis, not the coordinate axis, of shape {tuple(x.shape)}")
+    E = x.shape[d]
+    if ptr is not None:
+        from_ptr = _index_from_ptr(ptr, E).to(x.device)
+        if index is not None:
+            given = index.to(device=x.device, dtype=torch.long)
+            if given.shape != from_ptr.shape or not torch.equal(given, from_ptr):
+                raise ValueError("index and ptr describe different targets (ptr needs the messages sorted by "
+                                 "target, and index must be the targets it describes); give one of them")
+        index = from_ptr
+        if dim_size is None:
+            dim_size = ptr.numel() - 1
+    elif index is None:
+        index = torch.zeros(E, dtype=torch.long, device=x.device)
+        if dim_size is None:
+            dim_size = 1
+    index = index.to(device=x.device, dtype=torch.long)
+    if index.shape != (E,):
+        raise ValueError(f"index must have shape ({E},) to match the messages, got {tuple(index.shape)}")
+    if dim_size is None:
+        dim_size = int(index.max()) + 1 if E else 0
+    N = int(dim_size)
+    if E and (int(index.min()) < 0 or int(index.max()) >= N):
+        raise ValueError(f"index values must lie in [0, {N}), got range [{int(index.min())}, {int(index.max())}]")
+    return index, N, d
+
+
 def segment_frechet_mean(
     x: torch.Tensor,
     index: torch.Tensor | None = None,
@@ -60,9 +96,10 @@ def segment_frechet_mean(
     index : torch.Tensor, optional
         ``[E]`` target node of each message (any order).
     ptr : torch.Tensor, optional
-        CSR offsets ``[N + 1]`` of messages sorted by target (used when ``index`` is None).
+        CSR offsets ``[N + 1]`` of messages sorted by target, instead of ``index``; given with ``index``, the
+        two must describe the same targets (ValueError otherwise).
     dim_size : int, optional
-        Number of output nodes ``N`` (default ``max(index) + 1``, or ``len(ptr) - 1``).
+        Number of output nodes ``N`` (default ``len(ptr) - 1`` with ``ptr``, else ``max(index) + 1``).
     dim : int
         The message axis of ``x``.
     weight : torch.Tensor, optional
@@ -80,28 +117,8 @@ def segment_frechet_mean(
         total weight get the origin (flagged ``degenerate``, zero gradient).
     """
     ch = chart(manifold)
-    if x.dim() < 2:
-        raise ValueError(f"messages need at least 2 axes (messages, coordinates), got shape {tuple(x.shape)}")
-    d = dim + x.dim() if dim < 0 else dim
-    if not 0 <= d < x.dim() - 1:
-        raise ValueError(f"dim={dim} must name the message axis, not the coordinate axis, of shape {tuple(x.shape)}")
+    index, N, d = _targets(x, index, ptr, dim_size, dim)
     E = x.shape[d]
-    if index is None and ptr is not None:
-        index = _index_from_ptr(ptr, E)
-        if dim_size is None:
-            dim_size = ptr.numel() - 1
-    elif index is None:
-        index = torch.zeros(E, dtype=torch.long, device=x.device)
-        if dim_size is None:
-            dim_size = 1
-    index = index.to(device=x.device, dtype=torch.long)
-    if index.shape != (E,):
-        raise ValueError(f"index must have shape ({E},) to match the messages, got {tuple(index.shape)}")
-    if dim_size is None:
-        dim_size = int(index.max()) + 1 if E else 0
-    N = int(dim_size)
-    if E and (int(index.min()) < 0 or int(index.max()) >= N):
-        raise ValueError(f"index values must lie in [0, {N}), got range [{int(index.min())}, {int(index.max())}]")
     if weight is None:
         w = torch.ones(E, dtype=torch.float64, device=x.device)
     else:
@@ -161,14 +178,14 @@ class FrechetAggregation(torch.nn.Module):
     max_iter : int
         MM iteration cap per node.
     warm_start : bool
-        Start each call from the previous call's result when the graph is the same (same ``index`` and
-        output size): in training the means move little between steps, so this saves most iterations.
+        Start each call from the previous call's result when the graph is the same (same targets, from
+        ``index`` or ``ptr``, and output shape): in training the means move little between steps, so this saves most iterations.
         The result does not depend on the start beyond the tolerance.
 
     Shapes
     ------
     - **x**: ``[E, storage]`` messages (or any shape with the message axis at ``dim``)
-    - **index**: ``[E]`` target nodes, or **ptr**: ``[N + 1]`` CSR offsets
+    - **index**: ``[E]`` target nodes, or **ptr**: ``[N + 1]`` CSR offsets (both: they must agree)
     - **weight**: ``[E]`` optional non-negative weights
     - **output**: ``[N, storage]``; isolated nodes get the origin
 
@@ -190,7 +207,9 @@ class FrechetAggregation(torch.nn.Module):
         self._previous: tuple | None = None
 
     def reset_parameters(self) -> None:
-        """No parameters (present for the PyG layer protocol)."""
+        """No parameters (present for the PyG layer protocol); forgets the warm start and ``last_info``."""
+        self.last_info = None
+        self._previous = None
 
     def forward(
         self,
@@ -202,17 +221,19 @@ class FrechetAggregation(torch.nn.Module):
         *,
         weight: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        index, N, d = _targets(x, index, ptr, dim_size, dim)
         init = None
         if self.warm_start and self._previous is not None:
             prev_index, prev_out = self._previous
-            if (index is not None and prev_index.shape == index.shape and prev_out.dtype == x.dtype
-                    and (dim_size is None or prev_out.shape[dim] == dim_size) and torch.equal(prev_index, index)):
+            shape = x.shape[:d] + (N,) + x.shape[d + 1:]
+            if (prev_out.shape == shape and prev_out.dtype == x.dtype and prev_out.device == x.device
+                    and prev_index.shape == index.shape and torch.equal(prev_index, index)):
                 init = prev_out
         out, info = segment_frechet_mean(
             x,
             index,
-            ptr,
-            dim_size,
+            None,
+            N,
             dim,
             weight=weight,
             manifold=self.manifold,
@@ -222,7 +243,7 @@ class FrechetAggregation(torch.nn.Module):
             return_info=True,
         )
         self.last_info = FrechetInfo(*(t.detach() for t in info))
-        if self.warm_start and index is not None:
+        if self.warm_start:
             self._previous = (index.detach().clone(), out.detach())
         return out
 

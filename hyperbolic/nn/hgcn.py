@@ -106,6 +106,19 @@ def _describe(manifold: PoincareBall) -> str:
     return f"c={c:.4g}" + (" (learnable)" if manifold.learnable else "")
 
 
+def _act_name(act) -> str:
+    return getattr(act, "__name__", type(act).__name__)
+
+
+def _frechet_options(aggregation: FrechetAggregation | None) -> str:
+    """The Fréchet settings of a conv's ``extra_repr`` (empty for tangent aggregation)."""
+    if aggregation is None:
+        return ""
+    tol = "" if aggregation.tol is None else f", tol={aggregation.tol}"
+    warm = ", warm_start=True" if aggregation.warm_start else ""
+    return f"{tol}, max_iter={aggregation.max_iter}{warm}"
+
+
 class _OneLine(torch.nn.Module):
     """``repr`` on one line, without listing the manifold submodules (their curvature is in ``extra_repr``)."""
 
@@ -196,8 +209,7 @@ class HypAct(_OneLine):
         return expmap0(self.act(logmap0(x, self.manifold_in)), self.manifold_out, self.margin)
 
     def extra_repr(self) -> str:
-        name = getattr(self.act, "__name__", type(self.act).__name__)
-        return f"{_describe(self.manifold_in)} -> {_describe(self.manifold_out)}, act={name}"
+        return f"{_describe(self.manifold_in)} -> {_describe(self.manifold_out)}, act={_act_name(self.act)}"
 
 
 class HGCNConv(_OneLine):
@@ -266,7 +278,11 @@ class HGCNConv(_OneLine):
         self.add_self_loops = add_self_loops
 
     def reset_parameters(self) -> None:
+        """Redraw the linear map and forget the Fréchet warm start. Learnable curvatures belong to the
+        manifolds (which layers may share) and are left as they are."""
         self.linear.reset_parameters()
+        if self.frechet is not None:
+            self.frechet.reset_parameters()
 
     def aggregate(self, h: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None) -> torch.Tensor:
         N = h.shape[0]
@@ -291,8 +307,8 @@ class HGCNConv(_OneLine):
         lin = self.linear
         return (f"{lin.in_features}, {lin.out_features}, {_describe(self.manifold_in)} -> "
                 f"{_describe(self.manifold_out)}, aggregation={self.aggregation}, dropout={lin.dropout}, "
-                f"bias={lin.bias is not None}, add_self_loops={self.add_self_loops}"
-                + ("" if self.margin is None else f", margin={self.margin}"))
+                f"bias={lin.bias is not None}, add_self_loops={self.add_self_loops}, act={_act_name(self.act.act)}"
+                + ("" if self.margin is None else f", margin={self.margin}") + _frechet_options(self.frechet))
 
 
 class FermiDiracDecoder(torch.nn.Module):

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import hyperbolic
-from hyperbolic.nn import FrechetAggregation, frechet_mean
+from hyperbolic.nn import FrechetAggregation, _kernel, frechet_mean
+from hyperbolic.nn.aggregation import segment_frechet_mean
 
 from . import mp_frechet as M
 
@@ -55,6 +56,22 @@ def test_index_ptr_and_edge_order_agree():
     # neither index nor ptr: one set
     torch.testing.assert_close(agg(x, weight=w)[0], frechet_mean(x, w), rtol=0, atol=1e-14)
 
+
+
+def test_ptr_given_with_index_must_agree_and_sets_the_node_count():
+    """PyG's aggregations take ``ptr`` and ``index`` together: ptr is not ignored then."""
+    x, w, index, sizes = _graph(seed=1)
+    agg = FrechetAggregation()
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
+    torch.testing.assert_close(agg(x, index, ptr, weight=w), agg(x, index, weight=w), rtol=0, atol=0)
+    # trailing nodes without messages: only ptr knows them
+    longer = torch.cat([ptr, ptr[-1:], ptr[-1:]])
+    out = agg(x, index, longer, weight=w)
+    assert out.shape == (9, 3) and torch.equal(out[7:], torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="index and ptr"):
+        agg(x, index, torch.tensor([0, index.numel()]))
+    with pytest.raises(ValueError, match="index and ptr"):
+        agg(x, index.flip(0), ptr)
 
 def test_lorentz_messages_and_leading_axes():
     x, w, index, sizes = _graph(seed=3)
@@ -136,3 +153,44 @@ def test_warm_start_gives_the_cold_result():
     out = far(boundary, index, weight=w)
     torch.testing.assert_close(out, FrechetAggregation()(boundary, index, weight=w), rtol=0, atol=1e-12)
     assert torch.isfinite(out).all()
+
+
+def test_reset_parameters_forgets_the_warm_start():
+    x, w, index, sizes = _graph(seed=9)
+    agg = FrechetAggregation(warm_start=True)
+    agg(x, index, weight=w)
+    assert agg._previous is not None and agg.last_info is not None
+    agg.reset_parameters()
+    assert agg._previous is None and agg.last_info is None
+
+
+def test_warm_start_follows_ptr_and_output_shape():
+    x, w, index, sizes = _graph(seed=10)
+    ptr = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
+    cold = FrechetAggregation()(x, index, weight=w)
+    agg = FrechetAggregation(warm_start=True)
+    agg(x * 0.9, ptr=ptr, weight=w)
+    assert agg._previous is not None and torch.equal(agg._previous[0], index)
+    torch.testing.assert_close(agg(x, ptr=ptr, weight=w), cold, rtol=0, atol=1e-12)
+    # the same index with another output size: the previous result does not fit and is not used
+    agg(x, index, dim_size=10, weight=w)
+    torch.testing.assert_close(agg(x, index, weight=w), cold, rtol=0, atol=1e-12)
+
+
+def test_gradcheck_recentred_newton_phase_and_warm_started_nodes():
+    """gradcheck through the forward paths the plain graph above misses: a node centred beyond distance 4.1
+    (translated to the origin), a node of far-apart messages (Newton steps), and a warm start."""
+    index = torch.tensor([0, 0, 0, 2, 2, 3, 3, 3, 3])
+    x = torch.cat([M.near_boundary_sets(1, 3, 2, 5.0, 0.5, seed=56)[0], M.benchmark_sets(1, 2, 2, 1.0, seed=57)[0],
+                   M.benchmark_sets(1, 4, 2, 2.0, seed=58)[0]])
+    w = torch.rand(9, generator=torch.Generator().manual_seed(59), dtype=torch.float64) + 0.1
+    cold, info = segment_frechet_mean(x, index, dim_size=5, weight=w, return_info=True)
+    assert float(1 - cold[0].square().sum()) < _kernel._RECENTRE_BELOW
+    assert int(info.n_iter[3]) > _kernel._NEWTON_AFTER and info.degenerate.tolist() == [False, True, False, False, True]
+    init = segment_frechet_mean(x, index, dim_size=5, weight=w, tol=1e-3)
+    _, warm_info = segment_frechet_mean(x, index, dim_size=5, weight=w, init=init, return_info=True)
+    assert bool((warm_info.n_iter[[0, 2, 3]] < info.n_iter[[0, 2, 3]]).all())
+    x, w = x.requires_grad_(True), w.requires_grad_(True)
+    for start in (None, init):
+        assert torch.autograd.gradcheck(
+            lambda a, b, s=start: segment_frechet_mean(a, index, dim_size=5, weight=b, init=s), (x, w))

@@ -170,3 +170,23 @@ def test_benchmark_settings_take_dataset_defaults_unless_given():
     given = argparse.Namespace(margin=None, curvature="all", features=None, feature_scale=None)
     assert bench.settings("airport", given) == {**bench.DEFAULTS["airport"], "curvature": "all"}
     assert bench.settings("disease_lp", given)["margin"] == bench.DEFAULTS["disease_lp"]["margin"]
+
+
+def test_conv_reset_parameters_and_repr():
+    torch.manual_seed(4)
+    conv = HGCNConv(5, 4, aggregation="frechet", warm_start=True, tol=1e-9, act=torch.tanh).double()
+    conv(_points(), EDGES)
+    assert conv.frechet._previous is not None
+    with torch.no_grad():
+        conv.linear.weight.add_(1.0)
+    torch.manual_seed(4)
+    conv.linear.reset_parameters()
+    reference = {k: v.clone() for k, v in conv.state_dict().items()}
+    with torch.no_grad():
+        conv.linear.weight.add_(1.0)
+    torch.manual_seed(4)
+    conv.reset_parameters()
+    assert all(torch.equal(v, reference[k]) for k, v in conv.state_dict().items())
+    assert conv.frechet._previous is None
+    text = repr(conv)
+    assert "act=tanh" in text and "tol=1e-09" in text and "max_iter=1000" in text and "warm_start=True" in text
