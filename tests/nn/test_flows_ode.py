@@ -360,3 +360,22 @@ def test_reprs_are_informative():
     ):
         assert piece in text
     assert "dopri5" in repr(ManifoldODE(Lorentz(2), FieldMLP(2)))
+
+
+def test_reset_parameters_reaches_a_field_without_its_own():
+    """A field without ``reset_parameters`` (``nn.Sequential``) has its layers re-initialised, as PyG's
+    ``reset`` does; the same seed gives the same parameters."""
+    field = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 2)).double()
+    weight = field[0].weight.clone()
+    ode = ManifoldODE(Lorentz(2), field)
+    assert torch.equal(field[0].weight, weight)  # the construction leaves such a field as given
+    torch.manual_seed(11)
+    ode.reset_parameters()
+    reference = {k: v.clone() for k, v in ode.state_dict().items()}
+    with torch.no_grad():
+        for p in ode.parameters():
+            p.add_(1.0)
+    torch.manual_seed(11)
+    ode.reset_parameters()
+    assert all(torch.equal(v, reference[k]) for k, v in ode.state_dict().items())
+    assert not torch.equal(field[0].weight, weight)

@@ -73,6 +73,15 @@ def divergence_hutchinson(
     return (vjp * noise).sum(-1)
 
 
+def _reset(module: nn.Module) -> None:
+    """``module.reset_parameters()``, or else the same for each child (PyG's ``reset``)."""
+    if hasattr(module, "reset_parameters"):
+        module.reset_parameters()
+    else:
+        for child in module.children():
+            _reset(child)
+
+
 class ChartDynamics(nn.Module):
     r"""The right-hand side of the chart ODE, in the form torchdiffeq integrates.
 
@@ -173,6 +182,12 @@ class ManifoldODE(nn.Module):
     adjoint : bool
         Backpropagate with the adjoint method (``odeint_adjoint``) instead of through the solver.
 
+    Notes
+    -----
+    Construction re-initialises a field that has its own ``reset_parameters`` (e.g. :class:`FieldMLP`), as
+    PyG layers do with the networks they wrap: load trained weights, or rescale the initial ones, after
+    building the ODE, not before.
+
     Shapes
     ------
     ``forward(x)``: ``(batch, storage) -> (batch, storage)``.
@@ -220,12 +235,13 @@ class ManifoldODE(nn.Module):
         self.atol, self.rtol = atol, rtol
         self.step_size = step_size if step_size is not None else (1 / 16 if sphere else None)
         self.adjoint = adjoint
-        self.reset_parameters()
+        if hasattr(field, "reset_parameters"):
+            field.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Reset the field's parameters (when it has ``reset_parameters``)."""
-        if hasattr(self.field, "reset_parameters"):
-            self.field.reset_parameters()
+        """Re-initialise the field: its own ``reset_parameters``, or else (as PyG's ``reset``) that of each
+        submodule that has one, e.g. the ``Linear`` layers of an ``nn.Sequential`` field."""
+        _reset(self.field)
 
     @property
     def is_sphere(self) -> bool:
