@@ -166,6 +166,7 @@ def test_log_bessel_gradcheck():
     kappa = torch.tensor([0.3, 2.0, 40.0], dtype=torch.float64, requires_grad=True)
     for order in (0.0, 0.5, 2.5):
         assert torch.autograd.gradcheck(lambda k, o=order: log_bessel_iv(o, k), (kappa,))
+        assert torch.autograd.gradgradcheck(lambda k, o=order: log_bessel_iv(o, k), (kappa,))
 
 
 def test_vmf_p3_log_prob_is_differentiable_in_kappa():

@@ -245,7 +245,8 @@ class WrappedNormal(Distribution):
 
 class _LogBesselIv(torch.autograd.Function):
     r""":math:`\log I_\nu(\kappa)` for :math:`\kappa > 0` by scipy's exponentially scaled ``ive``, with
-    :math:`\frac{d}{d\kappa}\log I_\nu(\kappa) = I_{\nu+1}(\kappa)/I_\nu(\kappa) + \nu/\kappa`."""
+    :math:`\frac{d}{d\kappa}\log I_\nu(\kappa) = I_{\nu+1}(\kappa)/I_\nu(\kappa) + \nu/\kappa` from
+    :class:`_BesselLogDerivative`."""
 
     @staticmethod
     def forward(ctx, order: float, kappa: torch.Tensor) -> torch.Tensor:
@@ -259,12 +260,30 @@ class _LogBesselIv(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
+        (kappa,) = ctx.saved_tensors
+        return None, grad * _BesselLogDerivative.apply(ctx.order, kappa)
+
+
+class _BesselLogDerivative(torch.autograd.Function):
+    r""":math:`R = \frac{d}{d\kappa}\log I_\nu(\kappa) = I_{\nu+1}(\kappa)/I_\nu(\kappa) + \nu/\kappa`, differentiable
+    to any order through the Riccati equation :math:`R' = 1 - R^2 - R/\kappa + \nu^2/\kappa^2` (torch operations
+    on the saved :math:`R`)."""
+
+    @staticmethod
+    def forward(ctx, order: float, kappa: torch.Tensor) -> torch.Tensor:
         from scipy import special
 
-        (kappa,) = ctx.saved_tensors
         k = kappa.detach().cpu().to(torch.float64).numpy()
-        ratio = special.ive(ctx.order + 1, k) / special.ive(ctx.order, k) + ctx.order / k
-        return None, grad * torch.as_tensor(ratio, dtype=kappa.dtype, device=kappa.device)
+        ratio = special.ive(order + 1, k) / special.ive(order, k) + order / k
+        out = torch.as_tensor(ratio, dtype=kappa.dtype, device=kappa.device)
+        ctx.order = order
+        ctx.save_for_backward(kappa, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        kappa, ratio = ctx.saved_tensors
+        return None, grad * (1 - ratio.square() - ratio / kappa + (ctx.order / kappa).square())
 
 
 def log_bessel_iv(order: float, kappa: torch.Tensor) -> torch.Tensor:
