@@ -94,14 +94,18 @@ def test_distinct_is_unique_with_inverse():
     assert torch.equal(ids, expected_ids) and torch.equal(inverse, expected_inverse)
 
 
-def test_fused_distance_gradcheck():
-    """float64 gradcheck of the hand-derived backward (repeated rows, so gradients accumulate)."""
+@pytest.mark.parametrize("curvature", [-1.0, -0.3])
+def test_fused_distance_gradcheck(curvature):
+    """float64 gradcheck of the hand-derived backward (repeated rows, so gradients accumulate), on the unit
+    ball and scaled to another radius, for ``(B, K)`` and ``(B,)`` partners."""
     generator = torch.Generator().manual_seed(11)
-    rows = _rows(6, 3, 1.0, torch.float64, generator, max_radius=4.0).requires_grad_()
+    manifold = PoincareBall(3, curvature=curvature)
+    R = float(manifold.scale(torch.zeros((), dtype=torch.float64)))
+    rows = _rows(6, 3, R, torch.float64, generator, max_radius=4.0).requires_grad_()
     iu = torch.tensor([0, 1, 2, 0])
     io = torch.tensor([[1, 3, 4], [0, 5, 2], [3, 3, 1], [5, 4, 2]])
-    manifold = PoincareBall(3)
     assert torch.autograd.gradcheck(lambda r: poincare_rows_distance(manifold, r, iu, io), (rows,))
+    assert torch.autograd.gradcheck(lambda r: poincare_rows_distance(manifold, r, iu, io[:, 0]), (rows,))
 
 
 @pytest.mark.parametrize("curvature", [-1.0, -0.3])

@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import hyperbolic
-from hyperbolic.nn import FrechetAggregation, _kernel, frechet_mean
-from hyperbolic.nn.aggregation import segment_frechet_mean
+from hyperbolic.nn import FrechetAggregation, _kernel, frechet_mean, segment_frechet_mean
 
 from . import mp_frechet as M
 

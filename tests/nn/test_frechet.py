@@ -13,7 +13,7 @@ from mpmath import mp
 
 import hyperbolic
 from hyperbolic.manifold import OffManifoldError
-from hyperbolic.nn import frechet_mean, frechet_variance
+from hyperbolic.nn import _kernel, frechet_mean, frechet_variance
 from hyperbolic.nn._scalar import d1, d2, mm_weight
 from hyperbolic.numerics import NonFiniteError
 
@@ -232,6 +232,25 @@ def test_gradcheck_curvature(model):
 
     param = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(f, (param,))
+
+
+def test_gradcheck_recentred_and_newton_phase_sets():
+    """The two other forward paths: a set centred beyond distance 4.1 (iterated after translation to the
+    origin) and a set of far-apart points (finished by Newton steps)."""
+    x = torch.cat([M.near_boundary_sets(1, 4, 3, 5.0, 0.5, seed=51), M.benchmark_sets(1, 4, 3, 2.0, seed=52)])
+    w = _random_weights(2, 4, seed=53)
+    mu, info = frechet_mean(x, w, return_info=True)
+    assert float(1 - mu[0].square().sum()) < _kernel._RECENTRE_BELOW
+    assert int(info.n_iter[1]) > _kernel._NEWTON_AFTER
+    assert torch.autograd.gradcheck(lambda a, b: frechet_mean(a, b), (x.requires_grad_(True), w.requires_grad_(True)))
+
+
+def test_gradcheck_points_beside_a_degenerate_set_and_a_zero_weight_point():
+    x = M.benchmark_sets(3, 4, 2, 1.0, seed=54).requires_grad_(True)
+    w = _random_weights(3, 4, seed=55)
+    w[1] = 0
+    w[2, 0] = 0
+    assert torch.autograd.gradcheck(lambda a: frechet_mean(a, w), (x,))
 
 
 def test_weight_gradients_sum_to_zero():
