@@ -143,7 +143,7 @@ class HMDS(BaseEstimator):
     @staticmethod
     def _validate_matrix(D, n, get) -> None:
         if n < 2:
-            raise ValueError(f"h-MDS needs at least 2 points, got {n}")
+            raise ValueError(f"h-MDS needs at least 2 points, got n_samples={n}")
         for i in range(n):
             if get(i, i) != 0:
                 raise ValueError(f"distance matrix has a non-zero diagonal entry at ({i}, {i})")
@@ -165,7 +165,7 @@ class HMDS(BaseEstimator):
         else:
             n = D.shape[0]
             if n < 2:
-                raise ValueError(f"h-MDS needs at least 2 points, got {n}")
+                raise ValueError(f"h-MDS needs at least 2 points, got n_samples={n}")
             if np.any(np.diag(D) != 0):
                 raise ValueError("distance matrix has a non-zero diagonal")
             if np.any(D < 0):

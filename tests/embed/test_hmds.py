@@ -120,6 +120,20 @@ def test_sklearn_conventions():
     assert np.allclose(HMDS(2).fit_transform(D), embedding)
 
 
+def test_passes_the_scikit_learn_estimator_checks():
+    """scikit-learn's own checks (``__init__`` only stores, ``fit`` returns self, clone, refit, messages) on
+    feature input; the precomputed default takes square distance matrices, which those checks do not make."""
+    import warnings
+
+    from sklearn.utils.estimator_checks import check_estimator
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(HMDS(metric="euclidean"), on_fail=None)
+    failed = [(r["check_name"], str(r["exception"])[:200]) for r in results if r["status"] == "failed"]
+    assert results
+    assert not failed, failed
+
 def test_arpack_is_seeded_and_agrees_with_dense():
     _, D = centred_points(m=6, k=3, seed=2)
     D = np.array([[float(v) for v in row] for row in D])
