@@ -56,7 +56,6 @@ def test_index_ptr_and_edge_order_agree():
     torch.testing.assert_close(agg(x, weight=w)[0], frechet_mean(x, w), rtol=0, atol=1e-14)
 
 
-
 def test_ptr_given_with_index_must_agree_and_sets_the_node_count():
     """PyG's aggregations take ``ptr`` and ``index`` together: ptr is not ignored then."""
     x, w, index, sizes = _graph(seed=1)
@@ -71,6 +70,7 @@ def test_ptr_given_with_index_must_agree_and_sets_the_node_count():
         agg(x, index, torch.tensor([0, index.numel()]))
     with pytest.raises(ValueError, match="index and ptr"):
         agg(x, index.flip(0), ptr)
+
 
 def test_lorentz_messages_and_leading_axes():
     x, w, index, sizes = _graph(seed=3)

@@ -76,6 +76,12 @@ def test_hutchinson_training_mode_and_exact_evaluation():
         torch.testing.assert_close(cnf.eval().log_prob(x), exact.log_prob(x))
 
 
+def test_repr_shows_the_trace_settings():
+    ode = ManifoldODE(Lorentz(2), FieldMLP(2))
+    text = repr(ManifoldCNF(ode, trace="hutchinson", exact_in_eval=False))
+    assert "trace='hutchinson'" in text and "noise='rademacher'" in text and "exact_in_eval=False" in text
+    assert "exact_in_eval" not in repr(ManifoldCNF(ode))
+
 def test_cnf_refuses_bad_configuration():
     ode = ManifoldODE(Lorentz(2), FieldMLP(2))
     with pytest.raises(ValueError, match="base lives on"):

@@ -87,6 +87,7 @@ class ManifoldCNF(nn.Module):
         self.exact_in_eval = exact_in_eval
 
     def reset_parameters(self) -> None:
+        """Re-initialise the flow's field (:meth:`ManifoldODE.reset_parameters`); the base is fixed."""
         self.ode.reset_parameters()
 
     @property
@@ -94,8 +95,10 @@ class ManifoldCNF(nn.Module):
         return self.ode.manifold
 
     def extra_repr(self) -> str:
-        return f"base={self.base!r}, trace={self.trace!r}" + (
-            f", noise={self.noise!r}" if self.trace == "hutchinson" else ""
+        return (
+            f"base={self.base!r}, trace={self.trace!r}"
+            + (f", noise={self.noise!r}" if self.trace == "hutchinson" else "")
+            + ("" if self.exact_in_eval else ", exact_in_eval=False")
         )
 
     def _divergence(self, like: torch.Tensor):
