@@ -15,11 +15,27 @@ DTYPE_TOLERANCE = {
 }
 
 
+DIMS = (2, 5)
+
+
+def _dims(entry) -> list[int]:
+    """The dimensions of ``DIMS`` the entry builds (the L-tiling is a tiling of the plane only)."""
+    dims = []
+    for dim in DIMS:
+        try:
+            entry.create(dim)
+        except ValueError:
+            continue
+        dims.append(dim)
+    return dims
+
+
 def all_cases():
     return [
-        pytest.param(entry.label, dtype, id=f"{entry.label}-{str(dtype).removeprefix('torch.')}")
+        pytest.param(entry.label, dtype, dim, id=f"{entry.label}-{str(dtype).removeprefix('torch.')}-d{dim}")
         for entry in registry.entries()
         for dtype in entry.dtypes
+        for dim in _dims(entry)
     ]
 
 

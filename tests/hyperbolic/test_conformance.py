@@ -22,13 +22,13 @@ SEEDS = (0, 1)
 
 
 def _points(manifold, dtype, n, max_radius, seed):
-    return manifold.from_reference(reference_points(n, max_radius, 2, seed), dtype=dtype)
+    return manifold.from_reference(reference_points(n, max_radius, manifold.dim, seed), dtype=dtype)
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_projx_is_idempotent_and_keeps_points(label, dtype, seed):
-    manifold = build(label)
+def test_projx_is_idempotent_and_keeps_points(label, dtype, dim, seed):
+    manifold = build(label, dim)
     x = _points(manifold, dtype, 32, DTYPE_TOLERANCE[dtype]["radius"], seed)
     once = manifold.projx(x)
     manifold.assert_points(once)
@@ -36,10 +36,10 @@ def test_projx_is_idempotent_and_keeps_points(label, dtype, seed):
     assert float(manifold.dist(once, x).max()) <= DTYPE_TOLERANCE[dtype]["inverse"]
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_expmap_and_logmap_are_inverse(label, dtype, seed):
-    manifold = build(label)
+def test_expmap_and_logmap_are_inverse(label, dtype, dim, seed):
+    manifold = build(label, dim)
     tol = DTYPE_TOLERANCE[dtype]["inverse"]
     generator = torch.Generator().manual_seed(seed)
     x = _points(manifold, dtype, 32, 3.0, seed)
@@ -55,9 +55,9 @@ def test_expmap_and_logmap_are_inverse(label, dtype, seed):
     assert float(manifold.dist(manifold.expmap(x, v), y).max()) <= tol
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_distance_is_symmetric_zero_on_diagonal_and_triangular(label, dtype):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_distance_is_symmetric_zero_on_diagonal_and_triangular(label, dtype, dim):
+    manifold = build(label, dim)
     slack = DTYPE_TOLERANCE[dtype]["slack"]
     x, y, z = _points(manifold, dtype, 3 * 40, 6.0, 7).split(40)
     dxy, dyx = manifold.dist(x, y), manifold.dist(y, x)
@@ -66,18 +66,18 @@ def test_distance_is_symmetric_zero_on_diagonal_and_triangular(label, dtype):
     assert bool((manifold.dist(x, z) <= dxy + manifold.dist(y, z) + slack * (1 + dxy)).all())
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_distance_is_isometry_invariant(label, dtype):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_distance_is_isometry_invariant(label, dtype, dim):
+    manifold = build(label, dim)
     tol = DTYPE_TOLERANCE[dtype]["inverse"]
-    points = reference_points(20, 3.0, 2, 11)
+    points = reference_points(20, 3.0, dim, 11)
     rng = random.Random(3)
     with mpmath.mp.workprec(400):
         moved = []
         for k, p in enumerate(points):
             if k % 2 == 0:
                 angle, t = rng.uniform(0, 2 * math.pi), rng.uniform(-2, 2)
-                isometry = (reference.rotation(2, 1, 2, angle), reference.boost(2, 1, t))
+                isometry = (reference.rotation(dim, 1, dim, angle), reference.boost(dim, 1, t))
             moved.append(reference.apply(isometry[1], reference.apply(isometry[0], p)))
     x = manifold.from_reference(points, dtype=dtype)
     y = manifold.from_reference(moved, dtype=dtype)
@@ -86,12 +86,12 @@ def test_distance_is_isometry_invariant(label, dtype):
     torch.testing.assert_close(before, after, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
 @pytest.mark.parametrize("seed", SEEDS)
-def test_distance_agrees_with_reference_on_stored_points(label, dtype, seed):
+def test_distance_agrees_with_reference_on_stored_points(label, dtype, dim, seed):
     """Random pairs within radius 10 (float64; 3 for float32): relative error against the exact
     distance of the points as stored."""
-    manifold = build(label)
+    manifold = build(label, dim)
     tol = DTYPE_TOLERANCE[dtype]
     x = _points(manifold, dtype, 2 * 30, tol["radius"], seed)
     first, second = x[:30], x[30:]
@@ -102,30 +102,30 @@ def test_distance_agrees_with_reference_on_stored_points(label, dtype, seed):
     assert max(errors) <= tol["dist_rel"], f"worst relative error {max(errors):.3g}"
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_precision_contract_holds_at_its_radius_and_ceiling_is_enforced(label, dtype):
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_precision_contract_holds_at_its_radius_and_ceiling_is_enforced(label, dtype, dim):
     """Near pairs (d = 1) at the declared usable radius are within 1e-6 of the exact distance; points
     beyond the declared ceiling are refused."""
     from hyperbolic.precision import make_pairs, measure
 
-    manifold = build(label)
+    manifold = build(label, dim)
     contract = manifold.contract(dtype)
     radius = min(contract.usable_radius, 1000.0)
     if radius > 0:
-        pairs = make_pairs(radius, "near", n_pairs=10, seed=5)
+        pairs = make_pairs(radius, "near", n_pairs=10, dim=dim, seed=5)
         row = measure(label, manifold, dtype, pairs)
         assert row.status == "ok" and row.nonfinite == 0
         assert row.max_rel_err < 1e-6, f"error {row.max_rel_err:.3g} at declared usable radius {radius:.1f}"
     if contract.max_radius < 5000:
         with mpmath.mp.workprec(reference.working_precision(contract.max_radius + 2)):
-            beyond = reference.point_at(contract.max_radius + 1, [mpmath.mpf(1), mpmath.mpf(0)])
+            beyond = reference.point_at(contract.max_radius + 1, [mpmath.mpf(1)] + [mpmath.mpf(0)] * (dim - 1))
         with pytest.raises(PrecisionError):
             manifold.from_reference([beyond], dtype=dtype)
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_lorentz_and_reference_round_trips(label, dtype):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_lorentz_and_reference_round_trips(label, dtype, dim):
+    manifold = build(label, dim)
     tol = DTYPE_TOLERANCE[dtype]["inverse"]
     x = _points(manifold, dtype, 20, 4.0, 13)
     back = manifold.from_lorentz(manifold.to_lorentz(x))
@@ -138,10 +138,10 @@ def test_lorentz_and_reference_round_trips(label, dtype):
     assert float(defect.abs().max()) <= 10 * tol
 
 
-@pytest.mark.parametrize("label,dtype", FLOAT64_CASES)
-def test_riemannian_gradient_matches_directional_derivative(label, dtype):
+@pytest.mark.parametrize("label,dtype,dim", FLOAT64_CASES)
+def test_riemannian_gradient_matches_directional_derivative(label, dtype, dim):
     """Finite differences need float64, so this one runs on the float64 configurations."""
-    manifold = build(label)
+    manifold = build(label, dim)
     generator = torch.Generator().manual_seed(2)
     x = _points(manifold, dtype, 8, 3.0, 17)
     target = _points(manifold, dtype, 8, 3.0, 19)
@@ -158,9 +158,9 @@ def test_riemannian_gradient_matches_directional_derivative(label, dtype):
     torch.testing.assert_close(manifold.inner(x.detach(), rgrad, v), numeric, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_transport_keeps_inner_products(label, dtype):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_transport_keeps_inner_products(label, dtype, dim):
+    manifold = build(label, dim)
     tol = DTYPE_TOLERANCE[dtype]["inverse"]
     generator = torch.Generator().manual_seed(4)
     x, y = _points(manifold, dtype, 2 * 10, 2.5, 23).split(10)
@@ -178,10 +178,10 @@ OPTIMISERS = [
 ]
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
 @pytest.mark.parametrize("optimiser,sparse", OPTIMISERS, ids=lambda o: getattr(o, "__name__", str(o)))
-def test_one_geoopt_step_on_an_embedding_table(label, dtype, optimiser, sparse):
-    manifold = build(label)
+def test_one_geoopt_step_on_an_embedding_table(label, dtype, dim, optimiser, sparse):
+    manifold = build(label, dim)
     table = geoopt.ManifoldParameter(_points(manifold, dtype, 12, 2.0, 29), manifold=manifold)
     before = table.detach().clone()
     left, right = torch.arange(0, 12, 2), torch.arange(1, 12, 2)
@@ -203,9 +203,9 @@ def test_one_geoopt_step_on_an_embedding_table(label, dtype, optimiser, sparse):
         assert not torch.equal(table, before)
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_save_and_load_round_trip(label, dtype, tmp_path):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_save_and_load_round_trip(label, dtype, dim, tmp_path):
+    manifold = build(label, dim)
     x = _points(manifold, dtype, 9, 5.0, 31)
     names = [f"node {i}" for i in range(9)]
     path = tmp_path / "embedding.pt"
@@ -220,9 +220,9 @@ def test_save_and_load_round_trip(label, dtype, tmp_path):
     assert npz_names == names and torch.equal(npz_points, x) and npz_manifold.spec() == manifold.spec()
 
 
-@pytest.mark.parametrize("label,dtype", CASES)
-def test_origin_and_random_are_points_with_dtype_and_device_of_request(label, dtype):
-    manifold = build(label)
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_origin_and_random_are_points_with_dtype_and_device_of_request(label, dtype, dim):
+    manifold = build(label, dim)
     origin = manifold.origin(3, dtype=dtype)
     points = manifold.random(2, 5, std=1.0, dtype=dtype, generator=torch.Generator().manual_seed(0))
     assert origin.shape == (3, manifold.storage_dim) and points.shape == (2, 5, manifold.storage_dim)
