@@ -179,7 +179,8 @@ class FrechetAggregation(torch.nn.Module):
         MM iteration cap per node.
     warm_start : bool
         Start each call from the previous call's result when the graph is the same (same targets, from
-        ``index`` or ``ptr``, and output shape): in training the means move little between steps, so this saves most iterations.
+        ``index`` or ``ptr``, and output shape): in training the means move little between steps, so this
+        saves most iterations.
         The result does not depend on the start beyond the tolerance.
 
     Shapes
