@@ -165,9 +165,10 @@ def _random_ode(manifold, field_on=None, **kwargs):
     else:
         field = FieldMLP(manifold.dim, hidden=16)
         last = field.layers[-1]
-    with torch.no_grad():
+    ode = ManifoldODE(manifold, field.double(), field_on=field_on, **kwargs)
+    with torch.no_grad():  # after construction, which re-initialises a field with reset_parameters
         last.weight.mul_(3.0)
-    return ManifoldODE(manifold, field.double(), field_on=field_on, **kwargs)
+    return ode
 
 
 @pytest.mark.parametrize(
@@ -300,7 +301,7 @@ def test_hutchinson_estimator_averages_to_the_exact_trace(manifold):
 def test_adjoint_gradients_match_backpropagation(manifold):
     x = manifold.random(8, generator=torch.Generator().manual_seed(10))
     grads = []
-    step = 1 / 8 if isinstance(manifold, Sphere) else None
+    step = 1 / 32 if isinstance(manifold, Sphere) else None  # fixed steps: the adjoint differs by O(step^4)
     for adjoint in (False, True):
         ode = _random_ode(manifold, atol=1e-10, rtol=1e-10, adjoint=adjoint, step_size=step)
         loss = -ManifoldCNF(ode).log_prob(x).mean()
