@@ -293,7 +293,8 @@ class HyLaSGC(nn.Module):
 
     def reset_parameters(self) -> None:
         """Redraw the embedding and the classifier from ``seed``; with ``rng="published"`` also the feature
-        map's λ, ω, b, all from one generator in the published order (see the class docstring)."""
+        map's λ, ω, b, all from one generator in the published order (see the class docstring). The feature
+        map's fitted ``log_shift`` (``log_scale``) is cleared in either case."""
         g = torch.Generator().manual_seed(0 if self.seed is None else int(self.seed))
         dim = self.features.dim_in
         a = self.init_scale
@@ -303,6 +304,8 @@ class HyLaSGC(nn.Module):
             self.features.reset_parameters(generator=g, order="published")
         else:
             coords = (2 * torch.rand(self.n_rows, dim, dtype=torch.float64, generator=g) - 1) * a
+            if hasattr(self.features, "log_shift"):
+                self.features.log_shift.fill_(math.nan)
         manifold = self.manifold
         with torch.no_grad():
             if isinstance(manifold, PoincareBall):

@@ -105,6 +105,21 @@ def test_training_learns_two_communities(make, update):
         model.manifold.assert_points(model.embedding.detach())
 
 
+@pytest.mark.parametrize("rng", ["separate", "published"])
+def test_reset_parameters_returns_to_the_initial_state(rng):
+    edges, labels, train, val, test = two_communities(seed=2)
+    P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
+    features = RandomLaplacianFeatures(HalfSpace(3), 3, 16, seed=4, log_scale=True)
+    model = HyLaSGC(len(labels), 2, features, seed=5, rng=rng, init_scale=1e-2)
+    initial = {key: value.clone() for key, value in model.state_dict().items()}
+    train_node_classifier(model, P, labels, train, val, test, epochs=3, lr_embedding=0.1, lr_classifier=0.05)
+    assert not bool(model.features.log_shift.isnan().any())
+    model.reset_parameters()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value.isnan(), initial[key].isnan()), key
+        assert torch.equal(value.nan_to_num(), initial[key].nan_to_num()), key
+
+
 def test_training_is_deterministic_and_checks_arguments():
     edges, labels, train, val, test = two_communities(seed=1)
     P = sgc_propagate(normalized_adjacency(edges, len(labels)), None, 1)
