@@ -23,7 +23,7 @@ def test_config_and_learnable_curvature_survive_a_round_trip(tmp_path):
     names, points, loaded = io.load_embedding(tmp_path / "e.pt")
     assert names == ["0", "1", "2"]
     assert io.load_config(tmp_path / "e.pt") == {"epochs": 10, "lr": 0.3}
-    assert loaded.learnable and float(loaded.curvature) == -0.5
+    assert loaded.learnable and float(loaded.curvature.detach()) == -0.5
 
 
 def test_atomic_write_leaves_no_partial_file(tmp_path):
