@@ -26,7 +26,7 @@ from torch.func import jvp
 
 from . import math as hmath
 from . import registry
-from .numerics import check_finite, guards, sinhc
+from .numerics import check_finite, guards, safe_sqrt, sinhc
 
 __all__ = [
     "HyperbolicManifold",
@@ -263,7 +263,8 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
         return jvp(self.from_lorentz, (Y,), (W,))[1]
 
     def norm(self, x: torch.Tensor, u: torch.Tensor, *, keepdim: bool = False) -> torch.Tensor:
-        return self.inner(x, u, keepdim=keepdim).clamp_min(0).sqrt()
+        """Riemannian length of ``u``; 0 with a zero gradient at ``u = 0`` (:func:`~hyperbolic.numerics.safe_sqrt`)."""
+        return safe_sqrt(self.inner(x, u, keepdim=keepdim))
 
     # ----------------------------------------------------------------- checks
     def _check_shape(self, shape, name):

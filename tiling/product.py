@@ -112,7 +112,7 @@ class LTilingProduct(geoopt.Manifold):
         return out if keepdim else out.squeeze(-1)
 
     def norm(self, x, u, *, keepdim=False):
-        return self.inner(x, u, keepdim=keepdim).clamp_min(0).sqrt()
+        return safe_sqrt(self.inner(x, u, keepdim=keepdim))
 
     def proju(self, x, u):
         return self._join(self.factor.proju(*self._pair(x, u)))
