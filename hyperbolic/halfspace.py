@@ -63,15 +63,20 @@ class HalfSpace(HyperbolicManifold):
         return self.scale(x) * kernel.dist(x, y, keepdim=keepdim)
 
     def inner(self, x, u, v=None, *, keepdim=False):
+        # Frame coordinates u / y first: (R / y)^2 alone overflows for heights below 1e-154 (radius 354).
         height = x[..., -1:]
-        result = (self.scale(x) / height).square() * (u * (u if v is None else v)).sum(-1, keepdim=True)
+        frame_u = u / height
+        frame_v = frame_u if v is None else v / height
+        result = self.scale(x).square() * (frame_u * frame_v).sum(-1, keepdim=True)
         return result if keepdim else result.squeeze(-1)
 
     def proju(self, x, u):
         return u
 
     def egrad2rgrad(self, x, u):
-        return (x[..., -1:] / self.scale(x)).square() * u
+        # y (y u) rather than y^2 u: y^2 underflows to 0 for heights below 1e-154.
+        factor = x[..., -1:] / self.scale(x)
+        return factor * (factor * u)
 
     def projx(self, x):
         """Return ``x`` unchanged after checking that every height is a positive normal float.

@@ -167,9 +167,10 @@ class HalfSpaceMCF(HyperbolicManifold):
         return d if keepdim else d.squeeze(-1)
 
     def inner(self, x, u, v=None, *, keepdim=False):
-        u = self.leading(u)
-        v = u if v is None else self.leading(v)
-        result = (self.scale(x) / self.height(x)).square() * (u * v).sum(-1, keepdim=True)
+        # Frame coordinates first, as in :meth:`HalfSpace.inner` (no overflow of 1 / y^2).
+        frame_u = self.leading(u) / self.height(x)
+        frame_v = frame_u if v is None else self.leading(v) / self.height(x)
+        result = self.scale(x).square() * (frame_u * frame_v).sum(-1, keepdim=True)
         return result if keepdim else result.squeeze(-1)
 
     def proju(self, x, u):
@@ -177,7 +178,8 @@ class HalfSpaceMCF(HyperbolicManifold):
 
     def egrad2rgrad(self, x, u):
         """Every component slot of a coordinate carries the same derivative; the ``x⁽¹⁾`` slot is used."""
-        return self._tangent((self.height(x) / self.scale(x)).square() * self.leading(u))
+        factor = self.height(x) / self.scale(x)
+        return self._tangent(factor * (factor * self.leading(u)))
 
     def expmap(self, x, u):
         """Cancellation-free exponential map; the horizontal increment is added to the expansion exactly."""

@@ -18,10 +18,8 @@ with :math:`\rho` computed by a scaled norm, so neither the squares nor :math:`y
 from __future__ import annotations
 
 import torch
-from torch.func import jvp
 
 from ..numerics import scaled_norm, sinhc, sinhc_inverse, tanhc
-from . import lorentz
 
 __all__ = [
     "split",
@@ -86,14 +84,20 @@ def expmap_frame(
     """
     vx, vy = v[..., :-1], v[..., -1:]
     s = scaled_norm(v, keepdim=True)
-    vx2 = vx.square().sum(-1, keepdim=True)
-    s_coth_s = 1 / tanhc(s)
     first = (vy <= 0) | (s < 0.5)
-
-    dx_first = vx / (s_coth_s - vy)
-    y_first = 1 / (torch.cosh(s) - vy * sinhc(s))
+    # Each branch sees harmless arguments on the rows of the other (v = 0 in the first, v = e_y in the second),
+    # so its masked values are finite and where() passes finite gradients: the second branch divides by
+    # ||v_x||^2 + v_y^2/cosh^2 s, which is 0 at v = 0, and the first cancels or overflows for long upward v.
+    s_small = torch.where(first, s, torch.zeros_like(s))
+    vx_small = torch.where(first, vx, torch.zeros_like(vx))
+    vy_small = torch.where(first, vy, torch.zeros_like(vy))
+    dx_first = vx_small / (1 / tanhc(s_small) - vy_small)
+    y_first = 1 / (torch.cosh(s_small) - vy_small * sinhc(s_small))
 
     s_big = torch.where(first, torch.ones_like(s), s)
+    vx = torch.where(first, torch.zeros_like(vx), vx)
+    vy = torch.where(first, torch.ones_like(vy), vy)
+    vx2 = vx.square().sum(-1, keepdim=True)
     cosh_big = torch.cosh(s_big)
     dx_second = (s_big / torch.tanh(s_big) + vy) / (sinhc_inverse(s_big).square() + vx2) * vx
     y_second = (
@@ -118,15 +122,34 @@ def logmap_frame_from_difference(
         v_y = \frac{d}{\sinh d}\,\frac{\lVert\delta'\rVert^2 + (h - 1)(h + 1)}{2h},
 
     with :math:`\delta' = \delta/y_p`, :math:`h = y_q/y_p` and :math:`h - 1 = (y_q - y_p)/y_p` formed
-    without cancellation.
+    without cancellation. That form is used for :math:`d \le 1` (it is smooth at :math:`q = p`, where its
+    derivative is the identity); its terms grow like :math:`e^d` and :math:`h^2` overflows from
+    :math:`d \approx 355` (44 in float32), so farther pairs take :math:`d` times the unit vector along
+    :math:`(2\delta',\ \lVert\delta'\rVert^2 + (h - 1)(h + 1))`, computed as
+    :math:`(2(\delta/S)(y_p/S),\ \lVert\delta/S\rVert^2 + ((y_q - y_p)/S)((y_q + y_p)/S))` with
+    :math:`S = \max(y_p, y_q, \lVert\delta\rVert_\infty)`, whose terms are at most 2.
     """
-    local = delta / yp
-    h = yq / yp
-    h_minus_one = (yq - yp) / yp
-    factor = sinhc_inverse(dist_from_difference(delta, yq - yp, yp, yq))
+    eta = yq - yp
+    d = dist_from_difference(delta, eta, yp, yq)
+    far = d > 1
+    # Each branch sees harmless arguments on the rows of the other (p = q = origin in the near one), so that
+    # where() passes finite gradients.
+    yp_near = torch.where(far, 1.0, yp)
+    local = torch.where(far, 0.0, delta) / yp_near
+    h = torch.where(far, 1.0, yq) / yp_near
+    h_minus_one = torch.where(far, 0.0, eta) / yp_near
+    factor = sinhc_inverse(torch.where(far, 0.0, d))
     vx = factor * local / h
     vy = factor * (local.square().sum(-1, keepdim=True) + h_minus_one * (h + 1)) / (2 * h)
-    return torch.cat([vx, vy], dim=-1)
+    near = torch.cat([vx, vy], dim=-1)
+
+    S = torch.maximum(torch.maximum(yp, yq), delta.abs().amax(-1, keepdim=True)).detach()
+    direction = torch.cat(
+        [2 * (delta / S) * (yp / S), (delta / S).square().sum(-1, keepdim=True) + (eta / S) * ((yq + yp) / S)], -1
+    )
+    direction = torch.where(far, direction, torch.ones_like(direction))
+    far_value = d * direction / scaled_norm(direction, keepdim=True)
+    return torch.where(far, far_value, near)
 
 
 def logmap_frame(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -142,18 +165,24 @@ def transp_from_difference(
     r"""Parallel transport of the tangent vector ``v`` at ``p`` to ``q``, given :math:`\delta = x_q - x_p`.
 
     The isometry :math:`z \mapsto (z - x_p)/y_p` moves ``p`` to the origin and ``q`` to
-    :math:`q' = (\delta/y_p,\ y_q/y_p)`, at distance :math:`d(p, q)` from it, and divides tangent vectors
-    by :math:`y_p`. There the transport is done on the hyperboloid (no large coordinates whatever the
-    radius of ``p``), pulled back with the differential of the chart, and scaled back by :math:`y_p`.
+    :math:`q' = (\delta',\ h) = (\delta/y_p,\ y_q/y_p)`. The Lorentz transport from the origin to :math:`q'`,
+    pulled back through the chart, is in frame coordinates (:math:`w = (-v_x, v_y)/y_p`, ``v`` with its
+    horizontal part negated)
+
+    .. math::
+
+        t = \frac{2\langle a, w\rangle}{\lVert a\rVert^2}\,a - w, \qquad a = (\delta',\ 1 + h) \propto (\delta,\ y_p + y_q),
+
+    minus the reflection of :math:`w` in the hyperplane orthogonal to :math:`a` (so an isometry of the
+    frame), and the result is :math:`y_q\,t`. With :math:`a` scaled by its largest entry nothing overflows
+    at any distance (going through the hyperboloid, coordinates of size :math:`e^d` overflow from
+    :math:`d \approx 355`, 44 in float32), and the map is smooth, the identity at :math:`q = p`.
     """
-    local_q = torch.cat([delta / yp, yq / yp], dim=-1)
-    local_v = v / yp
-    origin = torch.zeros_like(local_q)
-    origin[..., -1] = 1
-    X, V = jvp(to_lorentz, (origin,), (local_v,))
-    Y = to_lorentz(local_q)
-    W = lorentz.transp(X, Y, V)
-    return yp * jvp(from_lorentz, (Y,), (W,))[1]
+    a = torch.cat([delta, yp + yq], dim=-1)
+    a = a / a.detach().abs().amax(-1, keepdim=True)
+    w = torch.cat([-v[..., :-1], v[..., -1:]], dim=-1) / yp
+    m = 2 * (a * w).sum(-1, keepdim=True) / a.square().sum(-1, keepdim=True)
+    return yq * (m * a - w)
 
 
 def transp(p: torch.Tensor, q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
