@@ -9,9 +9,9 @@ import mpmath
 import torch
 
 from . import reference
-from .manifold import HyperbolicManifold, PrecisionContract
+from .manifold import HyperbolicManifold, PrecisionContract, PrecisionError
 from .math import lorentz as kernel
-from .numerics import guards
+from .numerics import check_finite, guards
 from .rounding import round_to_tensor
 
 __all__ = ["Lorentz"]
@@ -70,13 +70,31 @@ class Lorentz(HyperbolicManifold):
         R, (x,) = self._unit(x)
         return R * kernel.projx(x)
 
+    def _finite(self, result: torch.Tensor, what: str, inputs: dict) -> torch.Tensor:
+        """``result`` unchanged if finite; else :class:`~hyperbolic.numerics.NonFiniteError` for a non-finite input
+        or :class:`~hyperbolic.manifold.PrecisionError` naming the first row whose coordinates overflowed."""
+        bad = ~torch.isfinite(result).all(-1)
+        if bool(bad.any()):
+            for name, tensor in inputs.items():
+                check_finite(tensor, name)
+            row = tuple(int(i) for i in torch.nonzero(bad)[0])
+            raise PrecisionError(
+                f"{what} row {row}: the result overflows {result.dtype} Lorentz coordinates (coordinates of size "
+                f"e^r at radius r; the {result.dtype} range ends at radius {self.contract(result.dtype).max_radius:.1f})"
+            )
+        return result
+
     def expmap(self, x, u):
-        R, (x, u) = self._unit(x, u)
-        return R * kernel.expmap(x, u)
+        """Exponential map; :class:`~hyperbolic.manifold.PrecisionError` for an end point beyond the float range
+        (instead of coordinates that overflowed to inf or NaN)."""
+        R, (x_unit, u_unit) = self._unit(x, u)
+        return self._finite(R * kernel.expmap(x_unit, u_unit), "expmap", {"points": x, "tangent vectors": u})
 
     def logmap(self, x, y):
-        R, (x, y) = self._unit(x, y)
-        return R * kernel.logmap(x, y)
+        """Logarithm; :class:`~hyperbolic.manifold.PrecisionError` where its coordinates (about :math:`d\\,x_0`)
+        overflow, close to the ceiling."""
+        R, (x_unit, y_unit) = self._unit(x, y)
+        return self._finite(R * kernel.logmap(x_unit, y_unit), "logmap", {"points": x, "targets": y})
 
     def transp(self, x, y, v):
         R, (x, y, v) = self._unit(x, y, v)

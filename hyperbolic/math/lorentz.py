@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import torch
 
-from ..numerics import safe_sqrt, scaled_norm, sinhc
+from ..numerics import safe_sqrt, scaled_norm, sinhc, sinhc_inverse
 
 __all__ = [
     "inner",
+    "half_chord",
     "dist",
     "expmap",
     "logmap",
@@ -43,19 +44,29 @@ def inner(u: torch.Tensor, v: torch.Tensor, keepdim: bool = False) -> torch.Tens
     return result if keepdim else result.squeeze(-1)
 
 
+def half_chord(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    r""":math:`\sinh(d(x, y)/2)` by the cancellation-free half-angle form (module docstring), keeping the last axis."""
+    x0, y0 = x[..., :1], y[..., :1]
+    # sqrt(1 + y0) / sqrt(1 + x0), not sqrt of the quotient: the backward pass of the quotient squares 1 + x0,
+    # which overflows beyond radius 355 (44 in float32) and turns large upstream gradients into NaN.
+    alpha = torch.sqrt(1 + y0) / torch.sqrt(1 + x0)
+    return 0.5 * scaled_norm(alpha * x[..., 1:] - y[..., 1:] / alpha, keepdim=True)
+
+
 def dist(x: torch.Tensor, y: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     """Geodesic distance by the cancellation-free half-angle form (module docstring)."""
-    x0, y0 = x[..., :1], y[..., :1]
-    alpha = torch.sqrt((1 + y0) / (1 + x0))
-    half_chord = 0.5 * scaled_norm(alpha * x[..., 1:] - y[..., 1:] / alpha, keepdim=True)
-    d = 2 * torch.asinh(half_chord)
+    d = 2 * torch.asinh(half_chord(x, y))
     return d if keepdim else d.squeeze(-1)
 
 
 def projx(x: torch.Tensor) -> torch.Tensor:
-    r"""Put ``x`` on the hyperboloid by recomputing :math:`x_0 = \sqrt{1 + \lVert x_s\rVert^2}`."""
+    r"""Put ``x`` on the hyperboloid by recomputing :math:`x_0 = \sqrt{1 + \lVert x_s\rVert^2}`.
+
+    Formed as ``hypot(1, ‖x_s‖)`` with a scaled norm: the squares overflow from radius 355 (float64; 44 in
+    float32), long before :math:`x_0` itself does.
+    """
     spatial = x[..., 1:]
-    x0 = torch.sqrt(1 + spatial.square().sum(-1, keepdim=True))
+    x0 = torch.hypot(torch.ones_like(spatial[..., :1]), scaled_norm(spatial, keepdim=True))
     return torch.cat([x0, spatial], dim=-1)
 
 
@@ -76,16 +87,25 @@ def expmap(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def logmap(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    r""":math:`\log_x(y)`: the tangent direction of :math:`y + \langle x,y\rangle_L x`, scaled to length :math:`d(x,y)`."""
-    direction = proju(x, y + inner(x, y, keepdim=True) * x)
-    length = safe_sqrt(inner(direction, direction, keepdim=True))
-    scale = dist(x, y, keepdim=True) / torch.where(length > 0, length, torch.ones_like(length))
-    return torch.where(length > 0, scale, torch.zeros_like(scale)) * direction
+    r""":math:`\log_x(y) = \frac{d}{\sinh d}\,(y + \langle x,y\rangle_L x)
+    = \frac{d}{\sinh d}\,(y - x) - d\tanh\frac d2\,x` with :math:`d = d(x, y)`.
+
+    The second form uses :math:`\langle x,y\rangle_L = -\cosh d` and takes :math:`d` from the half-angle form: no
+    Minkowski product is formed, so nothing cancels (a product of points at radius ``r`` loses
+    :math:`\varepsilon e^{2r}` and overflows past radius 355), and the map is smooth at :math:`y = x`, where it is 0.
+    """
+    d = 2 * torch.asinh(half_chord(x, y))
+    return sinhc_inverse(d) * (y - x) - d * torch.tanh(d / 2) * x
 
 
 def transp(x: torch.Tensor, y: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    r"""Parallel transport along the geodesic: :math:`v + \frac{\langle y, v\rangle_L}{1 - \langle x, y\rangle_L}(x + y)`."""
-    return v + inner(y, v, keepdim=True) / (1 - inner(x, y, keepdim=True)) * (x + y)
+    r"""Parallel transport along the geodesic: :math:`v + \frac{\langle y, v\rangle_L}{1 - \langle x, y\rangle_L}(x + y)`.
+
+    Formed as :math:`\langle y - x, v\rangle_L / (2 + 2\sinh^2(d/2))`, equal for :math:`v` tangent at ``x``: the
+    products of nearby points neither cancel nor overflow, and ``x = y`` gives ``v`` exactly.
+    """
+    s = half_chord(x, y)
+    return v + inner(y - x, v, keepdim=True) / (2 + 2 * s.square()) * (x + y)
 
 
 def to_poincare(x: torch.Tensor) -> torch.Tensor:
