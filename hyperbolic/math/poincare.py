@@ -85,8 +85,19 @@ def logmap(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     r""":math:`\log_p(q) = d(p,q)\, w / (\lambda_p \lVert w\rVert)` with :math:`w = (-p) \oplus q`.
 
     The length comes from the accurate :func:`dist` rather than :math:`\operatorname{artanh}\lVert w\rVert`.
+    Only the direction of :math:`w` is used, and with :math:`\delta = q - p`
+
+    .. math::
+
+        (-p) \oplus q = \frac{(1 - \lVert p\rVert^2)\,\delta - \lVert\delta\rVert^2 p}
+                              {\lVert\delta\rVert^2 + (1 - \lVert p\rVert^2)(1 - \lVert q\rVert^2)},
+
+    so :math:`w` is taken as the numerator, which does not cancel: :func:`mobius_add` forms
+    :math:`1 - 2\langle p, q\rangle + \lVert p\rVert^2\lVert q\rVert^2`, which is 0/0 for nearby points
+    near the boundary.
     """
-    w = mobius_add(-p, q)
+    delta = q - p
+    w = _one_minus_squared_norm(p) * delta - delta.square().sum(-1, keepdim=True) * p
     w_norm = scaled_norm(w, keepdim=True)
     safe = torch.where(w_norm > 0, w_norm, torch.ones_like(w_norm))
     scale = torch.where(w_norm > 0, dist(p, q, keepdim=True) / (conformal_factor(p) * safe), 0.0)
