@@ -452,9 +452,11 @@ class BinaryTiling(HyperbolicManifold):
         half_t = torch.div(t, 2, rounding_mode="floor")
         log_z = (torch.log(torch.where(rho > 0, rho, torch.ones_like(rho))) + (sigma.to(dtype) - t.to(dtype) / 2) * _LN2
                  - _LN2 - 0.5 * (torch.log(h1) + torch.log(h2)))
-        exponent = (sigma - half_t).clamp(-1000, 1000).to(dtype)
-        z = rho * torch.exp2(exponent) / (2 * torch.sqrt(h1 * h2 * torch.exp2((t - 2 * half_t).to(dtype))))
         far = log_z > 20
+        # z only for the near pairs: on far ones 2^exponent overflows (float32 past 2^127), and rho * inf would
+        # send a NaN gradient through the where() below.
+        exponent = torch.where(far, 0, (sigma - half_t).clamp(-1000, 1000)).to(dtype)
+        z = rho * torch.exp2(exponent) / (2 * torch.sqrt(h1 * h2 * torch.exp2((t - 2 * half_t).to(dtype))))
         near_d = 2 * torch.asinh(torch.where(far, torch.zeros_like(z), z))
         far_d = 2 * (torch.where(far, log_z, torch.zeros_like(log_z)) + _LN2)
         d = torch.where(far, far_d, near_d) * self.scale(rho)
