@@ -579,6 +579,10 @@ class LTiling(HyperbolicManifold):
             )
             flat = self._store(flat, point, rows, T_rows)
             direction = direction + _minkowski(point, direction, keepdim=True) * point
+            # Back to unit length: the lift and the projection change it by O(eps), and each piece multiplies
+            # that error by about cosh^2(1) (length 50: off by 1e3 in float64; float32 fails past length 20).
+            norm = safe_sqrt(_minkowski(direction, direction, keepdim=True))
+            direction = torch.where(norm > 0, direction / torch.where(norm > 0, norm, 1.0), torch.zeros_like(direction))
         return flat.reshape(*shape, self.storage_dim)
 
     def retr(self, x, v):
