@@ -492,7 +492,7 @@ class BinaryTiling(HyperbolicManifold):
         n = self.dim
         frame = v[..., :n].expand(*shape, n) / point[..., n - 1: n]
         length = frame.norm(dim=-1)
-        longest = float(length.max()) if length.numel() else 0.0
+        longest = float(length.detach().max()) if length.numel() else 0.0
         if not math.isfinite(longest):
             check_finite(v, "tangent vector")
         pieces = min(max(1, math.ceil(longest)), 4096)
@@ -561,7 +561,7 @@ class BinaryTiling(HyperbolicManifold):
             check_finite(v[..., :n], "tangent vector")
             row = tuple(int(i) for i in torch.nonzero(~finite)[0])
             shape = (*moved.shape[:-1], self.storage_dim)
-            distance = float(self.dist(x.expand(shape)[row], y.expand(shape)[row]))
+            distance = float(self.dist(x.expand(shape)[row], y.expand(shape)[row]).detach())
             raise PrecisionError(f"parallel transport of row {row} over a distance of {distance:.6g} overflows the "
                                  "float chart of its start point")
         return self._float_only(moved, y)

@@ -562,7 +562,7 @@ class LTiling(HyperbolicManifold):
         h = v[..., :3].to(x.dtype).expand(*shape, 3).reshape(-1, 3)
         length = safe_sqrt(_minkowski(h, h, keepdim=True))
         direction = torch.where(length > 0, h / torch.where(length > 0, length, 1.0), torch.zeros_like(h))
-        longest = float(length.max()) if length.numel() else 0.0
+        longest = float(length.detach().max()) if length.numel() else 0.0
         if not math.isfinite(longest):
             check_finite(v, "tangent vector")
         pieces = min(max(1, math.ceil(longest)), 4096)
