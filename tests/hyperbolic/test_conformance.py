@@ -229,3 +229,120 @@ def test_origin_and_random_are_points_with_dtype_and_device_of_request(label, dt
     assert origin.dtype == dtype and points.dtype == dtype
     manifold.assert_points(points)
     assert float(manifold.dist(origin[0], origin[1]).abs()) <= DTYPE_TOLERANCE[dtype]["slack"]
+
+
+def _finite_gradients(output, inputs) -> bool:
+    """Whether the gradients of a loss of order one, ``output.sum()`` divided by the largest entry (at least 1),
+    with respect to ``inputs`` are finite (True when none flow)."""
+    if not output.requires_grad:
+        return True
+    loss = (output / output.detach().abs().amax().clamp_min(1)).sum()
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    return all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+
+
+def _leaves(*tensors):
+    return [t.detach().clone().requires_grad_(True) for t in tensors]
+
+
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_coincident_points_and_zero_vectors_give_finite_values_and_gradients(label, dtype, dim):
+    """Never a silent NaN where training meets degenerate input: a node is its own negative, a parameter sits at
+    the origin, a gradient or a step is zero, two points are 1e-9 or 1e-15 apart."""
+    manifold = build(label, dim)
+    slack = DTYPE_TOLERANCE[dtype]["slack"]
+    x = torch.cat([manifold.origin(1, dtype=dtype), _points(manifold, dtype, 5, 3.0, 37)])
+    zero = torch.zeros_like(x)
+    v = tangent(manifold, x, torch.ones(6, dtype=dtype), torch.Generator().manual_seed(5))
+
+    a, b = _leaves(x, x)
+    d = manifold.dist(a, b)
+    assert float(d.detach().abs().max()) <= slack
+    grads = torch.autograd.grad(d.sum(), (a, b))
+    assert all(bool(torch.isfinite(g).all()) and float(g.abs().max()) <= slack for g in grads)
+
+    a, b = _leaves(x, x)
+    log = manifold.logmap(a, b)
+    assert float(manifold.norm(x, log.detach()).max()) <= slack
+    assert _finite_gradients(log, (a, b))
+
+    a, u = _leaves(x, zero)
+    moved = manifold.expmap(a, u)
+    assert float(manifold.dist(moved.detach(), x).max()) <= slack
+    assert _finite_gradients(moved[..., : manifold.dim], (a, u))
+
+    a, u = _leaves(x, zero)
+    length = manifold.norm(a, u)
+    assert float(length.detach().abs().max()) == 0 and _finite_gradients(length, (a, u))
+    assert float(manifold.egrad2rgrad(x, zero).abs().max()) == 0
+
+    a, b, w = _leaves(x, x, v)
+    moved = manifold.transp(a, b, w)
+    assert float(manifold.norm(x, moved.detach() - v).max()) <= DTYPE_TOLERANCE[dtype]["inverse"]
+    assert _finite_gradients(moved, (a, b, w))
+    a, b, w = _leaves(x, x.roll(1, 0), zero)
+    moved = manifold.transp(a, b, w)
+    assert float(moved.detach().abs().max()) == 0 and _finite_gradients(moved, (a, b, w))
+
+    for step in (1e-9, 1e-15):
+        with torch.no_grad():
+            y = manifold.expmap(x, step * v)
+        a, b = _leaves(x, y)
+        d = manifold.dist(a, b)
+        assert bool(torch.isfinite(d).all()) and _finite_gradients(d.square(), (a, b))
+        a, b = _leaves(x, y)
+        log = manifold.logmap(a, b)
+        assert bool(torch.isfinite(log).all()) and _finite_gradients(log, (a, b))
+
+
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_far_points_give_finite_values_and_gradients_or_a_precision_error(label, dtype, dim):
+    """At the declared usable radius and close to the ceiling, distances, logarithms and transports between a
+    point and the origin (and of a point with itself) are finite with finite gradients, or refused with
+    PrecisionError; never NaN or infinity."""
+    manifold = build(label, dim)
+    contract = manifold.contract(dtype)
+    generator = torch.Generator().manual_seed(6)
+    for radius in (min(contract.usable_radius, 1000.0), min(0.98 * contract.max_radius, 1000.0)):
+        with mpmath.mp.workprec(reference.working_precision(radius + 2)):
+            far = reference.point_at(radius, reference.random_direction(dim, random.Random(8)))
+        x = manifold.from_reference([far], dtype=dtype)
+        o = manifold.origin(1, dtype=dtype)
+        v = tangent(manifold, o, torch.ones(1, dtype=dtype), generator)
+        checks = [
+            ("dist", lambda p, q: manifold.dist(p, q), (x, o)),
+            ("logmap to the origin", lambda p, q: manifold.logmap(p, q), (x, o)),
+            ("logmap from the origin", lambda p, q: manifold.logmap(p, q), (o, x)),
+            ("logmap to itself", lambda p, q: manifold.logmap(p, q), (x, x)),
+            ("transp from the origin", lambda p, q, w: manifold.transp(p, q, w), (o, x, v)),
+            ("expmap of zero", lambda p, w: manifold.expmap(p, w)[..., : manifold.dim], (x, torch.zeros_like(x))),
+        ]
+        for name, operation, inputs in checks:
+            leaves = _leaves(*inputs)
+            try:
+                out = operation(*leaves)
+            except PrecisionError:
+                continue
+            assert bool(torch.isfinite(out).all()), f"{name} at radius {radius:.1f}: {out}"
+            assert _finite_gradients(out, leaves), f"gradient of {name} at radius {radius:.1f}"
+
+
+@pytest.mark.parametrize("label,dtype,dim", CASES)
+def test_long_steps_land_at_their_length_or_raise(label, dtype, dim):
+    """expmap of a step as long as the usable radius (at most 50) from the origin lands at that distance; steps of
+    500 and past the ceiling give a finite point or PrecisionError, never NaN or infinity (not for the tilings,
+    whose ceiling is beyond 1000: they take steps in pieces of length 1, which is slow)."""
+    manifold = build(label, dim)
+    contract = manifold.contract(dtype)
+    o = manifold.origin(3, dtype=dtype)
+    v = tangent(manifold, o, torch.ones(3, dtype=dtype), torch.Generator().manual_seed(9))
+    length = min(contract.usable_radius, 50.0)
+    end = manifold.expmap(o, length * v)
+    torch.testing.assert_close(manifold.dist(o, end), torch.full((3,), length, dtype=dtype), rtol=1e-4, atol=0)
+    if contract.max_radius < 1000:
+        for long in (500.0, 1.5 * contract.max_radius):
+            try:
+                end = manifold.expmap(o, long * v)
+            except PrecisionError:
+                continue
+            assert bool(torch.isfinite(end).all()), f"step of length {long:.1f}"
