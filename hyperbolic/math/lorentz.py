@@ -47,9 +47,13 @@ def inner(u: torch.Tensor, v: torch.Tensor, keepdim: bool = False) -> torch.Tens
 def half_chord(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     r""":math:`\sinh(d(x, y)/2)` by the cancellation-free half-angle form (module docstring), keeping the last axis."""
     x0, y0 = x[..., :1], y[..., :1]
-    # sqrt(1 + y0) / sqrt(1 + x0), not sqrt of the quotient: the backward pass of the quotient squares 1 + x0,
-    # which overflows beyond radius 355 (44 in float32) and turns large upstream gradients into NaN.
-    alpha = torch.sqrt(1 + y0) / torch.sqrt(1 + x0)
+    # The value rounds the quotient once (near pairs far out lose accuracy with every rounding of alpha); the
+    # gradient goes through sqrt(1 + y0) / sqrt(1 + x0), equal in value, as the backward pass of the quotient
+    # squares 1 + x0, which overflows beyond radius 355 (44 in float32) and turns large gradients into NaN.
+    alpha = torch.sqrt((1 + y0) / (1 + x0))
+    if torch.is_grad_enabled() and (x.requires_grad or y.requires_grad):
+        differentiable = torch.sqrt(1 + y0) / torch.sqrt(1 + x0)
+        alpha = alpha.detach() + (differentiable - differentiable.detach())
     return 0.5 * scaled_norm(alpha * x[..., 1:] - y[..., 1:] / alpha, keepdim=True)
 
 
