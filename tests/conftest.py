@@ -1,5 +1,6 @@
-"""Test-wide set-up: register every representation, and locate the shared data folder."""
+"""Test-wide set-up: register every representation, locate the shared data folder, load benchmark scripts."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from embed.cli import load_representations
 
 load_representations()
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 SHARED_DATA = Path(os.environ.get("HYPERBOLIC_SHARED_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 
 
@@ -29,3 +31,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """``benchmark_script("hgcn")``: the script ``benchmarks/hgcn.py`` loaded as a module (the scripts are not a
+    package)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

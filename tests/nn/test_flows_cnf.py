@@ -194,22 +194,11 @@ def test_high_dimension_trains_with_hutchinson_and_its_log_prob_is_unbiased():
     assert abs(float(estimates.detach().mean()) - float(exact)) < 5 * spread + 1e-9
 
 
-def _flows_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "flows.py"
-    spec = importlib.util.spec_from_file_location("flows_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_checkpoint_is_loaded_without_unpickling_objects(tmp_path, capsys):
+def test_benchmark_checkpoint_is_loaded_without_unpickling_objects(tmp_path, capsys, benchmark_script):
     import argparse
     import pickle
 
-    benchmark = _flows_benchmark()
+    benchmark = benchmark_script("flows")
     checkpoint = tmp_path / "state.pt"
     argv = ["--steps", "2", "--log-every", "1", "--skip-quadrature", "--holdout", "20", "--batch-size", "20",
             "--eval-tol", "1e-3", "--checkpoint", str(checkpoint)]

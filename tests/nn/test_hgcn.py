@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import geoopt
 import pytest
@@ -133,18 +131,9 @@ def test_margin_caps_the_radius():
     assert bool((out.norm(dim=-1) <= 0.5 * (1 - 4e-3) + 1e-12).all()) and "margin=0.004" in repr(conv)
 
 
-def _benchmark():
-    """``benchmarks/hgcn.py`` as a module (its model class carries the benchmark's options)."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "hgcn.py"
-    spec = importlib.util.spec_from_file_location("hgcn_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("curvature, trained", [("fixed", []), ("output", [2]), ("all", [0, 1, 2])])
-def test_benchmark_model_curvature_and_margin_options(curvature, trained):
-    bench = _benchmark()
+def test_benchmark_model_curvature_and_margin_options(curvature, trained, benchmark_script):
+    bench = benchmark_script("hgcn")  # its model class carries the benchmark's options
     torch.manual_seed(3)
     model = bench.HGCNLinkPredictor(5, 4, "frechet", margin=0.05, curvature=curvature).double()
     assert [i for i, ball in enumerate(model.balls) if ball.learnable] == trained
@@ -165,8 +154,8 @@ def test_benchmark_model_curvature_and_margin_options(curvature, trained):
         bench.HGCNLinkPredictor(5, 4, "frechet", curvature="learned")
 
 
-def test_benchmark_settings_take_dataset_defaults_unless_given():
-    bench = _benchmark()
+def test_benchmark_settings_take_dataset_defaults_unless_given(benchmark_script):
+    bench = benchmark_script("hgcn")
     given = argparse.Namespace(margin=None, curvature="all", features=None, feature_scale=None)
     assert bench.settings("airport", given) == {**bench.DEFAULTS["airport"], "curvature": "all"}
     assert bench.settings("disease_lp", given)["margin"] == bench.DEFAULTS["disease_lp"]["margin"]
