@@ -134,6 +134,7 @@ def test_passes_the_scikit_learn_estimator_checks():
     assert results
     assert not failed, failed
 
+
 def test_arpack_is_seeded_and_agrees_with_dense():
     _, D = centred_points(m=6, k=3, seed=2)
     D = np.array([[float(v) for v in row] for row in D])
