@@ -25,7 +25,8 @@ class Lorentz(HyperbolicManifold):
     :math:`\varepsilon e^{r}`, not like :math:`\varepsilon e^{2r}` as with :math:`\operatorname{arcosh}(-\langle x, y\rangle_L)`.
     The precision contract is that of ``dist``. Tangent vectors are still handled through Minkowski products
     (``inner``, ``proju``, ``transp``, ``expmap``), whose error grows like :math:`\varepsilon e^{2r}`. In
-    float64, ``transp`` between near points is off by about 3e-7 relative at radius 11 and 5e-4 at radius 15.
+    float64, ``transp`` between near points is off by up to about 3e-7 relative at radius 11 and 5e-4 at
+    radius 15 (bounded by :math:`\varepsilon e^{2r}` against mpmath in ``tests/hyperbolic/test_float_models.py``).
     For training beyond radius 10, use the half-space or MCF models.
 
     Parameters

@@ -134,3 +134,35 @@ def test_halfspace_exponential_map_branches_agree():
     y_first = y / (torch.cosh(s) - vy * torch.sinh(s) / s)
     torch.testing.assert_close(dx, dx_first, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(y_new, y_first, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("radius", [5, 11, 15])
+def test_lorentz_transport_error_grows_like_eps_e2r(radius):
+    """The bound in the Lorentz docstring: parallel transport between near points (d = 1) at radius r, against
+    the exact transport of the stored points in mpmath, errs by at most eps e^{2r} (relative, in the ambient
+    coordinates), and by more than eps e^{2r} / 1000 far out: the tangent operations are not the ones
+    the precision contract covers."""
+    manifold = Lorentz(2)
+    with mpmath.mp.workprec(reference.working_precision(radius + 3)):
+        pairs = [reference.near_pair(radius, 1, 2, random.Random(i)) for i in range(10)]
+    x = manifold.from_reference([a for a, _ in pairs])
+    y = manifold.from_reference([b for _, b in pairs])
+    u = manifold.proju(x, torch.randn(10, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    moved = manifold.transp(x, y, u)
+    errors = []
+    with mpmath.mp.workprec(600):
+        for i in range(10):
+            X, Y, U = ([mpmath.mpf(v) for v in t[i].tolist()] for t in (x, y, u))
+            X[0], Y[0] = (mpmath.sqrt(1 + P[1] ** 2 + P[2] ** 2) for P in (X, Y))  # the stored points, exactly
+
+            def minkowski(a, b):
+                return -a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+            U = [U[k] + minkowski(X, U) * X[k] for k in range(3)]  # tangent at X exactly
+            W = [U[k] + minkowski(Y, U) / (1 - minkowski(X, Y)) * (X[k] + Y[k]) for k in range(3)]
+            difference = [mpmath.mpf(float(moved[i, k])) - W[k] for k in range(3)]
+            errors.append(float(mpmath.norm(difference) / mpmath.norm(W)))
+    bound = torch.finfo(torch.float64).eps * mpmath.e ** (2 * radius)
+    assert max(errors) <= bound, f"{max(errors):.3g} > eps e^2r = {float(bound):.3g}"
+    if radius >= 11:
+        assert max(errors) >= bound / 1000
