@@ -1,6 +1,5 @@
 """``hyperbolic embed / eval / export / plot`` end to end, including bad input."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -138,18 +137,20 @@ def test_a_tiled_embedding_file_reads_back_in_a_fresh_process(tmp_path, capsys, 
     assert json.loads(result.stdout.splitlines()[-1])["manifold"] == "ltiling"
 
 
-def test_a_stored_scale_that_is_not_positive_is_refused(tmp_path, capsys, shared_data):
+@pytest.mark.parametrize("command", ["eval", "plot"])
+def test_a_stored_scale_that_is_not_positive_is_refused(tmp_path, capsys, shared_data, command):
+    if command == "plot":
+        pytest.importorskip("matplotlib")
     graph = shared_data / "hyperbolics" / "smalltree.edges"
     out = tmp_path / "small.pt"
     assert main(["embed", str(graph), "--root", "0", "--no-eval", "--out", str(out)]) == 0
+    argv = [command, str(out), str(graph)] if command == "eval" else [command, str(out), "--out", str(tmp_path / "s.png")]
     for scale in (float("nan"), 0.0, "big"):
         payload = torch.load(out, weights_only=True)
         payload["config"] = json.dumps({**json.loads(payload["config"]), "scale": scale})
         torch.save(payload, out)
-        _fails(capsys, ["eval", str(out), str(graph)], "small.pt: stored scale", "not a positive finite number")
-        if importlib.util.find_spec("matplotlib") is not None:
-            _fails(capsys, ["plot", str(out), "--out", str(tmp_path / "small.png")], "small.pt: stored scale")
-            assert not (tmp_path / "small.png").exists()
+        _fails(capsys, argv, "small.pt: stored scale", "not a positive finite number")
+    assert not (tmp_path / "s.png").exists()
 
 
 def test_a_disconnected_graph_is_reported_or_refused(tmp_path, capsys):
