@@ -153,7 +153,12 @@ def load_embedding(
     names = payload.get("names")
     if not isinstance(names, (list, tuple)):
         raise EmbeddingFileError(f"{path}: names must be a list of strings, found {_describe(names)}")
-    names = list(names)
+    return _checked(path, list(names), points, manifold)
+
+
+def _checked(path, names: list, points: torch.Tensor, manifold: HyperbolicManifold):
+    """``(names, points, manifold)`` of a loaded file once the names are unique strings, one per point, and the
+    points are finite points of the manifold; :class:`EmbeddingFileError` naming ``path`` otherwise."""
     if len(names) != points.shape[0]:
         raise EmbeddingFileError(f"{path}: {len(names)} names for {points.shape[0]} points")
     row = next((i for i, name in enumerate(names) if not isinstance(name, str)), None)
@@ -200,7 +205,7 @@ def export_npz(
 
 def load_npz(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, HyperbolicManifold]:
     """Read an ``.npz`` written by :func:`export_npz` (no pickles are loaded); :class:`EmbeddingFileError`
-    naming the file and the problem when it is not one."""
+    naming the file and the problem when it is not one (the checks of :func:`load_embedding`)."""
     try:
         with np.load(path, allow_pickle=False) as data:
             stored = {key: data[key] for key in ("spec", "points", "names") if key in data.files}
@@ -220,14 +225,7 @@ def load_npz(path: str | os.PathLike) -> tuple[list[str], torch.Tensor, Hyperbol
     if points.ndim != 2 or points.dtype.kind != "f":
         raise EmbeddingFileError(f"{path}: points must be a 2-D floating-point array, found {points.dtype} "
                                  f"{points.shape}")
-    if len(names) != points.shape[0]:
-        raise EmbeddingFileError(f"{path}: {len(names)} names for {points.shape[0]} points")
-    points = torch.from_numpy(points.copy())
-    try:
-        manifold.assert_points(points, what=str(path))
-    except ValueError as error:
-        raise EmbeddingFileError(str(error)) from None
-    return names, points, manifold
+    return _checked(path, names, torch.from_numpy(points.copy()), manifold)
 
 
 def export_tsv(path: str | os.PathLike, points: torch.Tensor, names: Sequence[str] | None = None) -> None:

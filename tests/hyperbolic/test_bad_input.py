@@ -171,6 +171,7 @@ def test_loading_a_malformed_config_names_the_file(tmp_path, config, message):
         ("points", np.zeros(3), r"points must be a 2-D floating-point array"),
         ("points", np.full((4, 2), np.nan), "non-finite value nan at row"),
         ("names", np.array(["a", "b"]), "2 names for 4 points"),
+        ("names", np.array(["a", "b", "a", "c"]), r"name 'a' repeats \(rows 0 and 2\)"),
         ("names", np.array([object()], dtype=object), "not a readable .npz file"),
     ],
 )
