@@ -31,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from .train import NonFiniteTrainingError, TrainConfig, Trainer, add_stage_argument, make_manifold
+from .train import NonFiniteTrainingError, TrainConfig, Trainer, make_manifold
+from .train_cli import add_stage_argument
 
 __all__ = ["PUBLISHED", "RECIPES", "DATASETS", "recipe", "load", "run_one", "run", "format_table",
            "add_arguments", "run_from_args"]

@@ -28,7 +28,7 @@ import time
 import torch
 from tqdm import tqdm
 
-from . import bench_wordnet, train
+from . import bench_wordnet, train_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -218,7 +218,7 @@ def _draw(picture, graph, points, manifold, roots, title, dim, root, edges=None,
 def _command_embed(args: argparse.Namespace) -> int:
     if args.method in ("train", "hmds"):
         load_representations()  # --manifold and --warm-start files may name tiling models
-        return train.run_from_args(args)
+        return train_cli.run_from_args(args)
     if args.dim is None:
         args.dim = 2
     from hyperbolic.io import save_embedding
@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=None, help="evaluate a random sample of rows (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the row sample")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    train.add_arguments(p, graph=False, method=False)
+    train_cli.add_arguments(p, graph=False, method=False)
     p.set_defaults(handler=_command_embed)
 
     p = commands.add_parser("bench", help="benchmark suites (wordnet)")
