@@ -8,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from embed import metrics as metrics_module
+from embed import pair_distances as pair_distances_module
 from embed.graphs import Graph, is_transitively_closed, transitive_reduction
 from embed.metrics import evaluate, graph_distances, neighbourhoods
 from hyperbolic import HalfSpace, Lorentz
@@ -65,7 +65,7 @@ def test_matches_brute_force(weighted, monkeypatch):
     edge_map, mean_rank, d_avg, d_wc = _brute(D, graph, sets)
     for chunk, gathered in ((7, None), (None, None), (None, 5)):
         if gathered is not None:  # storage elements per manifold.dist call: slices of 2 pairs
-            monkeypatch.setattr(metrics_module, "_GATHERED_ELEMENTS", gathered)
+            monkeypatch.setattr(pair_distances_module, "GATHERED_ELEMENTS", gathered)
         m = evaluate(points, manifold, graph, scale=1.7, chunk_size=chunk)
         assert m.edge_map == pytest.approx(edge_map, rel=1e-12)
         assert m.mean_rank == pytest.approx(mean_rank, rel=1e-12)
@@ -81,7 +81,7 @@ def test_tiling_points_are_evaluated_in_their_limbs_in_use():
     graph = _random_graph()
     manifold = BinaryTiling(2, max_radius=300)
     points = manifold.random(graph.num_nodes, std=2.0, generator=torch.Generator().manual_seed(1))
-    pairs = metrics_module._pair_distances(points, manifold)
+    pairs = pair_distances_module.pair_distances(points, manifold)
     assert pairs.points.shape[-1] < manifold.storage_dim
     D = manifold.dist(points[:, None], points[None]).numpy()
     indptr, indices = neighbourhoods(graph)
@@ -184,23 +184,6 @@ def test_graph_distances_bfs_matches_networkx():
         lengths = nx.single_source_shortest_path_length(nxg, str(s))
         expected = [lengths.get(str(v), math.inf) for v in range(152)]
         assert D[row].tolist() == expected
-
-
-def test_fast_distance_matches_dist_far_out(shared_data):
-    # phylo_tree from its largest-degree node: depth 50, radius 500, heights down to 1e-217; the squares of
-    # the differences underflow unless the norm is scaled.
-    from embed.combinatorial import embed_graph
-    from embed.graphs import read_edgelist
-    from embed.metrics import fast_distance
-
-    graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
-    embedding = embed_graph(graph, eps=1.0)
-    assert embedding.info["radius_bound"] > 400
-    fast = fast_distance(embedding.points, embedding.manifold)(torch.arange(graph.num_nodes))
-    exact = embedding.manifold.dist(embedding.points[:, None], embedding.points[None])
-    gap = (fast - exact).abs() / exact.clamp_min(1e-300)
-    gap.fill_diagonal_(0)
-    assert float(gap.max()) < 1e-15
 
 
 def test_symmetric_tiles_match_row_by_row_exact_distances(shared_data):
@@ -349,7 +332,7 @@ def test_binary_tiling_points_take_the_certified_component_distances():
     """While the tiling's integers fit float64, its points are exact two-float expansions (Two-Sum of 2^j k and
     2^j x): the evaluation takes the certified formula, with the distances and metrics of the tiling's own dist;
     near duplicates (unsure at the first level) included. Beyond two limbs it keeps the tiling's dist."""
-    from embed.metrics import fast_distance
+    from embed.pair_distances import fast_distance
 
     model = BinaryTiling(3, max_radius=1100)
     x = _tiling_points(model, (torch.rand(150, generator=torch.Generator().manual_seed(4)) * 25).tolist(), seed=5)
@@ -371,33 +354,3 @@ def test_binary_tiling_points_take_the_certified_component_distances():
     far = _tiling_points(model, [5.0, 40.0], seed=8)
     assert model.limbs_in_use(far) == 3 and model.halfspace_components(far) is None
     assert fast_distance(far, model) is None
-
-
-@pytest.mark.parametrize("which", ["binary-tiling", "halfspace-mcf2"])
-def test_close_pairs_are_certified_without_the_manifold_dist(which, monkeypatch):
-    """Near the origin every pair is close (rho c << 1), where an error e of rho moves the distance by about
-    2ce, not 2e/rho: the component formula certifies all of them, no pair falls back to the manifold's dist,
-    and the distances agree with the mpmath reference to 1e-15."""
-    import mpmath
-
-    from embed.metrics import fast_distance
-    from hyperbolic import HalfSpaceMCF
-    from hyperbolic import reference as ref
-
-    model = BinaryTiling(3, max_radius=1100) if which == "binary-tiling" else HalfSpaceMCF(3, components=2)
-    radii = (torch.rand(40, generator=torch.Generator().manual_seed(11)) * 1e-3).tolist()
-    x = _tiling_points(model, radii, seed=12)
-    assert model.halfspace_components(x) is not None
-
-    def no_dist(*args, **kwargs):
-        raise AssertionError("a close pair fell back to the manifold's dist")
-
-    monkeypatch.setattr(type(model), "dist", no_dist)
-    fast = fast_distance(x, model)(torch.arange(len(x)))
-    monkeypatch.undo()
-    with mpmath.workdps(60):
-        points = model.to_reference(x)
-        for a in range(0, len(x), 7):
-            for b in range(len(x)):
-                truth = ref.dist(points[a], points[b])
-                assert abs(float(fast[a, b]) - truth) <= 1e-15 * truth, (a, b)
