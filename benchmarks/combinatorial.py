@@ -36,7 +36,7 @@ import torch
 
 from embed.combinatorial import embed_graph
 from embed.construction.reference import poincare_to_lorentz, reference_2d
-from embed.graphs import read_edgelist
+from embed.edgelist import read_edgelist
 from embed.metrics import evaluate
 from hyperbolic.manifold import PrecisionError
 

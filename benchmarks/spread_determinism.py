@@ -19,7 +19,7 @@ import torch
 
 from embed import codes
 from embed.combinatorial import embed_graph
-from embed.graphs import read_edgelist
+from embed.edgelist import read_edgelist
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "hyperbolics"
 ROOTS = {"ca-CSphd": None, "bio-diseasome": None, "bio-yeast": "0"}

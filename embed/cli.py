@@ -107,7 +107,7 @@ DEFAULT_OUTDIR = "hyperbolic-out"
 
 def _read_graph(spec: str | None, directed: bool):
     """``(graph, stem)``: an edge list, or the built-in mammal closure for None / ``"mammals"``."""
-    from .graphs import read_edgelist
+    from .edgelist import read_edgelist
     from .wordnet import load_mammals
 
     if spec is None or (spec == BUILTIN and not os.path.exists(spec)):
@@ -124,7 +124,8 @@ def _split_closure(graph, closure_path: str | None, directed: bool):
     A transitively closed directed graph (such as the mammal closure) is embedded through its transitive
     reduction (the hypernym DAG), and the closure itself is kept for closure-MAP.
     """
-    from .graphs import is_transitively_closed, read_edgelist, transitive_reduction
+    from .edgelist import read_edgelist
+    from .graphs import is_transitively_closed, transitive_reduction
 
     closure = None
     if closure_path is not None:

@@ -37,11 +37,12 @@ import torch
 
 from hyperbolic.manifold import PrecisionError
 
+from .bfs import BFSTree, NotATreeError, bfs_tree
 from .construction import fast, tiled
 from .construction.plan import TreePlan, plan_tree
 from .construction.reference import poincare_to_lorentz, reference_2d, reference_rd
 from .construction.tau import LOG2_E, tau_for_radius, tau_from_eps
-from .graphs import BFSTree, Graph, GraphError, NotATreeError, bfs_tree, connected_components
+from .graphs import Graph, GraphError, connected_components
 
 __all__ = [
     "CombinatorialEmbedding",
@@ -228,7 +229,7 @@ def embed_graph(
     method : {"codes", "spread"}
         Directions in r-D.
     require_tree : bool
-        Refuse graphs that are not trees (:class:`embed.graphs.NotATreeError`): cycles, repeated edges,
+        Refuse graphs that are not trees (:class:`embed.bfs.NotATreeError`): cycles, repeated edges,
         several connected components.
     bfs_order : {"sorted", "input"}
         Neighbour order of the BFS: increasing node index (default), or the edge list's order (what a

@@ -48,7 +48,7 @@ def load_graph(spec: str | None, *, directed: bool | None = None, wordnet_dir: s
         return load_dataset(spec, wordnet_dir=wordnet_dir)
     if not path.exists():
         raise FileNotFoundError(f"{spec!r} is neither an edge-list file nor a dataset ({', '.join(DATASETS)})")
-    from .graphs import read_edgelist
+    from .edgelist import read_edgelist
 
     if directed is None:
         directed = path.suffix.lower() == ".csv"

@@ -47,12 +47,8 @@ from typing import Literal
 
 import torch
 
-from embed.graphs import (
-    Graph,
-    connected_components,
-    parse_edgelist,
-    write_edgelist,
-)
+from embed.edgelist import parse_edgelist, write_edgelist
+from embed.graphs import Graph, connected_components
 from hyperbolic.io import atomic_write
 
 __all__ = [

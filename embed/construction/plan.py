@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..graphs import BFSTree, Graph
+from ..bfs import BFSTree
+from ..graphs import Graph
 
 __all__ = ["TreePlan", "plan_tree"]
 

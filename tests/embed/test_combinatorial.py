@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from embed import codes
+from embed.bfs import NotATreeError
 from embed.codes import directions, min_angle, ordered_sum, repel, simplex_codewords
 from embed.combinatorial import embed_graph, parse_precision
 from embed.construction import limbs as lb
 from embed.construction.reference import poincare_to_lorentz, reference_2d, reference_rd
 from embed.construction.tau import tau_from_eps
-from embed.graphs import Graph, GraphError, NotATreeError, read_edgelist
+from embed.edgelist import read_edgelist
+from embed.graphs import Graph, GraphError
 from embed.metrics import evaluate
 from hyperbolic.manifold import PrecisionError
 

@@ -10,7 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from embed.graphs import read_edgelist
+from embed.edgelist import read_edgelist
 from embed.hmds import HMDS, evaluate_hmds, hmds_graph
 from hyperbolic import HalfSpace, Lorentz, PoincareBall, reference
 
@@ -203,7 +203,7 @@ def test_hmds_graph_uses_shortest_paths():
 
 
 def read_edgelist_text(text):
-    from embed.graphs import parse_edgelist
+    from embed.edgelist import parse_edgelist
 
     return parse_edgelist(text, source="inline")
 

@@ -191,7 +191,7 @@ def test_symmetric_tiles_match_row_by_row_exact_distances(shared_data):
     # leading components) evaluated with the symmetric, coordinate-sorted tiles and small blocks, against
     # the same metrics from the manifold's own exact distances, row by row in the input order.
     from embed.combinatorial import embed_graph
-    from embed.graphs import read_edgelist
+    from embed.edgelist import read_edgelist
 
     graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
     extra = torch.tensor([[0, 100], [5, 300], [17, 250]])  # non-tree edges, so MAP < 1 and ties matter less

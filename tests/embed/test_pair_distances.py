@@ -14,7 +14,7 @@ def test_fast_distance_matches_dist_far_out(shared_data):
     # phylo_tree from its largest-degree node: depth 50, radius 500, heights down to 1e-217; the squares of
     # the differences underflow unless the norm is scaled.
     from embed.combinatorial import embed_graph
-    from embed.graphs import read_edgelist
+    from embed.edgelist import read_edgelist
 
     graph = read_edgelist(shared_data / "hyperbolics" / "phylo_tree.edges")
     embedding = embed_graph(graph, eps=1.0)

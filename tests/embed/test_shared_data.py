@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from embed.graphs import bfs_tree, connected_components, read_edgelist
+from embed.bfs import bfs_tree
+from embed.edgelist import read_edgelist
+from embed.graphs import connected_components
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

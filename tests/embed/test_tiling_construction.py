@@ -8,7 +8,8 @@ import torch
 
 from embed.combinatorial import embed_graph
 from embed.construction.reference import poincare_to_lorentz, reference_2d
-from embed.graphs import Graph, read_edgelist
+from embed.edgelist import read_edgelist
+from embed.graphs import Graph
 from embed.metrics import evaluate
 from hyperbolic.io import load_embedding, save_embedding
 from tiling import LTiling

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from embed import wordnet
-from embed.graphs import Graph, bfs_tree, read_edgelist, write_edgelist
+from embed.bfs import bfs_tree
+from embed.edgelist import read_edgelist, write_edgelist
+from embed.graphs import Graph
 from embed.wordnet import (
     WordNetFormatError,
     WordNetNotFoundError,
