@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from embed.checkpoint import load_checkpoint  # noqa: E402
 from embed.cli import load_representations  # noqa: E402
-from embed.train import _manifold_from_spec  # noqa: E402
+from embed.train import manifold_from_spec  # noqa: E402
 from embed.wordnet import noun_closure  # noqa: E402
 
 
@@ -65,7 +65,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     load_representations()
     state = load_checkpoint(args.checkpoint)
-    manifold = _manifold_from_spec(state["spec"])
+    manifold = manifold_from_spec(state["spec"])
     graph = noun_closure()
     n, edges = graph.num_nodes, graph.edges
     points = state["points"]

@@ -57,11 +57,13 @@ __all__ = [
     "initial_points",
     "warm_start",
     "make_manifold",
+    "manifold_from_spec",
+    "is_hyperbolic",
     "evaluate_embedding",
 ]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-_OPTIMIZERS = ("sgd", "adam", "row-sgd")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+OPTIMIZERS = ("sgd", "adam", "row-sgd")
 # Graphs up to this many nodes train the distortion loss on all pairs, with one BFS at start-up.
 _ALL_PAIRS_LIMIT = 4096
 
@@ -260,10 +262,10 @@ class TrainConfig:
 
         if self.loss not in ("ranking", "distortion"):
             raise ValueError(f"TrainConfig.loss must be 'ranking' or 'distortion', got {self.loss!r}")
-        if self.optimizer not in _OPTIMIZERS:
-            raise ValueError(f"TrainConfig.optimizer must be one of {_OPTIMIZERS}, got {self.optimizer!r}")
-        if self.dtype not in _DTYPES:
-            raise ValueError(f"TrainConfig.dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"TrainConfig.optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"TrainConfig.dtype must be one of {tuple(DTYPES)}, got {self.dtype!r}")
         if self.distortion not in DISTORTION_KINDS:
             raise ValueError(f"TrainConfig.distortion must be one of {tuple(DISTORTION_KINDS)}, got {self.distortion!r}")
         for name in ("epochs", "batch_size", "negatives"):
@@ -343,7 +345,7 @@ class TrainConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return _DTYPES[self.dtype]
+        return DTYPES[self.dtype]
 
 
 # ============================================================================ manifolds and points
@@ -387,15 +389,18 @@ def make_manifold(label: str, dim: int):
         raise ValueError(str(error.args[0])) from None
 
 
-def _manifold_from_spec(spec: dict):
+def manifold_from_spec(spec: dict):
+    """The manifold a saved ``spec()`` describes: a registered representation, or the Euclidean baseline."""
     if spec.get("name") == "euclidean":
         return EuclideanBaseline(int(spec["dim"]))
-    from hyperbolic.registry import manifold_from_spec
+    from hyperbolic import registry
 
-    return manifold_from_spec(spec)
+    return registry.manifold_from_spec(spec)
 
 
-def _is_protocol(manifold) -> bool:
+def is_hyperbolic(manifold) -> bool:
+    """Whether ``manifold`` is a representation of hyperbolic space (it has the Lorentz bridge), not the
+    Euclidean baseline."""
     return hasattr(manifold, "from_lorentz") and hasattr(manifold, "to_lorentz")
 
 
@@ -403,7 +408,7 @@ def initial_points(manifold, num_points: int, scale: float, dtype: torch.dtype, 
     """Points near the origin: Lorentz spatial coordinates uniform in ``[-scale, scale]``."""
     v = (torch.rand(num_points, manifold.dim, dtype=dtype, generator=generator) * 2 - 1) * scale
     v = v.to(device)
-    if not _is_protocol(manifold):
+    if not is_hyperbolic(manifold):
         return v
     X = torch.cat([torch.sqrt(1 + v.square().sum(-1, keepdim=True)), v], dim=-1)
     with torch.no_grad():
@@ -420,7 +425,7 @@ def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dty
     """
     from hyperbolic.io import load_embedding
 
-    if not _is_protocol(manifold):
+    if not is_hyperbolic(manifold):
         raise ValueError(f"warm start needs a hyperbolic manifold of the protocol, not {manifold.name!r}")
     names, points, source = load_embedding(path)
     position = {name: i for i, name in enumerate(names)}
@@ -780,7 +785,7 @@ class Trainer:
             raise ValueError(f"{checkpoint}: cannot change {', '.join(fixed)} when resuming "
                              f"(the checkpoint has {', '.join(f'{n}={saved[n]!r}' for n in fixed)})")
         config = TrainConfig(**{**saved, **changes})
-        manifold = _manifold_from_spec(state["spec"])
+        manifold = manifold_from_spec(state["spec"])
         trainer = cls(graph, manifold, config, init=state["points"], checkpoint=checkpoint, metrics=metrics,
                       progress=progress)
         if trainer.optimizer is not None:
@@ -872,7 +877,7 @@ class Trainer:
             return
         self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.metrics_path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, default=_json_default) + "\n")
+            handle.write(json.dumps(record, default=json_default) + "\n")
 
     # ------------------------------------------------------------------ one step
     def _distance(self, u: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -1223,13 +1228,14 @@ class Trainer:
         """Write the points as an embedding file (``hyperbolic.io``), with the run config."""
         from hyperbolic.io import save_embedding
 
-        if not _is_protocol(self.manifold):
+        if not is_hyperbolic(self.manifold):
             raise ValueError(f"embedding files hold hyperbolic manifolds; {self.manifold.name!r} cannot be saved")
         save_embedding(path, self.points, self.manifold, self.graph.names,
                        config={"method": "train", **asdict(self.config), **(extra or {})})
 
 
-def _json_default(value):
+def json_default(value):
+    """``json.dumps``' ``default``: tensors as lists, paths as text."""
     if isinstance(value, torch.Tensor):
         return value.tolist()
     if isinstance(value, Path):

@@ -20,14 +20,14 @@ from .checkpoint import CheckpointError
 from .graphs import Graph
 from .losses import DISTORTION_KINDS
 from .train import (
-    _DTYPES,
-    _OPTIMIZERS,
+    DTYPES,
+    OPTIMIZERS,
     NonFiniteTrainingError,
     TrainConfig,
     Trainer,
-    _is_protocol,
-    _json_default,
     evaluate_embedding,
+    is_hyperbolic,
+    json_default,
     make_manifold,
     warm_start,
 )
@@ -108,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
     t.add_argument("--lr", type=float, default=d.lr, help=f"learning rate (default {d.lr})")
     t.add_argument("--lr-final-factor", type=float, default=d.lr_final_factor,
                    help="linear decay to lr * this at the last epoch (default 1: constant)")
-    t.add_argument("--optimizer", choices=list(_OPTIMIZERS), default=d.optimizer, help="geoopt's Riemannian SGD or Adam, or row-sgd (SparseRiemannianSGD's update on the batch's rows, faster)")
+    t.add_argument("--optimizer", choices=list(OPTIMIZERS), default=d.optimizer, help="geoopt's Riemannian SGD or Adam, or row-sgd (SparseRiemannianSGD's update on the batch's rows, faster)")
     t.add_argument("--sparse", action="store_true", help="sparse row gradients and sparse optimisers")
     t.add_argument("--negatives", type=int, default=d.negatives, help=f"negatives per pair (default {d.negatives})")
     t.add_argument("--burnin-epochs", type=int, default=d.burnin_epochs, help=f"default {d.burnin_epochs}")
@@ -143,7 +143,7 @@ def add_arguments(parser: argparse.ArgumentParser, *, graph: bool = True, method
                    help=f"largest Riemannian step per row, 0 for none (default {d.max_step})")
     t.add_argument("--init-scale", type=float, default=d.init_scale, help=f"default {d.init_scale}")
     t.add_argument("--distortion", choices=list(DISTORTION_KINDS), default=d.distortion, help="distortion penalty")
-    t.add_argument("--dtype", choices=list(_DTYPES), default=d.dtype, help="float type (default float64)")
+    t.add_argument("--dtype", choices=list(DTYPES), default=d.dtype, help="float type (default float64)")
     t.add_argument("--device", default=d.device, help="torch device (default cpu)")
     t.add_argument("--eval-every", type=int, default=d.eval_every, help=f"epochs between evaluations (default {d.eval_every})")
     t.add_argument("--eval-rows", type=int, default=None, help="evaluate a random sample of rows during training")
@@ -196,7 +196,7 @@ def _config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 def _print_summary(args, summary: dict) -> None:
     if args.json:
-        print(json.dumps(summary, default=_json_default))
+        print(json.dumps(summary, default=json_default))
         return
     for key, value in summary.items():
         if isinstance(value, float):
@@ -237,7 +237,7 @@ def _run_hmds(args, graph: Graph) -> int:
     label = args.manifold or "lorentz"
     dim = args.dim or 2
     manifold = make_manifold(label, dim)
-    if not _is_protocol(manifold):
+    if not is_hyperbolic(manifold):
         raise ValueError("h-MDS produces hyperbolic points; choose a hyperbolic --manifold")
     started, wall = time.process_time(), time.perf_counter()
     model = hmds_graph(graph, dim, scale=args.scale, method=args.hmds_method, selection=args.selection,
