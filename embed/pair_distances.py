@@ -310,7 +310,7 @@ class PoincareScreen:
 
         R = manifold.scale(points)
         unit = points / R  # as manifold.dist divides its arguments
-        one_minus = kernel._one_minus_squared_norm(unit)
+        one_minus = kernel.one_minus_squared_norm(unit)
         self.usable = bool(torch.isfinite(points).all()) and bool((one_minus > 0).all())
         if not self.usable:
             return

@@ -54,12 +54,13 @@ import mpmath
 import torch
 from torch.autograd.function import once_differentiable
 
-from mcf.eft import two_prod, two_sum
+from mcf.eft import two_sum
 
 from . import reference
 from .halfspace import HalfSpace
 from .lorentz import Lorentz
 from .manifold import HyperbolicManifold, PrecisionError
+from .math.poincare import one_minus_squared_norm_accurate
 from .numerics import guards, scaled_norm
 from .poincare import PoincareBall
 
@@ -90,24 +91,6 @@ def _accurate_sum(terms: list[torch.Tensor]) -> torch.Tensor:
     for term in terms[1:-1]:
         errors = errors + term
     return terms[-1] + errors
-
-
-def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
-    r""":math:`1 - \lVert p\rVert^2` (trailing axis kept) accurate to a few ulp of the result for ``‖p‖ <= 1``.
-
-    The squares and the running sum are carried exactly (Two-Prod, Two-Sum); the value is rounded
-    once at the end. The gradient is that of the plain expression, :math:`-2p`.
-    """
-    plain = 1 - p.square().sum(-1, keepdim=True)
-    with torch.no_grad():
-        total = torch.ones_like(plain)
-        tail = torch.zeros_like(plain)
-        for i in range(p.shape[-1]):
-            square, square_error = two_prod(p[..., i : i + 1], p[..., i : i + 1])
-            total, error = two_sum(total, -square)
-            tail = tail + (error - square_error)
-        exact = total + tail
-    return exact + (plain - plain.detach())
 
 
 # --------------------------------------------------------------------------- pairwise squared distances
@@ -196,7 +179,7 @@ def log_poisson_ball(x: torch.Tensor, omega: torch.Tensor, *, analytic_gradient:
 
 def _ball_log_poisson(flat: torch.Tensor, omega: torch.Tensor):
     """``h`` ``(N, D)`` by differentiable torch operations (any order of derivatives)."""
-    gap = _one_minus_squared_norm(flat).clamp_min(guards(flat.dtype).tiny)
+    gap = one_minus_squared_norm_accurate(flat).clamp_min(guards(flat.dtype).tiny)
     log_sq = _pairwise_log_squared_distance(flat, omega, lambda i, k: flat[i] - omega[k])
     return torch.log(gap) - log_sq
 
@@ -245,7 +228,7 @@ class _BallLogPoisson(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, omega):
         with torch.no_grad():
-            gap = _one_minus_squared_norm(x).clamp_min(guards(x.dtype).tiny)
+            gap = one_minus_squared_norm_accurate(x).clamp_min(guards(x.dtype).tiny)
             q, rows, cols = _ball_squared_distances(x, omega)
             h = torch.log(q).neg_().add_(torch.log(gap))
         ctx.save_for_backward(x, omega, gap, q, rows, cols)

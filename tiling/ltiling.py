@@ -32,6 +32,7 @@ from mpmath import mp
 from hyperbolic.manifold import HyperbolicManifold, OffManifoldError, PrecisionContract, PrecisionError
 from hyperbolic.numerics import check_finite, safe_sqrt
 from hyperbolic.rounding import round_to_tensor
+from mcf.eft import two_sum
 
 from . import bigint, group, reduction
 
@@ -53,13 +54,6 @@ def radius_bits(radius: float) -> int:
 def _minkowski(a: torch.Tensor, b: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     out = -a[..., :1] * b[..., :1] + (a[..., 1:] * b[..., 1:]).sum(-1, keepdim=True)
     return out if keepdim else out.squeeze(-1)
-
-
-def _two_sum(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Knuth's error-free sum: ``s = fl(a + b)`` and ``e`` with ``s + e = a + b`` exactly."""
-    s = a + b
-    b_virtual = s - a
-    return s, (a - (s - b_virtual)) + (b - b_virtual)
 
 
 _FORM_BLOCK = 4096  # pairs per block of the two-limb form: its (block, 6, 6) products stay in cache
@@ -92,8 +86,8 @@ def _two_limb_form(Tu: torch.Tensor, Tv: torch.Tensor) -> torch.Tensor:
             continue
         high = S[:, :, 1, :, 1] * float(2**48)
         middle = (S[:, :, 1, :, 0] + S[:, :, 0, :, 1]) * float(2**24)
-        partial, error_1 = _two_sum(high, middle)
-        total, error_2 = _two_sum(partial, S[:, :, 0, :, 0])
+        partial, error_1 = two_sum(high, middle)
+        total, error_2 = two_sum(partial, S[:, :, 0, :, 0])
         out[start:start + _FORM_BLOCK] = total + (error_1 + error_2)
     return out.reshape(*shape, 3, 3)
 

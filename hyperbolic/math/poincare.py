@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import torch
 
+from mcf.eft import two_prod, two_sum
+
 from ..numerics import scaled_norm, tanhc
 
 __all__ = [
+    "one_minus_squared_norm",
+    "one_minus_squared_norm_accurate",
     "conformal_factor",
     "mobius_add",
     "dist",
@@ -28,13 +32,33 @@ __all__ = [
 ]
 
 
-def _one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
+def one_minus_squared_norm(p: torch.Tensor) -> torch.Tensor:
+    r""":math:`1 - \lVert p\rVert^2`, trailing axis kept (plain float arithmetic)."""
     return 1 - p.square().sum(-1, keepdim=True)
+
+
+def one_minus_squared_norm_accurate(p: torch.Tensor) -> torch.Tensor:
+    r""":math:`1 - \lVert p\rVert^2` (trailing axis kept) accurate to a few ulp of the result for ``‖p‖ <= 1``.
+
+    The plain form loses about :math:`\log_2(1/(1 - \lVert p\rVert^2))` bits near the boundary. Here the
+    squares and the running sum are carried exactly (Two-Prod, Two-Sum) and the value is rounded once at the
+    end. The gradient is that of the plain expression, :math:`-2p`.
+    """
+    plain = one_minus_squared_norm(p)
+    with torch.no_grad():
+        total = torch.ones_like(plain)
+        tail = torch.zeros_like(plain)
+        for i in range(p.shape[-1]):
+            square, square_error = two_prod(p[..., i : i + 1], p[..., i : i + 1])
+            total, error = two_sum(total, -square)
+            tail = tail + (error - square_error)
+        exact = total + tail
+    return exact + (plain - plain.detach())
 
 
 def conformal_factor(p: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
     r""":math:`\lambda_p = 2 / (1 - \lVert p\rVert^2)`."""
-    factor = 2 / _one_minus_squared_norm(p)
+    factor = 2 / one_minus_squared_norm(p)
     return factor if keepdim else factor.squeeze(-1)
 
 
@@ -50,8 +74,8 @@ def mobius_add(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def dist(p: torch.Tensor, q: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
     """Geodesic distance by the half-angle form (module docstring)."""
     tiny = torch.finfo(p.dtype).tiny
-    scale_p = torch.sqrt(_one_minus_squared_norm(p).clamp_min(tiny))
-    scale_q = torch.sqrt(_one_minus_squared_norm(q).clamp_min(tiny))
+    scale_p = torch.sqrt(one_minus_squared_norm(p).clamp_min(tiny))
+    scale_q = torch.sqrt(one_minus_squared_norm(q).clamp_min(tiny))
     d = 2 * torch.asinh(scaled_norm(p - q, keepdim=True) / scale_p / scale_q)
     return d if keepdim else d.squeeze(-1)
 
@@ -97,7 +121,7 @@ def logmap(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     near the boundary.
     """
     delta = q - p
-    w = _one_minus_squared_norm(p) * delta - delta.square().sum(-1, keepdim=True) * p
+    w = one_minus_squared_norm(p) * delta - delta.square().sum(-1, keepdim=True) * p
     w_norm = scaled_norm(w, keepdim=True)
     safe = torch.where(w_norm > 0, w_norm, torch.ones_like(w_norm))
     scale = torch.where(w_norm > 0, dist(p, q, keepdim=True) / (conformal_factor(p) * safe), 0.0)

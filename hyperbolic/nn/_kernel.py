@@ -40,6 +40,7 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
+from ..math.poincare import one_minus_squared_norm_accurate
 from ..numerics import guards
 from ._scalar import _z, arc, d1, d1_with_d2_gradient, d2, mm_weight
 
@@ -76,38 +77,13 @@ _COMPENSATE_BELOW = 2.0**-10
 _RECENTRE_BELOW = 1.0 / 16
 
 
-def _two_sum(a: torch.Tensor, b: torch.Tensor):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def _one_minus_squared_norm_exact(x: torch.Tensor) -> torch.Tensor:
-    r""":math:`1 - \lVert x\rVert^2` to a few units of float64 rounding *relative to the result*.
-
-    Squares are split exactly (Dekker's product) and summed with error-free transformations, so the
-    difference with 1 does not amplify rounding errors by :math:`1/(1 - \lVert x\rVert^2)`.
-    """
-    c = 134217729.0 * x  # 2^27 + 1
-    hi = c - (c - x)
-    lo = x - hi
-    p = x * x
-    err = ((hi * hi - p) + 2 * hi * lo) + lo * lo
-    total = torch.zeros_like(x[..., 0])
-    comp = err.sum(-1)
-    for i in range(x.shape[-1]):
-        total, e = _two_sum(total, p[..., i])
-        comp = comp + e
-    return (1 - total) - comp
-
-
 def one_minus_squared_norm(x: torch.Tensor) -> torch.Tensor:
     r""":math:`1 - \lVert x\rVert^2` of unit-ball points, compensated where the plain form loses bits."""
     E = 1 - x.square().sum(-1)
     close = E < _COMPENSATE_BELOW
     if bool(close.any()):
         E = E.clone()
-        E[close] = _one_minus_squared_norm_exact(x[close])
+        E[close] = one_minus_squared_norm_accurate(x[close]).squeeze(-1)
     return E
 
 

@@ -38,7 +38,6 @@ from ..poisson import (
     ROUTES,
     _ball_h_backward,
     _ball_squared_distances,
-    _one_minus_squared_norm,
     log_poisson,
     log_poisson_ball,
 )
@@ -72,7 +71,7 @@ class _BallFeatures(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, omega, frequencies, phases, rho, cap, shift, fit_shift, offset):
         with torch.no_grad():
-            gap = _one_minus_squared_norm(x).clamp_min(guards(x.dtype).tiny)
+            gap = poincare_kernel.one_minus_squared_norm_accurate(x).clamp_min(guards(x.dtype).tiny)
             q, rows, cols = _ball_squared_distances(x, omega)
             h = torch.log(q).neg_().add_(torch.log(gap))
             amplitude = h * rho

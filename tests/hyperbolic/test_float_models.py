@@ -166,3 +166,24 @@ def test_lorentz_transport_error_grows_like_eps_e2r(radius):
     assert max(errors) <= bound, f"{max(errors):.3g} > eps e^2r = {float(bound):.3g}"
     if radius >= 11:
         assert max(errors) >= bound / 1000
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_minus_squared_norm_accurate_near_the_boundary(dtype):
+    """1 - |p|^2 is a few ulp of the result off the exact value of the stored floats, where the plain form
+    has lost every bit; its gradient is the plain form's, -2p."""
+    from hyperbolic.math.poincare import one_minus_squared_norm, one_minus_squared_norm_accurate
+
+    generator = torch.Generator().manual_seed(3)
+    direction = torch.nn.functional.normalize(torch.randn(200, 4, generator=generator, dtype=torch.float64), dim=-1)
+    gap = torch.logspace(-1, -15 if dtype == torch.float64 else -7, 200, dtype=torch.float64).unsqueeze(-1)
+    p = (direction * torch.sqrt(1 - gap)).to(dtype).requires_grad_()
+    value = one_minus_squared_norm_accurate(p)
+    with mpmath.workdps(60):
+        truth = [1 - mpmath.fsum(mpmath.mpf(float(c)) ** 2 for c in row) for row in p.detach().tolist()]
+    relative = [abs(float(v) - t) / abs(t) for v, t in zip(value.detach().squeeze(-1).tolist(), truth) if t > 0]
+    assert len(relative) > 190 and max(relative) < 4 * torch.finfo(dtype).eps
+    plain = one_minus_squared_norm(p.detach())
+    assert float(((plain - value.detach()).abs() / value.detach().abs()).max()) > 1e3 * torch.finfo(dtype).eps
+    value.sum().backward()
+    torch.testing.assert_close(p.grad, -2 * p.detach())
