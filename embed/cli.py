@@ -243,9 +243,9 @@ def _command_embed(args: argparse.Namespace) -> int:
     if picture is None and args.graph is None and not args.no_plot:
         picture = os.path.join(args.outdir, f"{stem}.png")
     if picture is not None:
-        from .plot import _pyplot
+        from .plot import pyplot
 
-        _pyplot()  # fail before any work if matplotlib is missing
+        pyplot()  # fail before any work if matplotlib is missing
 
     embedding = embed_graph(base, dim=args.dim, eps=args.eps, tau=tau, precision=args.precision,
                             root=args.root, method=args.codes, require_tree=args.require_tree,
@@ -370,9 +370,9 @@ def _command_export(args: argparse.Namespace) -> int:
 
 
 def _command_plot(args: argparse.Namespace) -> int:
-    from .plot import _pyplot, plot_embedding
+    from .plot import plot_embedding, pyplot
 
-    _pyplot()
+    pyplot()
     names, points, manifold, config = _load(args.embedding)
     metrics_file = _metrics_path(args.embedding)
     record = {}

@@ -27,7 +27,9 @@ class MissingMatplotlibError(ImportError):
     """matplotlib is not installed."""
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's ``pyplot`` switched to the file-only Agg backend; :class:`MissingMatplotlibError` naming the
+    extra to install when matplotlib is missing."""
     try:
         import matplotlib
 
@@ -103,7 +105,7 @@ def plot_embedding(
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("png", "svg", "pdf"):
         raise ValueError(f"{path}: picture format must be .png, .svg or .pdf")
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.collections import LineCollection
 
     with torch.no_grad():

@@ -184,7 +184,7 @@ def _ball_log_poisson(flat: torch.Tensor, omega: torch.Tensor):
     return torch.log(gap) - log_sq
 
 
-def _ball_squared_distances(x: torch.Tensor, omega: torch.Tensor):
+def ball_squared_distances(x: torch.Tensor, omega: torch.Tensor):
     r""":math:`q_{ik} = \lVert x_i - \omega_k\rVert^2` ``(N, D)`` for ball rows and unit directions (no grad).
 
     The Gram form :math:`\lVert x\rVert^2 + \lVert\omega\rVert^2 - 2\langle x, \omega\rangle` is at least half
@@ -203,7 +203,7 @@ def _ball_squared_distances(x: torch.Tensor, omega: torch.Tensor):
     return q.clamp_min_(tiny), rows, cols
 
 
-def _ball_h_backward(x, omega, gap, q, grad_h, rows, cols):
+def ball_log_poisson_backward(x, omega, gap, q, grad_h, rows, cols):
     r""":math:`\nabla_x \sum_k G_k h_k = -\frac{2x}{1 - \lVert x\rVert^2}\sum_k G_k - 2\sum_k \frac{G_k}{q_k}(x - \omega_k)`,
     the last sum as :math:`x\sum_k g_k - g\,\Omega` over the Gram-form pairs (no cancellation there) plus
     explicit differences over ``(rows, cols)``."""
@@ -221,7 +221,7 @@ def _ball_h_backward(x, omega, gap, q, grad_h, rows, cols):
 
 class _BallLogPoisson(torch.autograd.Function):
     r""":math:`h_k(x) = \log(1 - \lVert x\rVert^2) - \log\lVert x - \omega_k\rVert^2` with the analytic gradient
-    of :func:`_ball_h_backward`. It keeps two ``(N, D)`` tensors instead of the dozen an autograd graph of
+    of :func:`ball_log_poisson_backward`. It keeps two ``(N, D)`` tensors instead of the dozen an autograd graph of
     the same computation keeps. ``omega`` gets no gradient; the backward is not itself differentiable
     (use ``analytic_gradient=False`` for higher derivatives)."""
 
@@ -229,7 +229,7 @@ class _BallLogPoisson(torch.autograd.Function):
     def forward(ctx, x, omega):
         with torch.no_grad():
             gap = one_minus_squared_norm_accurate(x).clamp_min(guards(x.dtype).tiny)
-            q, rows, cols = _ball_squared_distances(x, omega)
+            q, rows, cols = ball_squared_distances(x, omega)
             h = torch.log(q).neg_().add_(torch.log(gap))
         ctx.save_for_backward(x, omega, gap, q, rows, cols)
         return h
@@ -238,7 +238,7 @@ class _BallLogPoisson(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_h):
         x, omega, gap, q, rows, cols = ctx.saved_tensors
-        return _ball_h_backward(x, omega, gap, q, grad_h, rows, cols), None
+        return ball_log_poisson_backward(x, omega, gap, q, grad_h, rows, cols), None
 
 
 def log_poisson_lorentz(x: torch.Tensor, omega: torch.Tensor) -> torch.Tensor:

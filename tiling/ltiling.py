@@ -30,6 +30,7 @@ import torch
 from mpmath import mp
 
 from hyperbolic.manifold import HyperbolicManifold, OffManifoldError, PrecisionContract, PrecisionError
+from hyperbolic.math import lorentz as lorentz_kernel
 from hyperbolic.numerics import check_finite, safe_sqrt
 from hyperbolic.rounding import round_to_tensor
 from mcf.eft import two_sum
@@ -49,11 +50,6 @@ def radius_bits(radius: float) -> int:
     :math:`|T_{ij}| \le \sqrt3\cosh(\text{its distance})`, so :math:`\log_2|T_{ij}| \le r\log_2 e + 1.45`.
     """
     return int(math.ceil(radius * _LOG2E + 1.5))
-
-
-def _minkowski(a: torch.Tensor, b: torch.Tensor, keepdim: bool = False) -> torch.Tensor:
-    out = -a[..., :1] * b[..., :1] + (a[..., 1:] * b[..., 1:]).sum(-1, keepdim=True)
-    return out if keepdim else out.squeeze(-1)
 
 
 _FORM_BLOCK = 4096  # pairs per block of the two-limb form: its (block, 6, 6) products stay in cache
@@ -243,7 +239,7 @@ class LTiling(HyperbolicManifold):
     def _check_hyperboloid(self, u: torch.Tensor, what: str) -> None:
         check_finite(u, what)
         tol = 1e-9 if u.dtype == torch.float64 else 1e-4
-        defect = (_minkowski(u, u) + 1).abs()
+        defect = (lorentz_kernel.inner(u, u) + 1).abs()
         bad = (u[..., 0] <= 0) | (defect > tol * u[..., 0].square())
         if bool(bad.any()):
             row = tuple(int(i) for i in torch.nonzero(bad)[0])
@@ -524,14 +520,14 @@ class LTiling(HyperbolicManifold):
     def inner(self, x, u, v=None, *, keepdim=False):
         """Metric :math:`R^2\\langle h, k\\rangle_L` on the float slots (the tile map is an isometry)."""
         v = u if v is None else v
-        result = _minkowski(u[..., :3], v[..., :3], keepdim=keepdim) * self.scale(u).square()
+        result = lorentz_kernel.inner(u[..., :3], v[..., :3], keepdim=keepdim) * self.scale(u).square()
         return result
 
     def proju(self, x, v):
         r"""Project the float slots onto :math:`T_u H^2`: :math:`h + \langle u, h\rangle_L u`; integer slots zero."""
         u = x[..., :3]
         h = v[..., :3]
-        return self._float_only(h + _minkowski(u, h, keepdim=True) * u, x)
+        return self._float_only(h + lorentz_kernel.inner(u, h, keepdim=True) * u, x)
 
     def egrad2rgrad(self, x, g):
         r"""Riemannian gradient of the float part: :math:`\operatorname{proj}_u(J\nabla)/R^2`; none for :math:`T`."""
@@ -554,7 +550,7 @@ class LTiling(HyperbolicManifold):
         shape = torch.broadcast_shapes(x.shape[:-1], v.shape[:-1])
         flat = x.expand(*shape, self.storage_dim).reshape(-1, self.storage_dim)
         h = v[..., :3].to(x.dtype).expand(*shape, 3).reshape(-1, 3)
-        length = safe_sqrt(_minkowski(h, h, keepdim=True))
+        length = safe_sqrt(lorentz_kernel.inner(h, h, keepdim=True))
         direction = torch.where(length > 0, h / torch.where(length > 0, length, 1.0), torch.zeros_like(h))
         longest = float(length.detach().max()) if length.numel() else 0.0
         if not math.isfinite(longest):
@@ -572,10 +568,10 @@ class LTiling(HyperbolicManifold):
                 _lift(moved[:, 1:]), lambda r, f=flat: self._limbs_of(f[r]), [velocity]
             )
             flat = self._store(flat, point, rows, T_rows)
-            direction = direction + _minkowski(point, direction, keepdim=True) * point
+            direction = direction + lorentz_kernel.inner(point, direction, keepdim=True) * point
             # Back to unit length: the lift and the projection change it by O(eps), and each piece multiplies
             # that error by about cosh^2(1) (length 50: off by 1e3 in float64; float32 fails past length 20).
-            norm = safe_sqrt(_minkowski(direction, direction, keepdim=True))
+            norm = safe_sqrt(lorentz_kernel.inner(direction, direction, keepdim=True))
             direction = torch.where(norm > 0, direction / torch.where(norm > 0, norm, 1.0), torch.zeros_like(direction))
         return flat.reshape(*shape, self.storage_dim)
 
@@ -599,8 +595,8 @@ class LTiling(HyperbolicManifold):
         row = torch.tensor([SQRT3 / 3, -1.0, -1.0], dtype=dtype, device=u.device).unsqueeze(-1)
         col = torch.tensor([1 / SQRT3, 1.0, 1.0], dtype=dtype, device=u.device)
         moved = ((row * q_hat.to(dtype) * col) * v.unsqueeze(-2)).sum(-1)
-        direction = moved + _minkowski(u, moved, keepdim=True) * u
-        norm = safe_sqrt(_minkowski(direction, direction, keepdim=True))
+        direction = moved + lorentz_kernel.inner(u, moved, keepdim=True) * u
+        norm = safe_sqrt(lorentz_kernel.inner(direction, direction, keepdim=True))
         d = self.dist(x, y, keepdim=True) / self.scale(u)
         unit = direction / torch.where(norm > 0, norm, 1.0)
         return self._float_only(torch.where(norm > 0, d * unit, torch.zeros_like(unit)), x)
@@ -622,7 +618,7 @@ class LTiling(HyperbolicManifold):
         A = row * (q_hat * torch.exp(log_q)[..., None, None]).to(dtype) * col
         x_moved = (A * ux.unsqueeze(-2)).sum(-1)
         h = (A * v[..., :3].unsqueeze(-2)).sum(-1)
-        factor = _minkowski(uy, h, keepdim=True) / (1 - _minkowski(x_moved, uy, keepdim=True))
+        factor = lorentz_kernel.inner(uy, h, keepdim=True) / (1 - lorentz_kernel.inner(x_moved, uy, keepdim=True))
         return self._float_only(h + factor * (x_moved + uy), y)
 
     # ------------------------------------------------------------------ charts
@@ -710,7 +706,7 @@ class LTiling(HyperbolicManifold):
         integral = (digits == torch.round(digits)).all(-1).all(-1)
         in_range = (digits.abs() < bigint.LIMB_BASE).all(-1).all(-1)
         one_sign = ((digits >= 0).all(-1) | (digits <= 0).all(-1)).all(-1)
-        defect = (_minkowski(u, u) + 1).abs()
+        defect = (lorentz_kernel.inner(u, u) + 1).abs()
         on_hyperboloid = (u[..., 0] > 0) & (defect <= atol + rtol * u[..., 0].square())
         slack = atol + rtol * u[..., 0]
         in_domain = (SQRT3 * u[..., 1].abs() <= u[..., 0] + slack) & (SQRT3 * u[..., 2].abs() <= u[..., 0] + slack)

@@ -18,8 +18,9 @@ import geoopt
 import torch
 
 from hyperbolic.manifold import OffManifoldError
+from hyperbolic.math import lorentz as lorentz_kernel
 
-from .ltiling import LTiling, _minkowski
+from .ltiling import LTiling
 
 __all__ = ["LTilingPoints", "FloatPart"]
 
@@ -105,7 +106,7 @@ class FloatPart(geoopt.Manifold):
         return True, None
 
     def _check_vector_on_tangent(self, x, u, *, atol=1e-5, rtol=1e-5):
-        ok = torch.allclose(_minkowski(x, u), torch.zeros_like(u[..., 0]), atol=atol, rtol=rtol)
+        ok = torch.allclose(lorentz_kernel.inner(x, u), torch.zeros_like(u[..., 0]), atol=atol, rtol=rtol)
         return (True, None) if ok else (False, "<u, h>_L != 0")
 
 

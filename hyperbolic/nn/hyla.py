@@ -36,8 +36,8 @@ from ..numerics import check_finite, guards, scaled_norm
 from ..poincare import PoincareBall
 from ..poisson import (
     ROUTES,
-    _ball_h_backward,
-    _ball_squared_distances,
+    ball_log_poisson_backward,
+    ball_squared_distances,
     log_poisson,
     log_poisson_ball,
 )
@@ -61,7 +61,7 @@ class _BallFeatures(torch.autograd.Function):
         \phi_k = \exp\big(\min(\rho h_k, a) - c_k + o\big)\cos(\lambda'_k h_k + b_k), \qquad
         \frac{\partial\phi_k}{\partial h_k} = \rho\,[\rho h_k < a]\,\phi_k - \lambda'_k e^{(\cdot)}\sin(\lambda'_k h_k + b_k),
 
-    then :func:`_ball_h_backward`. Arguments: rows ``x (N, n)``, ``omega (D, n)``, effective
+    then :func:`ball_log_poisson_backward`. Arguments: rows ``x (N, n)``, ``omega (D, n)``, effective
     frequencies :math:`\lambda'` and phases ``b`` ``(D,)``, ``rho``, the amplitude cap ``a`` (or
     ``None``), the shift ``c`` ``(D,)`` (or ``None``), ``fit_shift`` (compute ``c`` as the column maxima
     of :math:`\min(\rho h, a)`), and the constant ``o``. Returns the features and the shift used
@@ -72,7 +72,7 @@ class _BallFeatures(torch.autograd.Function):
     def forward(ctx, x, omega, frequencies, phases, rho, cap, shift, fit_shift, offset):
         with torch.no_grad():
             gap = poincare_kernel.one_minus_squared_norm_accurate(x).clamp_min(guards(x.dtype).tiny)
-            q, rows, cols = _ball_squared_distances(x, omega)
+            q, rows, cols = ball_squared_distances(x, omega)
             h = torch.log(q).neg_().add_(torch.log(gap))
             amplitude = h * rho
             capped = None
@@ -102,7 +102,7 @@ class _BallFeatures(torch.autograd.Function):
         if capped is not None:
             slope.masked_fill_(capped, 0)
         slope.sub_(torch.sin(phase).mul_(amplitude).mul_(frequencies)).mul_(grad_features)
-        return _ball_h_backward(x, omega, gap, q, slope, rows, cols), *([None] * 8)
+        return ball_log_poisson_backward(x, omega, gap, q, slope, rows, cols), *([None] * 8)
 
 
 # --------------------------------------------------------------------------- the layer
