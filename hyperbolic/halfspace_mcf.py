@@ -125,7 +125,7 @@ class HalfSpaceMCF(HyperbolicManifold):
 
     def halfspace_components(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(horizontal, height)``: the exact half-space coordinates as expansions ``(..., n - 1, m)`` and floats
-        ``(...)`` (for the certified distances of ``embed.metrics``)."""
+        ``(...)`` (for the certified distances of ``embed.pair_distances``)."""
         return self.horizontal(x), x[..., -1]
 
     def pack(self, horizontal: torch.Tensor, height: torch.Tensor) -> torch.Tensor:

@@ -94,7 +94,7 @@ class HyperbolicManifold(geoopt.Manifold, abc.ABC):
       rows (:meth:`tiling.BinaryTiling.take_rows`; used by ``embed.train`` and ``embed.nearest``).
     * ``halfspace_components(points) -> (horizontal, height) | None``: the exact upper half-space
       coordinates as float expansions and heights, or None where they cannot be given exactly
-      (:meth:`HalfSpaceMCF.halfspace_components`; used by the certified distances of ``embed.metrics``).
+      (:meth:`HalfSpaceMCF.halfspace_components`; used by the certified distances of ``embed.pair_distances``).
     """
 
     ndim = 1

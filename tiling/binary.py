@@ -191,7 +191,7 @@ class BinaryTiling(HyperbolicManifold):
         two-float expansions (the Two-Sum of :math:`2^j k` and :math:`2^j x`) ``(..., n - 1, 2)`` and heights
         :math:`2^j x_n` ``(...)``, or None where float64 cannot hold every part exactly (``k`` beyond two limbs,
         :math:`2^j` scalings that under- or overflow, a float32 storage). For the certified distances of
-        ``embed.metrics``."""
+        ``embed.pair_distances``."""
         if x.dtype != torch.float64:
             return None
         limbs = self.limbs_in_use(x)
