@@ -1,18 +1,15 @@
-"""Reading the shared benchmark graphs (../shared/data beside the repository); skipped when
-that folder is absent. Counts are those of the SOURCE.md files there."""
+"""Reading the shared benchmark graphs (the ``shared_data`` fixture: ../shared/data beside the repository, or
+HYPERBOLIC_SHARED_DATA; the tests fail when it is missing). Counts are those of the SOURCE.md files there."""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 
 from embed.bfs import bfs_tree
 from embed.edgelist import read_edgelist
 from embed.graphs import connected_components
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 # file: (nodes, edges as SOURCE.md counts them with networkx, self loops among them)
 HYPERBOLICS = {
@@ -30,19 +27,12 @@ HYPERBOLICS = {
 }
 
 
-def shared_file(*parts: str) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not present (sibling ../shared/data of the repo)")
-    return path
-
-
 @pytest.mark.parametrize("name", sorted(HYPERBOLICS))
-def test_hyperbolics_graphs(name):
+def test_hyperbolics_graphs(shared_data, name):
     nodes, edges, loops = HYPERBOLICS[name]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        graph = read_edgelist(shared_file("hyperbolics", name))
+        graph = read_edgelist(shared_data.joinpath("hyperbolics", name))
     messages = [str(w.message) for w in caught]
     if loops:
         # networkx counts self loops as edges; the reader drops them and says so.
@@ -54,19 +44,19 @@ def test_hyperbolics_graphs(name):
     assert connected_components(graph)[0] == 1
 
 
-def test_mammal_bfs_tree_is_a_tree_of_depth_9():
-    graph = read_edgelist(shared_file("hyperbolics", "wordnet_mammal", "mammal_bfs_tree.edges"))
+def test_mammal_bfs_tree_is_a_tree_of_depth_9(shared_data):
+    graph = read_edgelist(shared_data.joinpath("hyperbolics", "wordnet_mammal", "mammal_bfs_tree.edges"))
     tree = bfs_tree(graph, "0", require_tree=True)
     assert tree.max_depth == 9
 
 
-def test_mammal_dag_has_one_second_parent():
-    graph = read_edgelist(shared_file("hyperbolics", "wordnet_mammal", "mammal_dag.edges"))
+def test_mammal_dag_has_one_second_parent(shared_data):
+    graph = read_edgelist(shared_data.joinpath("hyperbolics", "wordnet_mammal", "mammal_dag.edges"))
     assert bfs_tree(graph, "0").num_dropped_edges == 1
 
 
-def test_grqc_csv_lists_each_edge_both_ways():
-    path = shared_file("HyperbolicTiling_Learning", "wordnet", "grqc.csv")
+def test_grqc_csv_lists_each_edge_both_ways(shared_data):
+    path = shared_data.joinpath("HyperbolicTiling_Learning", "wordnet", "grqc.csv")
     with pytest.warns(UserWarning) as caught:
         graph = read_edgelist(path)
     messages = " ".join(str(w.message) for w in caught)

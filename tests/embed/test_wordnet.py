@@ -32,8 +32,6 @@ from embed.wordnet import (
 
 from .fake_wordnet import write_fake_wordnet, zip_wordnet
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-
 
 def named_set(graph: Graph) -> set[tuple[str, str]]:
     return set(graph.named_edges())
@@ -316,13 +314,6 @@ def real_nouns(real):
     return {s.name: s for s in read_synsets("n", real["wordnet_dir"])}
 
 
-def needs_shared(*parts: str) -> Path:
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"shared data file {path} not present (sibling ../shared/data of the repo)")
-    return path
-
-
 def test_real_names_match_nltk(real_nouns, real):
     assert len(real_nouns) == 82115  # names are unique
     expected = {
@@ -364,7 +355,7 @@ def test_real_noun_closure_counts(real, real_nouns):
     assert tree.num_dropped_edges == 743241 - 82114
 
 
-def test_real_mammal_closure_counts_and_shared_file(real):
+def test_real_mammal_closure_counts_and_shared_file(real, shared_data):
     filtered = mammal_closure(**real)
     unfiltered = mammal_closure(False, **real)
     assert (filtered.num_nodes, filtered.num_edges) == (1180, 6540)
@@ -373,7 +364,7 @@ def test_real_mammal_closure_counts_and_shared_file(real):
         ("tusker.n.01", "mammal.n.01"),
         ("female_mammal.n.01", "mammal.n.01"),
     }
-    shared = read_edgelist(needs_shared("wordnet", "mammal_closure.csv"), directed=True)
+    shared = read_edgelist(shared_data.joinpath("wordnet", "mammal_closure.csv"), directed=True)
     assert named_set(shared) == named_set(filtered)
 
 
@@ -393,9 +384,9 @@ def test_shipped_mammals_equal_fresh_build(real, tmp_path):
     assert digest == "ca152d60bf035eb86200955ecf994af4"  # sorted-rows md5 in the shared notes
 
 
-def test_real_unfiltered_mammals_equal_hyperbolics_file(real, real_nouns):
-    ids = needs_shared("hyperbolics", "wordnet_mammal", "mammal_ids.tsv")
-    edges = needs_shared("hyperbolics", "wordnet_mammal", "mammal_closure.edges")
+def test_real_unfiltered_mammals_equal_hyperbolics_file(real, real_nouns, shared_data):
+    ids = shared_data.joinpath("hyperbolics", "wordnet_mammal", "mammal_ids.tsv")
+    edges = shared_data.joinpath("hyperbolics", "wordnet_mammal", "mammal_closure.edges")
     offset_name = {s.offset: name for name, s in real_nouns.items()}
     id_name = {}
     for line in ids.read_text().splitlines():
@@ -407,16 +398,16 @@ def test_real_unfiltered_mammals_equal_hyperbolics_file(real, real_nouns):
     )
 
 
-def test_real_verb_closure_counts_and_shared_file(real):
+def test_real_verb_closure_counts_and_shared_file(real, shared_data):
     graph = verb_closure(**real)
     assert (graph.num_nodes, graph.num_edges) == (13542, 35079)
     shared = read_edgelist(
-        needs_shared("HyperbolicTiling_Learning", "wordnet", "verb_closure.csv"), directed=True
+        shared_data.joinpath("HyperbolicTiling_Learning", "wordnet", "verb_closure.csv"), directed=True
     )
     assert named_set(shared) == named_set(graph)
 
 
-def test_real_noun_hypernym_graph_equals_hyperbolics_wordnet_edges(real):
+def test_real_noun_hypernym_graph_equals_hyperbolics_wordnet_edges(real, shared_data):
     graph = noun_hypernym_graph(**real)
     assert (graph.num_nodes, graph.num_edges) == (74374, 75834)
     assert graph.names[0] == "entity.n.01" and graph.names[17] == "person.n.01"
@@ -425,7 +416,7 @@ def test_real_noun_hypernym_graph_equals_hyperbolics_wordnet_edges(real):
     assert bfs_tree(graph.as_undirected(), 17).max_depth == 17
     downward = bfs_tree(graph)  # directed: entity.n.01 is the only synset without a parent
     assert downward.num_trees == 1 and downward.roots.tolist() == [0]
-    shared = read_edgelist(needs_shared("hyperbolics", "wordnet.edges"))
+    shared = read_edgelist(shared_data.joinpath("hyperbolics", "wordnet.edges"))
     assert shared.names == tuple(str(i) for i in range(74374))
     assert {frozenset(e) for e in shared.edges.tolist()} == {
         frozenset(e) for e in graph.edges.tolist()
