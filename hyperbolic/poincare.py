@@ -9,13 +9,16 @@ import mpmath
 import torch
 
 from . import reference
-from .manifold import HyperbolicManifold, PrecisionContract
+from .manifold import HyperbolicManifold, PrecisionContract, PrecisionError
 from .math import lorentz as lorentz_kernel
 from .math import poincare as kernel
 from .numerics import guards
 from .rounding import round_to_tensor
 
-__all__ = ["PoincareBall"]
+__all__ = ["PoincareBall", "CONVERSION_SLACK"]
+
+#: Radius beyond the ceiling that ``PoincareBall.from_lorentz`` still takes as rounding of a point at the ceiling.
+CONVERSION_SLACK = 1.0
 
 
 class PoincareBall(HyperbolicManifold):
@@ -23,8 +26,11 @@ class PoincareBall(HyperbolicManifold):
     :math:`\lambda_{p/R}^2 \lVert dp\rVert^2` with :math:`\lambda_p = 2/(1 - \lVert p\rVert^2)`.
 
     Points within :math:`4\varepsilon R` of the boundary sphere cannot be told apart from it in floats,
-    so the model ends at radius :math:`\ln(1/(2\varepsilon))` (36.0 in float64, 15.9 in float32):
-    ``projx`` pulls points back inside that sphere, and ``from_reference`` refuses points beyond it.
+    so the model ends at radius :math:`\ln(1/(2\varepsilon))` (36.0 in float64, 15.9 in float32).
+    ``projx`` and ``expmap`` pull points back inside that sphere (the projection of Poincaré-embedding
+    training); conversions into the model, ``from_reference`` and ``from_lorentz``, refuse points beyond it
+    with :class:`~hyperbolic.manifold.PrecisionError` (``from_lorentz`` allows :data:`CONVERSION_SLACK` for the
+    rounding of points at the ceiling itself: one float step of the norm there is worth about 0.3 in radius).
     """
 
     name = "poincare"
@@ -81,7 +87,21 @@ class PoincareBall(HyperbolicManifold):
 
     def from_lorentz(self, X):
         R, (X,) = self._unit(X)
+        self._check_convertible(X)
         return R * kernel.projx(lorentz_kernel.to_poincare(X), self._max_norm(X.dtype))
+
+    def _check_convertible(self, X: torch.Tensor) -> None:
+        """Unit-hyperboloid rows beyond the ceiling (plus :data:`CONVERSION_SLACK`) raise PrecisionError."""
+        ceiling = self.contract(X.dtype).max_radius + CONVERSION_SLACK
+        beyond = X.detach()[..., 0] > math.cosh(ceiling)
+        if bool(beyond.any()):
+            row = tuple(int(i) for i in torch.nonzero(beyond)[0])
+            radius = float(torch.acosh(X.detach()[row + (0,)].double()))
+            raise PrecisionError(
+                f"point {row[0] if len(row) == 1 else row} lies at radius {radius:.6g}, beyond the {self.name} "
+                f"model's ceiling {ceiling - CONVERSION_SLACK:.6g} for {X.dtype} ({int(beyond.sum())} such rows); "
+                "use a representation that holds it (halfspace-mcfN, a tiling)"
+            )
 
     def to_poincare(self, x):
         return x

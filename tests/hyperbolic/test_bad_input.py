@@ -77,6 +77,24 @@ def test_reference_points_beyond_the_ceiling_raise():
         Lorentz(2).from_reference([(mpmath.mpf(1), mpmath.mpf(0))])
 
 
+@pytest.mark.parametrize("dtype,ceiling", [(torch.float64, 36.04), (torch.float32, 15.94)])
+def test_poincare_conversion_refuses_points_beyond_the_ceiling(dtype, ceiling):
+    """from_lorentz (every conversion into the ball goes through it) refuses a point the ball cannot hold, naming
+    the row and its radius, where it used to move it silently onto the ceiling; within the rounding slack of
+    the ceiling it still lands on the ceiling."""
+    ball, lorentz = PoincareBall(2, curvature=-0.25), Lorentz(2, curvature=-0.25)
+    with mpmath.mp.workprec(400):
+        near = reference.point_at(ceiling + 0.5, [mpmath.mpf(0), mpmath.mpf(1)])
+        far = reference.point_at(ceiling + 10, [mpmath.mpf(1), mpmath.mpf(0)])
+    X = lorentz.from_reference([near, near, far, near])
+    with pytest.raises(PrecisionError, match=rf"point 2 lies at radius {ceiling + 10:.4g}.*ceiling {ceiling}"):
+        ball.from_lorentz(X.to(dtype))
+    landed = ball.from_lorentz(X[:2].to(dtype))
+    assert torch.equal(landed, ball.projx(landed))
+    unit_radius = ball.dist(ball.origin(2, dtype=dtype), landed) / 2  # curvature -1/4: distances are doubled
+    assert bool((unit_radius > ceiling - 0.5).all()) and bool((unit_radius < ceiling + 1).all())
+
+
 def test_halfspace_refuses_heights_that_left_the_float_range():
     half = HalfSpace(2)
     with pytest.raises(PrecisionError, match="height 0.0"):
