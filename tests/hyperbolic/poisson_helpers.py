@@ -11,7 +11,7 @@ from hyperbolic import HalfSpace, HyperbolicManifold, reference
 def ref_h(point, omega_hat):
     """h = -log(-<x, (1, ω)>_L) for an exact Lorentz point and an exact unit direction."""
     with mp.workprec(mp.prec + reference._magnitude_bits(point)):
-        return -mpmath.log(point[0] - mpmath.fsum(a * b for a, b in zip(point[1:], omega_hat)))
+        return -mpmath.log(point[0] - mpmath.fsum(a * b for a, b in zip(point[1:], omega_hat, strict=True)))
 
 
 def unit(values):
@@ -35,7 +35,7 @@ def aligned_point(r, direction, sideways):
 
 
 def assert_close_h(h, truth, tol=1e-13):
-    for got, want in zip(h.reshape(-1).tolist(), truth):
+    for got, want in zip(h.reshape(-1).tolist(), truth, strict=True):
         want = float(want)
         assert abs(got - want) <= tol * max(1.0, abs(want)), (got, want)
 

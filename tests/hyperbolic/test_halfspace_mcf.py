@@ -53,7 +53,7 @@ def test_exact_difference_of_nearly_equal_expansions():
         b = mcf.from_mpmath([v + s for v, s in zip(values, shifts)], 4)
         exact = [av - bv for av, bv in zip(mcf.to_mpmath(a), mcf.to_mpmath(b))]
     delta = exact_difference(a, b).tolist()
-    for got, want in zip(delta, exact):
+    for got, want in zip(delta, exact, strict=True):
         assert abs(mpmath.mpf(got) - want) <= abs(want) * mpmath.mpf(2) ** -52
 
 

@@ -34,10 +34,8 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
             handle.write(b"partial")
         raise RuntimeError("interrupted")
 
-    try:
+    with pytest.raises(RuntimeError, match="interrupted"):
         io.atomic_write(target, failing)
-    except RuntimeError:
-        pass
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 

@@ -317,7 +317,7 @@ def far_points(n, radius, count=5, seed=0):
 def test_caps_keep_features_finite_far_out(dtype):
     """n = 16, a point right at a boundary point's horosphere depth: h = 100 in a float64 half-space
     (e^{ρh} = e^{750} overflows) and h = 14 in a float32 ball (e^{105} overflows float32). Each of the
-    three controls keeps the features finite."""
+    three controls keeps the features finite, at the values its definition gives."""
     n = 16
     probe = RandomLaplacianFeatures(PoincareBall(n), n, 300, seed=2)
     others = far_points(n, 30 if dtype == torch.float64 else 12)
@@ -332,11 +332,31 @@ def test_caps_keep_features_finite_far_out(dtype):
     layer = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2)
     assert layer.log_poisson(x)[0, 0].item() > (99 if dtype == torch.float64 else 13.9)
     assert not bool(torch.isfinite(layer(x)).all())
-    for options in ({"radius_cap": 10.0}, {"amplitude_cap": 50.0}, {"log_scale": True}):
-        capped = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2, **options)
-        out = capped(x)
-        assert out.dtype == dtype and bool(torch.isfinite(out).all()), options
-        assert out[0, 0].item() != 0
+    # Each control against its definition, built from the uncapped h (checked against mpmath elsewhere) and
+    # the layer's draws: phi = sqrt(2/D) e^a cos(lambda h + b) with the amplitude a it prescribes. Errors are
+    # measured against the envelope sqrt(2/D) e^a (near a zero of the cosine, relative errors mean nothing),
+    # plus the dtype's smallest normal number where the envelope underflows.
+    tol = 1e-9 if dtype == torch.float64 else 1e-4
+
+    def assert_features(out, h, amplitude, what, tol=tol):
+        assert out.dtype == dtype and bool(torch.isfinite(out).all()), what
+        envelope = math.sqrt(2 / 300) * torch.exp(amplitude)
+        expected = envelope * torch.cos(layer.frequencies * h + layer.phases)
+        error = (out.double() - expected).abs()
+        assert bool((error <= tol * envelope + torch.finfo(dtype).tiny).all()), what
+
+    h = layer.log_poisson(x).double()
+    for option, value, amplitude in (("amplitude_cap", 50.0, (layer.rho * h).clamp_max(50.0)),
+                                     ("log_scale", True, layer.rho * h - (layer.rho * h).amax(0))):
+        capped = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2, **{option: value})
+        assert_features(capped(x), h, amplitude, option)
+    # radius_cap: rows beyond radius 10 get the features of the point at radius 10 in the same direction.
+    capped = RandomLaplacianFeatures(manifold, n, 300, convention="kernel", seed=2, radius_cap=10.0)
+    spatial = manifold.to_lorentz(x).double()[:, 1:]
+    moved = math.tanh(5.0) * spatial / spatial.norm(dim=-1, keepdim=True)
+    h_moved = RandomLaplacianFeatures(PoincareBall(n), n, 300, convention="kernel", seed=2).log_poisson(moved)
+    # (a float32 ball resolves 1 - |x| = 9e-5 at radius 10 to about 7e-4 relative: h to about 1e-3)
+    assert_features(capped(x), h_moved, layer.rho * h_moved, "radius_cap", 1e-9 if dtype == torch.float64 else 3e-2)
 
 
 def test_log_scale_is_a_frozen_column_rescaling():

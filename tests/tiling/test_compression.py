@@ -1,8 +1,6 @@
 """Compression of Poincaré embeddings: exact decoding, bits per node, reconstruction error (mpmath)."""
 
-import os
 import random
-from pathlib import Path
 
 import mpmath
 import pytest
@@ -10,11 +8,11 @@ import pytest
 from hyperbolic import reference
 from tiling import LTiling, compression, group
 
-SHARED = Path(os.environ.get("HYPERBOLIC_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-DATA = SHARED / "HyperbolicTiling_Compression" / "dataset"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"compression test data not found at {DATA} (../shared/data, see its SOURCE.md)"
-)
+
+@pytest.fixture(scope="module")
+def data(shared_data):
+    """The published Poincaré embeddings of the compression paper (../shared/data, see its SOURCE.md)."""
+    return shared_data / "HyperbolicTiling_Compression" / "dataset"
 
 
 def test_word_code_round_trip_and_costs():
@@ -54,42 +52,39 @@ def test_encode_decode_is_exact_and_close(float_bits):
         again = compression.compress(compression.decoded_points(encoded), float_bits=float_bits)
         assert again.words == encoded.words and again.floats == encoded.floats  # decoding is exact
         decoded = compression.decoded_points(encoded)
-        errors = [float(reference.dist(a, b)) for a, b in zip(points, decoded)]
+        errors = [float(reference.dist(a, b)) for a, b in zip(points, decoded, strict=True)]
     bound = 2e-16 if float_bits is None else 2**0.5 * 2.0**-float_bits
     assert max(errors) <= 2 * bound
     assert len(encoded.to_bytes()) == -(-encoded.total_bits() // 8)
 
 
-@needs_data
-def test_grqc_subset_ratio_and_error():
-    names, points = compression.read_poincare_embedding(DATA / "grqc_500.emb", 500)
+def test_grqc_subset_ratio_and_error(data):
+    names, points = compression.read_poincare_embedding(data / "grqc_500.emb", 500)
     assert len(points) == 4158 and names[0] == "0"
     with mpmath.mp.workprec(500):
         encoded = compression.compress(points[:400], float_bits=compression.fixed_point_bits(1e-13))
         decoded = compression.decoded_points(encoded)
-        error = max(float(reference.dist(a, b)) for a, b in zip(points, decoded))
+        error = max(float(reference.dist(a, b)) for a, b in zip(points[:400], decoded, strict=True))
     assert error < 1e-13
     assert encoded.bits_per_node() / 1000 < 0.142
 
 
-@needs_data
-def test_import_into_the_model_is_exact():
-    _, points = compression.read_poincare_embedding(DATA / "grqc_500.emb", 500)
+def test_import_into_the_model_is_exact(data):
+    _, points = compression.read_poincare_embedding(data / "grqc_500.emb", 500)
     model = LTiling(max_radius=40)
     with mpmath.mp.workprec(500):
         x = model.from_reference(points[:50])
-        errors = [float(reference.dist(a, b)) for a, b in zip(points, model.to_reference(x))]
+        errors = [float(reference.dist(a, b)) for a, b in zip(points[:50], model.to_reference(x), strict=True)]
     assert max(errors) < 1e-15
 
 
 @pytest.mark.slow
-@needs_data
 @pytest.mark.parametrize("name, bits, ratio", [("grqc_500.emb", 500, 0.142), ("bio-yeast.r2.emb", 4000, 0.229)])
-def test_full_datasets_reach_the_published_ratio(name, bits, ratio):
-    _, points = compression.read_poincare_embedding(DATA / name, bits)
+def test_full_datasets_reach_the_published_ratio(data, name, bits, ratio):
+    _, points = compression.read_poincare_embedding(data / name, bits)
     with mpmath.mp.workprec(bits):
         encoded = compression.compress(points, float_bits=compression.fixed_point_bits(1e-13))
         decoded = compression.decoded_points(encoded)
-        error = max(float(reference.dist(a, b)) for a, b in zip(points, decoded))
+        error = max(float(reference.dist(a, b)) for a, b in zip(points, decoded, strict=True))
     assert error < 1e-12
     assert encoded.bits_per_node() / (2 * bits) <= ratio
