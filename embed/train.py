@@ -41,6 +41,8 @@ import geoopt
 import torch
 from tqdm import tqdm
 
+from hyperbolic.manifold import PrecisionError
+
 from .checkpoint import CheckpointError, graph_fingerprint, load_checkpoint, save_checkpoint
 from .graphs import Graph
 from .kernels import is_plain_poincare, poincare_nearest, poincare_rows_distance, poincare_sgd_rows
@@ -445,7 +447,13 @@ def warm_start(path: str | os.PathLike, graph: Graph, manifold, dtype: torch.dty
         with torch.no_grad():
             X = source.to_lorentz(rows.to(torch.float64))
             X = X * (manifold.scale(X) / source.scale(X))
-            out = manifold.from_lorentz(X).to(dtype)
+            try:
+                out = manifold.from_lorentz(X).to(dtype)
+            except PrecisionError as error:
+                far = int(X[:, 0].argmax())
+                radius = float(torch.acosh(X[far, 0] / manifold.scale(X)))
+                raise PrecisionError(f"warm start {path}: {error}; the farthest node is {graph.names[far]!r} at "
+                                     f"radius {radius:.6g}") from None
     manifold.assert_points(out, what=f"warm start {path}")
     return out.to(device)
 

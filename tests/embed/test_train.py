@@ -24,6 +24,7 @@ from embed.train import (
 )
 from hyperbolic import registry
 from hyperbolic.io import save_embedding
+from hyperbolic.manifold import PrecisionError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -723,6 +724,13 @@ def test_warm_start_converts_through_the_lorentz_hub(tmp_path):
         warm_start(path, tree_closure(3, 2), poincare)
     with pytest.raises(ValueError, match="hyperbolic"):
         warm_start(path, graph, EuclideanBaseline(2))
+    # A start the ball cannot hold (a node at radius 45, past its ceiling of 36) is refused by name, not
+    # flattened onto the ceiling.
+    far = points.clone()
+    far[4] = lorentz.expmap(lorentz.origin(dtype=torch.float64), 45 * torch.tensor([0.0, 0.6, 0.8], dtype=torch.float64))
+    save_embedding(path, far, lorentz, list(graph.names))
+    with pytest.raises(PrecisionError, match=rf"warm start {path}: .*radius 45.*farthest node is '{graph.names[4]}'"):
+        warm_start(path, graph, poincare)
 
 
 def test_evaluate_embedding_all_equal_points_regression():
