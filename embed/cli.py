@@ -29,10 +29,10 @@ import torch
 from tqdm import tqdm
 
 from . import bench_wordnet, train_cli
+from .train import DTYPES
 
 __all__ = ["main", "build_parser"]
 
-_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _MAX_RADIUS = 10_000.0
 
 
@@ -67,7 +67,7 @@ def _command_precision(args: argparse.Namespace) -> int:
             print(f"hyperbolic precision: unknown manifold {unknown[0]!r}; known: {', '.join(sorted(known))}",
                   file=sys.stderr)
             return 2
-    dtypes = [_DTYPES[name] for name in args.dtype]
+    dtypes = [DTYPES[name] for name in args.dtype]
     started = time.perf_counter()
     rows = precision.run(
         labels=labels,
@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=int, default=20, metavar="N", help="pairs per radius and kind (default 20)")
     p.add_argument("--manifold", action="append", metavar="NAME",
                    help="a registered manifold to measure (repeatable; default: all)")
-    p.add_argument("--dtype", nargs="+", choices=sorted(_DTYPES), default=["float64", "float32"],
+    p.add_argument("--dtype", nargs="+", choices=sorted(DTYPES), default=["float64", "float32"],
                    help="float types to measure (default: both)")
     p.add_argument("--no-peers", action="store_true", help="leave out geoopt's PoincareBall and Lorentz")
     p.add_argument("--seed", type=int, default=0, help="seed of the pair draw (default 0)")

@@ -30,7 +30,8 @@ class PoincareBall(HyperbolicManifold):
     ``projx`` and ``expmap`` pull points back inside that sphere (the projection of Poincaré-embedding
     training); conversions into the model, ``from_reference`` and ``from_lorentz``, refuse points beyond it
     with :class:`~hyperbolic.manifold.PrecisionError` (``from_lorentz`` allows :data:`CONVERSION_SLACK` for the
-    rounding of points at the ceiling itself: one float step of the norm there is worth about 0.3 in radius).
+    rounding of points at the ceiling itself: there, consecutive floats of the norm lie 0.3 to 0.7 apart in
+    radius).
     """
 
     name = "poincare"
